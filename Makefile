@@ -1,0 +1,61 @@
+# nexus: the two set-up commands are `make run` and `make test`; everything else is a helper.
+# The real build is CMake; this file only picks build directories and options.
+
+JOBS ?= $(shell nproc)
+CONFIG ?= examples/nexus.yaml
+FUZZ_SECONDS ?= 20
+LONG_FUZZ_SECONDS ?= 600
+export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
+export UBSAN_OPTIONS ?= halt_on_error=1:print_stacktrace=1
+
+.PHONY: all deps build run test unit integration fuzz-smoke fuzz bench format clean
+
+all: build
+
+deps:
+	@bash scripts/deps
+
+build: deps
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNX_TESTS=OFF >/dev/null
+	cmake --build build -j$(JOBS)
+
+run: build
+	./build/nexus --config $(CONFIG)
+
+# Sanitizer build: unit tests, integration tests against the real binary, short fuzz runs.
+build-asan/.configured:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DNX_SANITIZE=ON >/dev/null
+	touch $@
+
+test: deps build-asan/.configured
+	cmake --build build-asan -j$(JOBS)
+	$(MAKE) --no-print-directory unit integration fuzz-smoke
+	@echo "make test: all suites passed"
+
+unit:
+	cd build-asan && ctest --output-on-failure -j$(JOBS)
+
+integration:
+	NEXUS_BIN=$(CURDIR)/build-asan/nexus NXLOAD_BIN=$(CURDIR)/build-asan/nxload \
+		node --test --test-concurrency=1 tests/integration/
+
+build-fuzz/.configured:
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DNX_FUZZ=ON >/dev/null
+	touch $@
+
+fuzz-smoke: build-fuzz/.configured
+	cmake --build build-fuzz -j$(JOBS)
+	bash scripts/fuzz $(FUZZ_SECONDS)
+
+fuzz: deps build-fuzz/.configured
+	cmake --build build-fuzz -j$(JOBS)
+	bash scripts/fuzz $(LONG_FUZZ_SECONDS)
+
+bench: build
+	bash bench/plaintext.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan build-fuzz

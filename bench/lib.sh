@@ -1,0 +1,188 @@
+# bench/lib.sh: helpers shared by the bench scripts (sourced, never run): free ports, CPU pinning,
+# server start/stop by PID, process CPU time, median/min/max, output parsing for wrk and nxload,
+# and the machine details that go next to every number in bench/RESULTS.md.
+# shellcheck shell=bash
+
+nxb_log() { echo "bench: $*" >&2; }
+nxb_die() {
+    echo "bench: error: $*" >&2
+    exit 1
+}
+
+nxb_require() {
+    local tool
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null 2>&1 || nxb_die "'$tool' is required (scripts/deps installs it)"
+    done
+}
+
+# CPUs: the server on NXB_SERVER_CPU, load generators on NXB_LOAD_CPU (env SERVER_CPU/LOAD_CPU).
+NXB_SERVER_CPU=${SERVER_CPU:-0}
+NXB_LOAD_CPU=${LOAD_CPU:-1}
+if [ "$(nproc)" -lt 2 ] && [ "$NXB_LOAD_CPU" = 1 ]; then
+    nxb_log "only one CPU: server and load share CPU 0 (numbers will be pessimistic)"
+    NXB_LOAD_CPU=0
+fi
+
+# Command prefixes, not functions: "${NXB_PIN_SERVER[@]}" CMD & leaves CMD's own PID in $!
+# (taskset execs it), where a backgrounded function would leave the PID of a subshell.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+NXB_PIN_SERVER=(taskset -c "$NXB_SERVER_CPU")
+# shellcheck disable=SC2034
+NXB_PIN_LOAD=(taskset -c "$NXB_LOAD_CPU")
+
+# nxb_free_port: prints a loopback TCP port nobody listens on, below the ephemeral range so load
+# connections never collide with it, and never the same port twice in one script.
+NXB_PORTS_GIVEN=" "
+nxb_free_port() {
+    local port _
+    for _ in $(seq 1 500); do
+        port=$((10000 + RANDOM % 22000))
+        case "$NXB_PORTS_GIVEN" in *" $port "*) continue ;; esac
+        if ! ss -Htln "sport = :$port" 2>/dev/null | grep -q .; then
+            NXB_PORTS_GIVEN="$NXB_PORTS_GIVEN$port "
+            echo "$port"
+            return 0
+        fi
+    done
+    nxb_die "no free port found"
+}
+
+# nxb_wait_http URL PID [SECONDS]: waits until URL answers 2xx, failing early if PID died.
+nxb_wait_http() {
+    local url=$1 pid=$2 secs=${3:-10} _
+    for _ in $(seq 1 $((secs * 10))); do
+        kill -0 "$pid" 2>/dev/null || return 1
+        if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# nxb_stop PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS (default 5); reaps our children.
+nxb_stop() {
+    local pid=$1 secs=${2:-5} _
+    [ -n "$pid" ] || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 $((secs * 10))); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            nxb_log "pid $pid ignored SIGTERM for ${secs}s: SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+# nxb_cpu_ticks PID: utime+stime (clock ticks) of PID and its direct children (NGINX workers).
+nxb_cpu_ticks() {
+    local total=0 p stat rest
+    for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
+        stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+        rest=${stat##*) } # comm may hold spaces and parentheses: cut after the last ") "
+        # shellcheck disable=SC2086
+        set -- $rest
+        total=$((total + ${12} + ${13}))
+    done
+    echo "$total"
+}
+# shellcheck disable=SC2034 # used by the scripts that source this file
+NXB_CLK_TCK=$(getconf CLK_TCK)
+
+# nxb_stats V...: prints "median min max" of the numbers given (median of an even count is the
+# mean of the middle two).
+nxb_stats() {
+    printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1}
+        END {
+            if (NR == 0) { print "nan nan nan"; exit }
+            m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+            print m, v[1], v[NR]
+        }'
+}
+
+# nxb_json_num FILE KEY: the first number stored under "KEY": in a one-line JSON file.
+nxb_json_num() {
+    grep -o "\"$2\":[-0-9.e+]*" "$1" | head -n 1 | cut -d: -f2
+}
+
+# nxb_parse_nxload FILE: prints "requests req_per_s p99_us errors" from nxload --json output.
+nxb_parse_nxload() {
+    local f=$1 errs
+    errs=$(grep -o '"errors":{[^}]*}' "$f" | grep -o ':[0-9]*' | tr -d : | awk '{s += $1} END {print s + 0}')
+    echo "$(nxb_json_num "$f" requests) $(nxb_json_num "$f" req_per_s) $(nxb_json_num "$f" p99) $errs"
+}
+
+# nxb_parse_wrk FILE: prints "requests req_per_s p99_us errors" from `wrk --latency` output
+# (errors = socket errors + non-2xx/3xx responses).
+nxb_parse_wrk() {
+    awk '
+        function us(s) {
+            if (s ~ /us$/) return s + 0
+            if (s ~ /ms$/) return (s + 0) * 1000
+            if (s ~ /m$/) return (s + 0) * 60e6
+            if (s ~ /s$/) return (s + 0) * 1e6
+            return s + 0
+        }
+        / requests in / { req = $1 }
+        /^Requests\/sec:/ { rps = $2 }
+        $1 == "99%" { p99 = us($2) }
+        /Socket errors:/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
+        /Non-2xx or 3xx responses:/ { err += $NF }
+        END { printf "%s %s %s %d\n", req, rps, p99, err }
+    ' "$1"
+}
+
+# nxb_nginx_conf TEMPLATE OUT PORT DIR: fills an nginx .conf.in; workers run as root when we are
+# root (the temp dir is ours), as the default user otherwise.
+nxb_nginx_conf() {
+    local user=""
+    [ "$(id -u)" -eq 0 ] && user="user root;"
+    sed -e "s#@PORT@#$3#g" -e "s#@DIR@#$4#g" -e "s#@USER@#$user#g" "$1" >"$2"
+}
+
+# nxb_pipeline_lua FILE DEPTH: a wrk script sending DEPTH requests per write.
+nxb_pipeline_lua() {
+    cat >"$1" <<EOF
+-- written by bench/lib.sh: $2 pipelined requests per write
+init = function(args)
+    local r = {}
+    for i = 1, $2 do r[i] = wrk.format() end
+    req = table.concat(r)
+end
+request = function() return req end
+EOF
+}
+
+# nxb_build ROOT TARGET...: builds release targets into ROOT/build when missing.
+nxb_build() {
+    local root=$1 missing=0 t
+    shift
+    for t in "$@"; do [ -x "$root/build/$t" ] || missing=1; done
+    [ "$missing" -eq 0 ] && return 0
+    nxb_log "building $* in $root/build (release)"
+    local log
+    log=$(mktemp /tmp/nx-build.XXXXXX)
+    if ! { cmake -S "$root" -B "$root/build" -DNX_TESTS=OFF -DCMAKE_BUILD_TYPE=Release &&
+        cmake --build "$root/build" --target "$@" -j "$(nproc)"; } >"$log" 2>&1; then
+        tail -n 20 "$log" >&2
+        rm -f "$log"
+        nxb_die "build of $* failed"
+    fi
+    rm -f "$log"
+}
+
+# nxb_machine_md: markdown bullet lines describing this machine and the tools.
+nxb_machine_md() {
+    local cpu kernel uring nginx_v wrk_v commit
+    cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+    kernel=$(uname -r)
+    uring=$(dpkg-query -W -f='${Version}' liburing-dev 2>/dev/null || echo unknown)
+    nginx_v=$(nginx -v 2>&1 | sed 's/^nginx version: //')
+    wrk_v=$(wrk --version 2>&1 | head -n 1 | awk '{print $2, $3}' || true)
+    commit=$(git -C "${1:-.}" rev-parse --short HEAD 2>/dev/null || echo "uncommitted")
+    echo "- kernel \`$kernel\`, CPU ${cpu:-unknown} ($(nproc) CPUs), server on CPU $NXB_SERVER_CPU, load on CPU $NXB_LOAD_CPU"
+    echo "- liburing-dev $uring, $nginx_v, wrk $wrk_v, gcc $(gcc -dumpfullversion 2>/dev/null || echo '?'), nexus commit $commit"
+}

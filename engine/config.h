@@ -1,0 +1,181 @@
+/* Configuration: the effective settings of one nexus process (defaults < file < environment <
+ * flags), the generic YAML/JSON document tree later sections parse from, and errors that name
+ * the file, line and dotted key. Plain data: no globals, no I/O beyond reading the file. */
+#ifndef NX_ENGINE_CONFIG_H
+#define NX_ENGINE_CONFIG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+/* Number of leaf keys in the key table of config.c (a static assert keeps the two in step). */
+#define NX_CONFIG_NKEYS 18
+
+/* One listener. Owned by nx_config_t. */
+typedef struct nx_listen_config {
+    char host[256];
+    uint16_t port; /* 0 = let the OS pick a free port */
+    bool enabled;
+} nx_listen_config_t;
+
+/* Limits of the HTTP/1.1 front end. Owned by nx_config_t. */
+typedef struct nx_http_config {
+    uint32_t max_header_bytes;  /* default 16384 (16 KiB) */
+    uint32_t max_headers;       /* default 100, at most 128 */
+    uint32_t max_uri;           /* default 8192 */
+    uint64_t max_body;          /* default 10 MiB */
+    uint32_t header_timeout_ms; /* default 10000: slowloris guard, whole head must arrive in it */
+    uint32_t body_timeout_ms;   /* default 30000 */
+    uint32_t keepalive_timeout_ms; /* default 75000; 0 closes the connection after each response */
+    uint32_t max_connections;      /* per shard, default 65536 */
+} nx_http_config_t;
+
+/* Where one key's value came from, so validation errors can point at it. */
+typedef struct nx_config_origin {
+    char file[256]; /* a file name, "environment", "command line"; "" = the built-in default */
+    char key[64];   /* the variable or flag name when not from a file, else "" */
+    int line;       /* 1-based line in <file>, 0 when not from a file */
+} nx_config_origin_t;
+
+/* The effective configuration. Plain data, owned by value by whoever holds it (an immutable
+ * snapshot once serving starts). */
+typedef struct nx_config {
+    char source[4096];         /* file it was loaded from, "" for defaults only */
+    nx_listen_config_t rest;   /* server.host/server.port: default 127.0.0.1:8000, enabled */
+    nx_listen_config_t mcp;    /* mcp.host/mcp.port/mcp.enabled: default 127.0.0.1:3000, enabled */
+    uint32_t shards;           /* server.shards: 0 = one per online CPU; max 256 */
+    nx_log_level_t log_level;  /* log.level: default info */
+    bool access_log;           /* log.access: default false */
+    nx_http_config_t http;     /* http.* */
+    uint32_t drain_timeout_ms; /* shutdown.grace: default 10000 */
+    bool debug_routes;         /* debug_routes: default false (enables the /debug/ test routes) */
+    nx_config_origin_t origin[NX_CONFIG_NKEYS]; /* per key, in key-table order */
+} nx_config_t;
+
+/* A configuration error, filled by every function below that returns NX_ECONFIG. */
+typedef struct nx_config_error {
+    char file[256]; /* "nexus.yaml", or "environment", or "command line" */
+    int line;       /* 1-based; 0 when not from a file */
+    char key[128];  /* dotted key, e.g. "http.max_body", or the env var / flag name */
+    char message[256];
+} nx_config_error_t;
+
+/** Fills <c> with the built-in defaults. */
+void nx_config_defaults(nx_config_t *c);
+/** Loads the YAML (or JSON) file <path> over the values already in <c>; on failure returns
+ *  NX_ECONFIG with <err> filled (I/O errors too: file = path, line 0, message = strerror) and
+ *  leaves <c> unchanged. */
+int nx_config_load_file(nx_config_t *c, const char *path, nx_config_error_t *err);
+/** Same from <len> bytes of <text>; <name> is used as err->file and as c->source. */
+int nx_config_load_string(nx_config_t *c, const char *name, const char *text, size_t len,
+                          nx_config_error_t *err);
+/** Sets the dotted <key> (e.g. "server.port") from the string <value>; <origin> and
+ *  <origin_key> (e.g. "environment", "NEXUS_PORT") fill err->file/err->key on failure and are
+ *  remembered for nx_config_validate; NULL means "command line" and <key>. */
+int nx_config_set(nx_config_t *c, const char *key, const char *value, const char *origin,
+                  const char *origin_key, nx_config_error_t *err);
+/** Applies the NEXUS_* variables of the NULL-terminated <envp> (like environ): the aliases
+ *  NEXUS_HOST, NEXUS_PORT, NEXUS_MCP_HOST, NEXUS_MCP_PORT, NEXUS_SHARDS, NEXUS_LOG_LEVEL,
+ *  NEXUS_DEBUG_ROUTES and the generic NEXUS_<SECTION>__<KEY> (case-insensitive, "__" = ".");
+ *  a generic name that is not a key, or two variables setting one key, is an error; other
+ *  NEXUS_ variables are ignored. All or nothing: <c> is unchanged on failure. */
+int nx_config_apply_env(nx_config_t *c, char *const *envp, nx_config_error_t *err);
+/** Checks ranges and cross-field rules of <c> (listeners must not overlap, max_uri fits in
+ *  max_header_bytes, something is enabled); the error points at where the blamed key was set. */
+int nx_config_validate(const nx_config_t *c, nx_config_error_t *err);
+/** Formats <err> as "file:line: key: message" ("file: key: message" when line is 0, without
+ *  "key: " when key is empty) into <out>. */
+void nx_config_error_format(const nx_config_error_t *err, char *out, size_t outlen);
+/** Returns a new JSON object of the effective <c>, keyed like the YAML file (durations in ms,
+ *  sizes in bytes), so it loads back as a config; the caller owns the reference. */
+json_t *nx_config_to_json(const nx_config_t *c);
+
+/** The index of dotted <key> in nx_config_t.origin (e.g. "server.port"), or -1 if unknown. */
+int nx_config_key_index(const char *key);
+/** The dotted name of key <i> (0 <= i < NX_CONFIG_NKEYS), or NULL. */
+const char *nx_config_key_name(int i);
+
+/** Parses a duration ("250ms", "10s", "1.5m", "2h"; a bare number is ms) into *<ms>; on failure
+ *  returns NX_ECONFIG and writes why into <msg> (may be NULL). */
+int nx_config_parse_duration(const char *s, size_t len, uint64_t *ms, char *msg, size_t msglen);
+/** Parses a size (bytes, or B, KiB/k, MiB/M, GiB/G = powers of 1024; KB, MB, GB = of 1000) into
+ *  *<bytes>; on failure returns NX_ECONFIG and writes why into <msg> (may be NULL). */
+int nx_config_parse_size(const char *s, size_t len, uint64_t *bytes, char *msg, size_t msglen);
+
+/* ---- The document tree: YAML/JSON parsed into nodes with lines, for sections to walk. ---- */
+
+typedef enum nx_cfg_kind {
+    NX_CFG_SCALAR,
+    NX_CFG_MAPPING,
+    NX_CFG_SEQUENCE,
+} nx_cfg_kind_t;
+
+/* One node; the root owns the whole tree (nx_cfg_free). Mappings keep their keys in document
+ * order and never hold duplicates; anchors, aliases and tags are rejected by the parser. */
+typedef struct nx_cfg_node nx_cfg_node_t;
+
+/** Parses <len> bytes of YAML or JSON <text> into *<out> (NULL for an empty document); <name>
+ *  names the document in errors. The caller frees *<out> with nx_cfg_free. */
+int nx_cfg_parse(const char *name, const char *text, size_t len, nx_cfg_node_t **out,
+                 nx_config_error_t *err);
+/** Frees the tree rooted at <root>; NULL is fine. */
+void nx_cfg_free(nx_cfg_node_t *root);
+/** The kind of <n>. */
+nx_cfg_kind_t nx_cfg_kind(const nx_cfg_node_t *n);
+/** The 1-based line where <n> starts. */
+int nx_cfg_line(const nx_cfg_node_t *n);
+/** The 1-based line of the key under which <n> sits in its parent mapping (else its line). */
+int nx_cfg_key_line(const nx_cfg_node_t *n);
+/** The key under which <n> sits in its parent mapping, or NULL (root, sequence items). */
+const char *nx_cfg_key(const nx_cfg_node_t *n);
+/** The text of scalar <n> (NUL-terminated; *<len> gets its length, which counts embedded NULs),
+ *  or NULL when <n> is not a scalar. <len> may be NULL. */
+const char *nx_cfg_text(const nx_cfg_node_t *n, size_t *len);
+/** True when <n> is a plain scalar spelling null: empty, "~", "null", "Null", "NULL". */
+bool nx_cfg_is_null(const nx_cfg_node_t *n);
+/** True when scalar <n> was quoted or a block scalar (so "on" is a string, not a boolean). */
+bool nx_cfg_is_quoted(const nx_cfg_node_t *n);
+/** The number of entries of mapping or sequence <n> (0 for scalars). */
+size_t nx_cfg_count(const nx_cfg_node_t *n);
+/** Entry <i> of mapping or sequence <n> (the value; see nx_cfg_key), or NULL past the end. */
+const nx_cfg_node_t *nx_cfg_at(const nx_cfg_node_t *n, size_t i);
+/** The value of <key> in mapping <map>, or NULL when absent or <map> is not a mapping. */
+const nx_cfg_node_t *nx_cfg_get(const nx_cfg_node_t *map, const char *key);
+/** The parent of <n>, or NULL for the root. */
+const nx_cfg_node_t *nx_cfg_parent(const nx_cfg_node_t *n);
+/** Writes the path of <n> ("servers[1].url"; "" for the root) into <out>; returns its length. */
+size_t nx_cfg_path(const nx_cfg_node_t *n, char *out, size_t outlen);
+/** Fills <err> with the document name, the line of <n> and its path, and the printf-style
+ *  message; returns NX_ECONFIG. */
+int nx_cfg_fail(nx_config_error_t *err, const nx_cfg_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/** Same, at the line of <n>'s key (for errors about the key itself). */
+int nx_cfg_fail_key(nx_config_error_t *err, const nx_cfg_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/** Fails with "unknown key 'x'; did you mean 'y'?" for the first key of mapping <map> not in
+ *  <known>[0..<nknown>), or "expected a mapping" when <map> is not one; 0 when all are known. */
+int nx_cfg_check_keys(const nx_cfg_node_t *map, const char *const *known, size_t nknown,
+                      nx_config_error_t *err);
+
+/* Typed readers: each fails with the node's line and path, e.g. "expected an integer, got a
+ * sequence" or "'300' is out of range (1..128)". */
+
+/** Copies scalar <n> into <out> (NUL-terminated, at most <outlen> - 1 bytes, no NULs); a plain
+ *  null (empty, ~) is an error, a quoted "" is an empty string. */
+int nx_cfg_read_string(const nx_cfg_node_t *n, char *out, size_t outlen, nx_config_error_t *err);
+/** Reads a decimal integer in [<min>, <max>] into *<out>. */
+int nx_cfg_read_uint(const nx_cfg_node_t *n, uint64_t min, uint64_t max, uint64_t *out,
+                     nx_config_error_t *err);
+/** Reads true/false, yes/no or on/off (any case) into *<out>. */
+int nx_cfg_read_bool(const nx_cfg_node_t *n, bool *out, nx_config_error_t *err);
+/** Reads a duration in [<min_ms>, <max_ms>] into *<out_ms>. */
+int nx_cfg_read_duration(const nx_cfg_node_t *n, uint64_t min_ms, uint64_t max_ms, uint64_t *out_ms,
+                         nx_config_error_t *err);
+/** Reads a size in [<min>, <max>] bytes into *<out>. */
+int nx_cfg_read_size(const nx_cfg_node_t *n, uint64_t min, uint64_t max, uint64_t *out,
+                     nx_config_error_t *err);
+
+#endif

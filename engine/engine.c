@@ -1,0 +1,499 @@
+/* The engine: process lifecycle, shards, config snapshots, signals.
+ *
+ * One request, end to end (the names are the real functions):
+ *   nx_shard_run (net/shard.c)          waits on the ring, dispatches completions
+ *   -> on_recv (net/conn.c)             multishot receive into a provided buffer
+ *   -> on_data -> process (net/http_server.c)
+ *        nx_http_parse_request (net/http1.c) parses in place, pipelined requests in a loop
+ *   -> handle_request (this file)       nx_router_match, then the route's nx_route_fn
+ *        e.g. route_health (engine/api_routes.c)
+ *   -> nx_http_respond (net/http_server.c) appends the response to the connection's out buffer
+ *   -> on_request_done (this file)      nx_metrics_record_request, access log
+ *   -> nx_conn_flush (net/conn.c)       one send for everything the batch produced
+ *
+ * Control: main() -> nx_engine_run: binds the listeners, starts one shard per core, then the
+ * control thread waits on a signalfd: SIGTERM/SIGINT post a drain message to every shard,
+ * SIGHUP reloads the configuration and posts the new snapshot. */
+#include "engine.h"
+
+#include "log.h"
+#include "nexus/errors.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* ---- configuration snapshots ---- */
+
+nx_config_snapshot_t *nx_config_snapshot_new(const nx_config_t *c) {
+    nx_config_snapshot_t *s = malloc(sizeof(*s));
+    if (s == NULL) return NULL;
+    s->refs = 1;
+    s->config = *c;
+    return s;
+}
+
+void nx_config_snapshot_ref(nx_config_snapshot_t *s) {
+    __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+}
+
+void nx_config_snapshot_unref(nx_config_snapshot_t *s) {
+    if (s != NULL && __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) == 0) free(s);
+}
+
+int nx_engine_load_config(nx_config_t *c, const char *file, char **overrides,
+                          nx_config_error_t *err) {
+    nx_config_defaults(c);
+    int rc;
+    if (file != NULL && (rc = nx_config_load_file(c, file, err)) < 0) return rc;
+    if ((rc = nx_config_apply_env(c, environ, err)) < 0) return rc;
+    for (char **kv = overrides; kv != NULL && kv[0] != NULL; kv += 2) {
+        if ((rc = nx_config_set(c, kv[0], kv[1], "command line", NULL, err)) < 0) return rc;
+    }
+    return nx_config_validate(c, err);
+}
+
+static nx_http_server_opts_t http_opts_from(const nx_config_t *c) {
+    nx_http_server_opts_t o = {
+        .limits = {.max_header_bytes = c->http.max_header_bytes,
+                   .max_headers = c->http.max_headers,
+                   .max_uri = c->http.max_uri,
+                   .max_body = c->http.max_body},
+        .header_timeout_ms = c->http.header_timeout_ms,
+        .body_timeout_ms = c->http.body_timeout_ms,
+        .keepalive_timeout_ms = c->http.keepalive_timeout_ms,
+        .max_connections = c->http.max_connections,
+        .max_pending_output = 1u << 20,
+    };
+    return o;
+}
+
+/* ---- the request path ---- */
+
+static void handle_request(nx_http_server_t *srv, nx_http_conn_t *hc, nx_http_request_t *req) {
+    nx_engine_shard_t *es = srv->user;
+    nx_front_t *front = srv == &es->rest.http ? &es->rest : &es->mcp;
+    nx_route_match_t m;
+    int rc = nx_router_match(front->router, req->method_name, req->path, &m);
+    if (rc == NX_ENOTFOUND) {
+        nx_http_respond_error(hc, 404, "no route for this path", NULL);
+        return;
+    }
+    if (rc == NX_ENOMETHOD) {
+        char allow[160];
+        snprintf(allow, sizeof(allow), "Allow: %s\r\n", m.allow);
+        char msg[192];
+        snprintf(msg, sizeof(msg), "method not allowed; allowed: %s", m.allow);
+        nx_http_respond_error(hc, 405, msg, allow);
+        return;
+    }
+    const nx_route_def_t *def = m.route->handler;
+    hc->tag = (uint32_t)(def - nx_rest_routes);
+    def->fn(es, hc, req, &m);
+}
+
+static void on_request_done(nx_http_server_t *srv, nx_http_conn_t *hc, int status,
+                            uint64_t latency_ns) {
+    nx_engine_shard_t *es = srv->user;
+    uint32_t route = hc->tag == NX_HTTP_TAG_NONE ? NX_METRICS_ROUTE_UNMATCHED : hc->tag;
+    nx_metrics_record_request(&es->metrics, route, status, latency_ns);
+    es->request_counter++;
+    if (es->config->config.access_log) {
+        char rid[32], fields[256];
+        snprintf(rid, sizeof(rid), "%d-%llu", es->shard->id,
+                 (unsigned long long)es->request_counter);
+        const char *name = route == NX_METRICS_ROUTE_UNMATCHED ? "unmatched"
+                                                               : es->engine->route_names[route];
+        snprintf(fields, sizeof(fields),
+                 "\"access\":true,\"route\":\"%s\",\"status\":%d,\"latency_ms\":%.3f", name,
+                 status, (double)latency_ns / 1e6);
+        nx_log_set_request_id(rid);
+        nx_log_write(NX_LOG_INFO, fields, "request");
+        nx_log_set_request_id(NULL);
+    }
+}
+
+/* ---- shard lifecycle ---- */
+
+static void front_start(nx_engine_shard_t *es, nx_front_t *f, nx_router_t *router, int fd) {
+    f->router = router;
+    nx_http_server_opts_t o = http_opts_from(&es->config->config);
+    nx_http_server_init(&f->http, es->shard, &o, handle_request, on_request_done, es);
+    if (fd < 0) return;
+    if (nx_listener_start(&f->listener, es->shard, fd, nx_http_server_accept, &f->http) == 0)
+        f->listening = true;
+}
+
+static void maybe_stop_shard(nx_engine_shard_t *es) {
+    if (es->draining && es->rest.http.conn_count == 0 && es->mcp.http.conn_count == 0) {
+        nx_timer_stop(&es->drain_timer);
+        nx_shard_stop(es->shard);
+    }
+}
+
+static void on_front_drained(nx_http_server_t *srv) {
+    maybe_stop_shard(srv->user);
+}
+
+static void on_drain_deadline(nx_timer_t *t) {
+    nx_engine_shard_t *es = nx_container_of(t, nx_engine_shard_t, drain_timer);
+    nx_log_warn("drain grace period over: closing %u connections",
+                es->rest.http.conn_count + es->mcp.http.conn_count);
+    nx_http_server_close_all(&es->rest.http);
+    nx_http_server_close_all(&es->mcp.http);
+}
+
+static int on_shard_start(nx_shard_t *s) {
+    nx_engine_t *e = s->user;
+    nx_log_set_shard(s->id);
+    nx_engine_shard_t *es = calloc(1, sizeof(*es));
+    if (es == NULL) return -ENOMEM;
+    es->engine = e;
+    es->shard = s;
+    es->config = e->config;
+    nx_config_snapshot_ref(es->config);
+    nx_metrics_init(&es->metrics);
+    nx_timer_init(&es->drain_timer, on_drain_deadline);
+    s->user = es;
+    e->shards[s->id] = es;
+    front_start(es, &es->rest, e->rest_router, e->rest_fds[s->id]);
+    front_start(es, &es->mcp, e->mcp_router, e->mcp_fds[s->id]);
+    es->rest.http.on_drained = on_front_drained;
+    es->mcp.http.on_drained = on_front_drained;
+    return 0;
+}
+
+static void on_shard_stop(nx_shard_t *s) {
+    nx_engine_shard_t *es = s->user;
+    nx_listener_stop(&es->rest.listener);
+    nx_listener_stop(&es->mcp.listener);
+    /* Close whatever is left and let the completions free it before the ring goes away. */
+    nx_http_server_close_all(&es->rest.http);
+    nx_http_server_close_all(&es->mcp.http);
+    for (int i = 0; i < 100 && !nx_list_empty(&s->conns); i++) nx_loop_run_once(s->loop, 10);
+    nx_http_server_dispose(&es->rest.http);
+    nx_http_server_dispose(&es->mcp.http);
+}
+
+/* ---- messages from the control thread ---- */
+
+typedef struct drain_msg {
+    nx_msg_t msg;
+} drain_msg_t;
+
+static void on_drain_msg(nx_shard_t *s, nx_msg_t *m) {
+    free(m);
+    nx_engine_shard_t *es = s->user;
+    if (es->draining) return;
+    es->draining = true;
+    nx_listener_stop(&es->rest.listener);
+    nx_listener_stop(&es->mcp.listener);
+    es->rest.listening = es->mcp.listening = false;
+    nx_shard_timer_start(s, &es->drain_timer, es->config->config.drain_timeout_ms);
+    nx_http_server_drain(&es->rest.http);
+    nx_http_server_drain(&es->mcp.http);
+    maybe_stop_shard(es);
+}
+
+typedef struct reload_msg {
+    nx_msg_t msg;
+    nx_config_snapshot_t *snap;
+} reload_msg_t;
+
+static void on_reload_msg(nx_shard_t *s, nx_msg_t *m) {
+    reload_msg_t *rm = (reload_msg_t *)m;
+    nx_engine_shard_t *es = s->user;
+    nx_config_snapshot_t *old = es->config;
+    es->config = rm->snap;
+    nx_http_server_opts_t o = http_opts_from(&es->config->config);
+    /* Limits and timeouts apply to the next request; open connections stay open. */
+    es->rest.http.opts = o;
+    es->mcp.http.opts = o;
+    nx_config_snapshot_unref(old);
+    free(rm);
+}
+
+static int post_to_all(nx_engine_t *e, nx_msg_t *(*make)(nx_engine_t *e)) {
+    int failures = 0;
+    for (uint32_t i = 0; i < e->shard_count; i++) {
+        nx_msg_t *m = make(e);
+        if (m == NULL || nx_shard_post(e->shards[i]->shard, e->control, m) < 0) {
+            free(m);
+            failures++;
+        }
+    }
+    return failures;
+}
+
+static nx_msg_t *make_drain(nx_engine_t *e) {
+    drain_msg_t *m = calloc(1, sizeof(*m));
+    if (m != NULL) m->msg.fn = on_drain_msg;
+    return m ? &m->msg : NULL;
+}
+
+static nx_msg_t *make_reload(nx_engine_t *e) {
+    reload_msg_t *m = calloc(1, sizeof(*m));
+    if (m == NULL) return NULL;
+    m->msg.fn = on_reload_msg;
+    m->snap = e->config;
+    nx_config_snapshot_ref(m->snap);
+    return &m->msg;
+}
+
+static void reload_config(nx_engine_t *e) {
+    nx_config_t c;
+    nx_config_error_t err;
+    const char *file = e->config->config.source[0] ? e->config->config.source : NULL;
+    if (nx_engine_load_config(&c, file, e->overrides, &err) < 0) {
+        char msg[600];
+        nx_config_error_format(&err, msg, sizeof(msg));
+        nx_log_error("reload failed, keeping the running configuration: %s", msg);
+        return;
+    }
+    const nx_config_t *old = &e->config->config;
+    if (strcmp(c.rest.host, old->rest.host) != 0 || c.rest.port != old->rest.port ||
+        strcmp(c.mcp.host, old->mcp.host) != 0 || c.mcp.port != old->mcp.port ||
+        c.mcp.enabled != old->mcp.enabled || c.rest.enabled != old->rest.enabled ||
+        c.shards != old->shards) {
+        nx_log_warn("listen addresses and shard count change only on restart; other settings "
+                    "reloaded");
+        c.rest = old->rest;
+        c.mcp = old->mcp;
+        c.shards = old->shards;
+    }
+    nx_config_snapshot_t *snap = nx_config_snapshot_new(&c);
+    if (snap == NULL) return;
+    nx_config_snapshot_unref(e->config);
+    e->config = snap;
+    nx_log_set_level(c.log_level);
+    int failed = post_to_all(e, make_reload);
+    nx_log_info("configuration reloaded from %s%s", file ? file : "defaults",
+                failed ? " (some shards were busy and keep the old one)" : "");
+}
+
+/* ---- control thread ---- */
+
+typedef struct control {
+    nx_engine_t *e;
+    nx_op_t read_op;
+    int sfd;
+    struct signalfd_siginfo si;
+    bool stop;
+} control_t;
+
+static void arm_signal_read(control_t *ctl);
+
+static void on_signal(nx_op_t *op, int res, unsigned flags, unsigned buf_id) {
+    control_t *ctl = nx_container_of(op, control_t, read_op);
+    if (res == (int)sizeof(ctl->si)) {
+        nx_engine_t *e = ctl->e;
+        switch (ctl->si.ssi_signo) {
+        case SIGHUP:
+            nx_log_info("SIGHUP: reloading configuration");
+            reload_config(e);
+            break;
+        case SIGTERM:
+        case SIGINT:
+            nx_log_info("%s: draining (grace %u ms)",
+                        ctl->si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT",
+                        e->config->config.drain_timeout_ms);
+            e->draining = true;
+            post_to_all(e, make_drain);
+            ctl->stop = true;
+            return;
+        default:
+            break;
+        }
+    }
+    arm_signal_read(ctl);
+}
+
+static void arm_signal_read(control_t *ctl) {
+    ctl->read_op.cb = on_signal;
+    nx_loop_read(ctl->e->control, &ctl->read_op, ctl->sfd, &ctl->si, sizeof(ctl->si));
+}
+
+/* ---- engine ---- */
+
+int nx_engine_new(nx_config_snapshot_t *snap, char **overrides, nx_engine_t **out) {
+    nx_engine_t *e = calloc(1, sizeof(*e));
+    if (e == NULL) return -ENOMEM;
+    e->config = snap;
+    e->overrides = overrides;
+    const nx_config_t *c = &snap->config;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    e->shard_count = c->shards ? c->shards : (uint32_t)(cpus > 0 ? cpus : 1);
+    e->shards = calloc(e->shard_count, sizeof(*e->shards));
+    e->rest_fds = calloc(e->shard_count, sizeof(int));
+    e->mcp_fds = calloc(e->shard_count, sizeof(int));
+    e->rest_router = nx_router_new();
+    e->mcp_router = nx_router_new();
+    int rc = -ENOMEM;
+    if (!e->shards || !e->rest_fds || !e->mcp_fds || !e->rest_router || !e->mcp_router) goto fail;
+    for (uint32_t i = 0; i < e->shard_count; i++) e->rest_fds[i] = e->mcp_fds[i] = -1;
+    for (uint32_t i = 0; nx_rest_routes[i].method != NULL && i < NX_METRICS_MAX_ROUTES; i++) {
+        snprintf(e->route_name_storage[i], sizeof(e->route_name_storage[i]), "%s %s",
+                 nx_rest_routes[i].method, nx_rest_routes[i].pattern);
+        e->route_names[i] = e->route_name_storage[i];
+    }
+    if ((rc = nx_routes_register(e->rest_router, nx_rest_routes, c)) < 0) goto fail;
+    /* The MCP port is reserved for the MCP front end; until it lands it answers health checks
+     * so operators can see the port is ours. */
+    for (uint32_t i = 0; nx_rest_routes[i].method != NULL; i++) {
+        if (strcmp(nx_rest_routes[i].pattern, "/health") == 0)
+            nx_router_add(e->mcp_router, "GET", "/health", (void *)&nx_rest_routes[i], NULL);
+    }
+    json_t *doc = nx_openapi_document(e->rest_router, c);
+    e->openapi_json = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(doc);
+    *out = e;
+    return 0;
+fail:
+    nx_engine_free(e);
+    return rc;
+}
+
+void nx_engine_free(nx_engine_t *e) {
+    if (e == NULL) return;
+    for (uint32_t i = 0; e->shards != NULL && i < e->shard_count; i++) {
+        nx_engine_shard_t *es = e->shards[i];
+        if (es == NULL) continue;
+        nx_shard_join_free(es->shard);
+        nx_config_snapshot_unref(es->config);
+        free(es);
+    }
+    for (uint32_t i = 0; e->rest_fds != NULL && i < e->shard_count; i++) {
+        /* Sockets never handed to a listener (start failed) are closed here. */
+        if (e->rest_fds[i] >= 0 && (e->shards == NULL || e->shards[i] == NULL))
+            close(e->rest_fds[i]);
+        if (e->mcp_fds[i] >= 0 && (e->shards == NULL || e->shards[i] == NULL))
+            close(e->mcp_fds[i]);
+    }
+    free(e->shards);
+    free(e->rest_fds);
+    free(e->mcp_fds);
+    nx_router_free(e->rest_router);
+    nx_router_free(e->mcp_router);
+    free(e->openapi_json);
+    nx_loop_free(e->control);
+    nx_config_snapshot_unref(e->config);
+    free(e);
+}
+
+/* Binds one SO_REUSEPORT socket per shard; the first one resolves port 0 for the rest. */
+static int bind_front(nx_engine_t *e, const nx_listen_config_t *lc, int *fds, uint16_t *bound,
+                      const char *what) {
+    if (!lc->enabled) return 0;
+    uint16_t port = lc->port;
+    for (uint32_t i = 0; i < e->shard_count; i++) {
+        int fd = nx_listen_tcp(lc->host, port, 4096, &port);
+        if (fd < 0) {
+            nx_log_error("cannot listen on %s:%u for %s: %s", lc->host, lc->port, what,
+                         strerror(-fd));
+            return fd;
+        }
+        fds[i] = fd;
+    }
+    *bound = port;
+    return 0;
+}
+
+double nx_engine_uptime_seconds(const nx_engine_t *e) {
+    return (double)(nx_loop_clock_ns() / 1000000u - e->start_ms) / 1000.0;
+}
+
+void nx_engine_metrics_view(const nx_engine_t *e, nx_metrics_view_t *v,
+                            const nx_shard_metrics_t **shard_metrics,
+                            const nx_net_stats_t **net_stats) {
+    for (uint32_t i = 0; i < e->shard_count; i++) {
+        shard_metrics[i] = &e->shards[i]->metrics;
+        net_stats[i] = &e->shards[i]->shard->stats;
+    }
+    memset(v, 0, sizeof(*v));
+    v->shards = shard_metrics;
+    v->net = net_stats;
+    v->shard_count = e->shard_count;
+    v->route_names = e->route_names;
+    uint32_t n = 0;
+    while (n < NX_METRICS_MAX_ROUTES && e->route_names[n] != NULL) n++;
+    v->route_count = n;
+    v->version = NX_VERSION;
+    v->uptime_seconds = nx_engine_uptime_seconds(e);
+}
+
+int nx_engine_run(nx_engine_t *e) {
+    const nx_config_t *c = &e->config->config;
+    e->start_ms = nx_loop_clock_ns() / 1000000u;
+    e->started_at = (int64_t)time(NULL);
+
+    /* Signals are read from a signalfd by the control thread only: block them everywhere
+     * before any shard thread exists (threads inherit the mask). */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = bind_front(e, &c->rest, e->rest_fds, &e->rest_port, "REST");
+    if (rc == 0) rc = bind_front(e, &c->mcp, e->mcp_fds, &e->mcp_port, "MCP");
+    if (rc < 0) return 1;
+
+    nx_loop_opts_t lo = {.entries = 64};
+    if ((rc = nx_loop_new(&lo, &e->control)) < 0) {
+        nx_log_error("cannot create the control ring: %s", strerror(-rc));
+        return 1;
+    }
+    e->ring_mode = nx_loop_mode(e->control);
+    for (uint32_t i = 0; i < e->shard_count; i++) {
+        nx_shard_opts_t so = {.ring_entries = 1024,
+                              .buf_count = 1024,
+                              .buf_size = 8192,
+                              .mailbox_capacity = 1024,
+                              .on_start = on_shard_start,
+                              .on_stop = on_shard_stop,
+                              .user = e};
+        nx_shard_t *s;
+        if ((rc = nx_shard_start((int)i, &so, &s)) < 0) {
+            nx_log_error("cannot start shard %u: %s", i, strerror(-rc));
+            /* Stop the shards already running before giving up. */
+            e->draining = true;
+            for (uint32_t j = 0; j < i; j++) {
+                nx_msg_t *m = make_drain(e);
+                if (m && nx_shard_post(e->shards[j]->shard, e->control, m) < 0) free(m);
+            }
+            return 1;
+        }
+    }
+    nx_log_info("nexus %s listening: rest %s:%u, mcp %s (%s:%u); %u shards, ring %s", NX_VERSION,
+                c->rest.host, e->rest_port, c->mcp.enabled ? "reserved" : "off", c->mcp.host,
+                e->mcp_port, e->shard_count, e->ring_mode);
+
+    control_t ctl = {.e = e};
+    ctl.sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+    if (ctl.sfd < 0) {
+        nx_log_error("signalfd: %s", strerror(errno));
+        post_to_all(e, make_drain);
+        return 1;
+    }
+    arm_signal_read(&ctl);
+    while (!ctl.stop) {
+        if (nx_loop_run_once(e->control, -1) < 0) break;
+    }
+    /* Joining waits for every shard to finish its drain (bounded by shutdown.grace). */
+    for (uint32_t i = 0; i < e->shard_count; i++) {
+        pthread_join(e->shards[i]->shard->thread, NULL);
+        e->shards[i]->shard->thread = 0;
+    }
+    close(ctl.sfd);
+    nx_log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,114 @@
+/* The engine: one process of nexus. It owns the configuration snapshot, the shards and their
+ * front ends, the route table, and the control thread that turns signals into drain (SIGTERM,
+ * SIGINT) and reload (SIGHUP) messages to the shards. */
+#ifndef NX_ENGINE_ENGINE_H
+#define NX_ENGINE_ENGINE_H
+
+#include "config.h"
+#include "http_server.h"
+#include "listener.h"
+#include "metrics.h"
+#include "router.h"
+#include "shard.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct nx_engine nx_engine_t;
+typedef struct nx_engine_shard nx_engine_shard_t;
+
+/* An immutable configuration shared by every shard; freed when the last holder lets go. */
+typedef struct nx_config_snapshot {
+    int refs;
+    nx_config_t config;
+} nx_config_snapshot_t;
+
+nx_config_snapshot_t *nx_config_snapshot_new(const nx_config_t *c);
+void nx_config_snapshot_ref(nx_config_snapshot_t *s);
+void nx_config_snapshot_unref(nx_config_snapshot_t *s);
+
+/* A front end (REST or MCP port) as seen by one shard. */
+typedef struct nx_front {
+    nx_http_server_t http;
+    nx_listener_t listener;
+    bool listening;
+    nx_router_t *router; /* borrowed from the engine, immutable while serving */
+} nx_front_t;
+
+/* Everything one shard owns for the engine; lives on that shard's thread only. */
+struct nx_engine_shard {
+    nx_engine_t *engine;
+    nx_shard_t *shard;
+    nx_config_snapshot_t *config; /* the snapshot this shard currently serves with */
+    nx_front_t rest, mcp;
+    nx_shard_metrics_t metrics;
+    nx_timer_t drain_timer;
+    bool draining;
+    uint64_t request_counter;
+};
+
+/* A registered HTTP route with what the OpenAPI document says of it. */
+typedef struct nx_route_def nx_route_def_t;
+typedef void (*nx_route_fn)(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
+                            const nx_route_match_t *m);
+struct nx_route_def {
+    const char *method;
+    const char *pattern;
+    nx_route_fn fn;
+    const char *summary;
+    const char *tag;
+    const char *produces; /* response content type */
+    const char *request_body; /* NULL, or the content type the route accepts */
+    bool debug_only;      /* only with debug_routes: true */
+};
+
+struct nx_engine {
+    nx_config_snapshot_t *config; /* current snapshot (the control thread's reference) */
+    char **overrides;             /* flag key/value pairs re-applied on reload, NULL-terminated */
+    uint32_t shard_count;
+    nx_engine_shard_t **shards;
+    nx_router_t *rest_router;
+    nx_router_t *mcp_router;
+    const char *route_names[NX_METRICS_MAX_ROUTES]; /* "GET /health", by nx_rest_routes index */
+    char route_name_storage[NX_METRICS_MAX_ROUTES][96];
+    int *rest_fds, *mcp_fds;
+    uint16_t rest_port, mcp_port; /* bound ports (resolved when configured as 0) */
+    uint64_t start_ms;
+    int64_t started_at; /* wall clock, seconds */
+    const char *ring_mode;
+    char *openapi_json; /* serialized once at start */
+    nx_loop_t *control;
+    bool draining;
+};
+
+/** Creates an engine for <snap> (the engine takes the reference) with CLI <overrides> (key,
+ *  value pairs, borrowed for the engine's life) re-applied on reload. */
+int nx_engine_new(nx_config_snapshot_t *snap, char **overrides, nx_engine_t **out);
+/** Binds the listeners, starts the shards and runs the control loop until a drain completes;
+ *  returns the process exit status. */
+int nx_engine_run(nx_engine_t *e);
+void nx_engine_free(nx_engine_t *e);
+
+/** Builds the effective config: defaults, then <file> (may be NULL), then environment, then
+ *  <overrides>; returns 0 or NX_ECONFIG with <err>. */
+int nx_engine_load_config(nx_config_t *c, const char *file, char **overrides,
+                          nx_config_error_t *err);
+
+/* Routes (api_routes.c). */
+/** The route table of the REST port, NULL-terminated. */
+extern const nx_route_def_t nx_rest_routes[];
+/** Registers the routes of <defs> allowed by <c> into <r>. */
+int nx_routes_register(nx_router_t *r, const nx_route_def_t *defs, const nx_config_t *c);
+/** The OpenAPI 3.1 document describing every route registered in <r>. */
+json_t *nx_openapi_document(const nx_router_t *r, const nx_config_t *c);
+/** Sends <j> (stolen) as an application/json response with <status>. */
+void nx_respond_json(nx_http_conn_t *hc, int status, json_t *j);
+
+/* Seen by the routes: engine facts for /health, /status, /stats, /metrics. */
+double nx_engine_uptime_seconds(const nx_engine_t *e);
+void nx_engine_metrics_view(const nx_engine_t *e, nx_metrics_view_t *v,
+                            const nx_shard_metrics_t **shard_metrics,
+                            const nx_net_stats_t **net_stats);
+
+#endif

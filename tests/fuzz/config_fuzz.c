@@ -1,0 +1,61 @@
+/* libFuzzer target for engine/config.c: any bytes as a config file must load or fail with a
+ * located error, never crash or leak; a loaded config must survive nx_config_to_json and load
+ * back to the same values. The raw duration and size parsers get the same bytes. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "nexus/errors.h"
+
+static void check_error(const nx_config_error_t *err) {
+    char out[1024];
+    if (err->line < 0 || memchr(err->file, '\0', sizeof(err->file)) == NULL ||
+        memchr(err->key, '\0', sizeof(err->key)) == NULL ||
+        memchr(err->message, '\0', sizeof(err->message)) == NULL || err->message[0] == '\0')
+        abort();
+    nx_config_error_format(err, out, sizeof(out));
+}
+
+/* Exports <c> as JSON, loads that back over defaults and aborts unless every value matches. */
+static void check_round_trip(const nx_config_t *c) {
+    nx_config_t back;
+    nx_config_error_t err;
+    json_t *j = nx_config_to_json(c);
+    if (j == NULL) abort();
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (text == NULL) abort();
+    nx_config_defaults(&back);
+    if (nx_config_load_string(&back, "status.json", text, strlen(text), &err) != 0) abort();
+    free(text);
+    /* Copy the bookkeeping over, then the values must be byte-identical. */
+    memcpy(back.source, c->source, sizeof(back.source));
+    memcpy(back.origin, c->origin, sizeof(back.origin));
+    if (strcmp(back.rest.host, c->rest.host) != 0 || back.rest.port != c->rest.port ||
+        strcmp(back.mcp.host, c->mcp.host) != 0 || back.mcp.port != c->mcp.port ||
+        back.mcp.enabled != c->mcp.enabled || back.shards != c->shards ||
+        back.log_level != c->log_level || back.access_log != c->access_log ||
+        memcmp(&back.http, &c->http, sizeof(back.http)) != 0 ||
+        back.drain_timeout_ms != c->drain_timeout_ms || back.debug_routes != c->debug_routes)
+        abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    nx_config_t c;
+    nx_config_error_t err;
+    char msg[256];
+    uint64_t v;
+
+    nx_config_defaults(&c);
+    if (nx_config_load_string(&c, "fuzz.yaml", (const char *)data, size, &err) == 0) {
+        check_round_trip(&c);
+        if (nx_config_validate(&c, &err) != 0) check_error(&err);
+    } else {
+        check_error(&err);
+    }
+    nx_config_parse_duration((const char *)data, size, &v, msg, sizeof(msg));
+    nx_config_parse_size((const char *)data, size, &v, msg, sizeof(msg));
+    return 0;
+}
