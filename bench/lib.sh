@@ -156,7 +156,8 @@ request = function() return req end
 EOF
 }
 
-# nxb_build ROOT TARGET...: builds release targets into ROOT/build when missing.
+# nxb_build ROOT TARGET...: builds TARGETs into ROOT/build (the default RelWithDebInfo, -O2) when
+# any is missing.
 nxb_build() {
     local root=$1 missing=0 t
     shift
@@ -165,7 +166,7 @@ nxb_build() {
     nxb_log "building $* in $root/build (release)"
     local log
     log=$(mktemp /tmp/nx-build.XXXXXX)
-    if ! { cmake -S "$root" -B "$root/build" -DNX_TESTS=OFF -DCMAKE_BUILD_TYPE=Release &&
+    if ! { cmake -S "$root" -B "$root/build" -DNX_TESTS=OFF &&
         cmake --build "$root/build" --target "$@" -j "$(nproc)"; } >"$log" 2>&1; then
         tail -n 20 "$log" >&2
         rm -f "$log"

@@ -38,6 +38,7 @@ NXLOAD_BIN=${NXLOAD_BIN:-$root/build/nxload}
 [ -x "$NXLOAD_BIN" ] || nxb_die "nxload not found at $NXLOAD_BIN"
 [ "$SUBJECT" = nginx ] || [ -x "$NEXUS_BIN" ] || nxb_die "nexus not found at $NEXUS_BIN"
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 tmp=$(mktemp -d /tmp/nx-plaintext.XXXXXX)
 chmod 755 "$tmp"
 a_pid="" b_pid="" ok=0
@@ -98,6 +99,9 @@ if [ "$SUBJECT" = nexus ]; then
         ring_mode=$(curl -fsS --max-time 2 "http://127.0.0.1:$a_port/health" 2>/dev/null |
             grep -o '"ring_mode":"[a-z_]*"' | head -n 1 | cut -d'"' -f4 || true)
     fi
+    if [ -z "$ring_mode" ]; then # "... ring defer_taskrun" in the startup message
+        ring_mode=$(grep -o 'ring [a-z_]*' "$tmp/nexus.log" | head -n 1 | cut -d' ' -f2 || true)
+    fi
     ring_mode=${ring_mode:-unknown}
 fi
 
@@ -136,7 +140,7 @@ run_load() { # ROW URL SECONDS OUTFILE
 }
 
 measure() { # ROW SERVER(a|b) ROUND: one recorded run; appends "rps p99_us cpu_us_per_req errors"
-    local row=$1 srv=$2 round=$3 pid url out t0 t1 parsed req rps p99 errs cpu
+    local row=$1 srv=$2 round=$3 pid url out t0 t1 parsed req rps p99 errs cpu busy
     if [ "$srv" = a ]; then pid=$a_pid url=$a_url; else pid=$b_pid url=$b_url; fi
     kill -0 "$pid" 2>/dev/null || nxb_die "server $srv (pid $pid) died; logs in $tmp"
     out=$tmp/run.$row.$srv.$round
@@ -149,10 +153,13 @@ measure() { # ROW SERVER(a|b) ROUND: one recorded run; appends "rps p99_us cpu_u
     esac
     read -r req rps p99 errs <<<"$parsed"
     if [ -z "$req" ] || [ "$req" = 0 ]; then nxb_die "$row against $srv: no requests ($out)"; fi
+    # CPU per request, and how busy the server was: well below 100% means the load generator
+    # (or a noisy neighbour), not the server, set the pace of this run
     cpu=$(awk -v d=$((t1 - t0)) -v hz="$NXB_CLK_TCK" -v n="$req" 'BEGIN {printf "%.3f", d * 1e6 / hz / n}')
-    echo "$rps $p99 $cpu $errs" >>"$tmp/res.$row.$srv"
+    busy=$(awk -v d=$((t1 - t0)) -v hz="$NXB_CLK_TCK" -v s="$DUR" 'BEGIN {printf "%.1f", d * 100 / hz / s}')
+    echo "$rps $p99 $cpu $errs $busy" >>"$tmp/res.$row.$srv"
     nxb_log "round $round ${row_label[$row]} $([ "$srv" = a ] && echo "$a_name" || echo nginx):" \
-        "$rps req/s, p99 ${p99}us, ${cpu}us CPU/req, $errs errors"
+        "$rps req/s, p99 ${p99}us, ${cpu}us CPU/req (${busy}% busy), $errs errors"
 }
 
 if [ "$WARMUP" != 0 ]; then
@@ -169,21 +176,25 @@ done
 
 # ---- table ----
 
-col() { # ROW SERVER FIELD(1=rps 2=p99 3=cpu 4=errors): the values of one column
+col() { # ROW SERVER FIELD(1=rps 2=p99 3=cpu 4=errors 5=busy): the values of one column
     awk -v f="$3" '{print $f}' "$tmp/res.$1.$2"
 }
 fmt_cell() { # MEDIAN MIN MAX DECIMALS
     awk -v m="$1" -v lo="$2" -v hi="$3" -v d="$4" 'BEGIN {f = "%." d "f"; printf f " (" f "–" f ")", m, lo, hi}'
 }
 table=$tmp/table.md
-metric_field=(1 2 3)
-metric_name=("req/s" "p99 µs" "server CPU µs/req")
-metric_dec=(0 0 2)
+metric_field=(1 2 3 5)
+metric_name=("req/s" "p99 µs" "server CPU µs/req" "server CPU busy %")
+metric_dec=(0 0 2 0)
 {
     echo "| row | $a_name median (min–max) | nginx median (min–max) | ratio $a_name/nginx |"
     echo "|---|---:|---:|---:|"
     for row in "${rows[@]}"; do
         for i in "${!metric_field[@]}"; do
+            if [ "$row" = wrk_pipe ] && [ "${metric_field[$i]}" = 2 ]; then
+                echo "| ${row_label[$row]}: ${metric_name[$i]} | n/a | n/a | wrk does not time pipelined requests |"
+                continue
+            fi
             mapfile -t av < <(col "$row" a "${metric_field[$i]}")
             mapfile -t bv < <(col "$row" b "${metric_field[$i]}")
             read -r am alo ahi <<<"$(nxb_stats "${av[@]}")"
@@ -195,12 +206,27 @@ metric_dec=(0 0 2)
         done
     done
 } >"$table"
+# A row where the server was not saturated measured the load generator, not the server.
+notes=$tmp/notes.md
+: >"$notes"
+for row in "${rows[@]}"; do
+    for srv in a b; do
+        mapfile -t v < <(col "$row" "$srv" 5)
+        read -r busy_med _ <<<"$(nxb_stats "${v[@]}")"
+        if awk -v b="$busy_med" 'BEGIN {exit !(b < 85)}'; then
+            name=nginx
+            [ "$srv" = a ] && name=$a_name
+            echo "- ${row_label[$row]}: $name was only ${busy_med}% busy (median): that row's pace was set by the load generator or other load on the machine, not by $name" >>"$notes"
+        fi
+    done
+done
 a_errs=$(cat "$tmp"/res.*.a | awk '{s += $4} END {print s + 0}')
 b_errs=$(cat "$tmp"/res.*.b | awk '{s += $4} END {print s + 0}')
 
 echo
 echo "plaintext: $ROUNDS round(s) x ${DUR}s, $CONNS connections, interleaved $a_name/nginx, ring mode $ring_mode"
 cat "$table"
+cat "$notes"
 echo "errors (all runs): $a_name $a_errs, nginx $b_errs"
 
 if [ -n "$RESULTS" ]; then
@@ -211,9 +237,14 @@ if [ -n "$RESULTS" ]; then
         nxb_machine_md "$root"
         echo "- nexus \`--shards 1\`, ring mode \`$ring_mode\`; NGINX 1 worker \`return 200\`; both on CPU $NXB_SERVER_CPU; load \`wrk -t1 -c$CONNS\` and \`nxload -c$CONNS\` on CPU $NXB_LOAD_CPU, keep-alive, rounds interleaved"
         echo "- responses: $a_name $a_bytes bytes ($a_headers); nginx $b_bytes bytes ($b_headers)"
+        echo "- load average (1/5/15 min) before the run: $load_before; above ~0.2 means other work shared these 2 CPUs"
         echo "- errors over all runs: $a_name $a_errs, nginx $b_errs; CPU/req = server utime+stime over the run ÷ requests"
         echo
         cat "$table"
+        if [ -s "$notes" ]; then
+            echo
+            cat "$notes"
+        fi
     } >>"$RESULTS"
     nxb_log "appended to $RESULTS"
 fi

@@ -57,61 +57,40 @@ static void route_ready(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_reque
     nx_respond_json(hc, 200, json_pack("{s:b}", "ready", 1));
 }
 
-static json_t *net_totals(nx_engine_t *e, json_t **per_shard) {
-    uint64_t open = 0, accepted = 0, rejected = 0, in = 0, out = 0;
-    *per_shard = json_array();
-    for (uint32_t i = 0; i < e->shard_count; i++) {
-        const nx_net_stats_t *st = &e->shards[i]->shard->stats;
-        int64_t o = __atomic_load_n(&st->connections_open, __ATOMIC_RELAXED);
-        uint64_t a = nx_stat_get(&st->connections_accepted), r = nx_stat_get(&st->connections_rejected);
-        uint64_t bi = nx_stat_get(&st->bytes_in), bo = nx_stat_get(&st->bytes_out);
-        open += (uint64_t)(o > 0 ? o : 0);
-        accepted += a;
-        rejected += r;
-        in += bi;
-        out += bo;
-        json_array_append_new(*per_shard, json_pack("{s:i, s:I, s:I, s:I, s:I, s:I}", "shard",
-                                                    (int)i, "connections_open", (json_int_t)o,
-                                                    "connections_accepted", (json_int_t)a,
-                                                    "connections_rejected", (json_int_t)r,
-                                                    "bytes_in", (json_int_t)bi, "bytes_out",
-                                                    (json_int_t)bo));
-    }
-    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "connections_open", (json_int_t)open,
-                     "connections_accepted", (json_int_t)accepted, "connections_rejected",
-                     (json_int_t)rejected, "bytes_in", (json_int_t)in, "bytes_out",
-                     (json_int_t)out);
+/* The /stats document, built from every shard's counters. */
+static json_t *stats_json(nx_engine_t *e) {
+    const nx_shard_metrics_t *sm[e->shard_count];
+    const nx_net_stats_t *ns[e->shard_count];
+    nx_metrics_view_t v;
+    nx_engine_metrics_view(e, &v, sm, ns);
+    return nx_metrics_to_json(&v);
 }
 
 static void route_status(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
                          const nx_route_match_t *m) {
     nx_engine_t *e = es->engine;
     const nx_config_t *c = &es->config->config;
-    json_t *per_shard;
-    json_t *net = net_totals(e, &per_shard);
-    json_t *j = json_pack("{s:s, s:s, s:i, s:f, s:I, s:i, s:s, s:s, s:o, s:o, s:o, s:o}",
+    json_t *stats = stats_json(e);
+    json_t *connections = json_object();
+    static const char *const keys[] = {"connections_open", "connections_accepted",
+                                       "connections_rejected", "bytes_in", "bytes_out"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        json_object_set(connections, keys[i], json_object_get(stats, keys[i]));
+    json_t *j = json_pack("{s:s, s:s, s:i, s:f, s:I, s:i, s:s, s:s, s:o, s:o, s:O, s:o}",
                           "status", es->draining ? "draining" : "ok", "version", NX_VERSION,
                           "pid", (int)getpid(), "uptime_seconds", nx_engine_uptime_seconds(e),
                           "started_at", (json_int_t)e->started_at, "shards", (int)e->shard_count,
                           "ring_mode", e->ring_mode, "config_source",
                           c->source[0] ? c->source : "defaults", "channels", channels_json(es),
-                          "connections", net, "per_shard", per_shard, "config",
-                          nx_config_to_json(c));
+                          "connections", connections, "per_shard",
+                          json_object_get(stats, "per_shard"), "config", nx_config_to_json(c));
+    json_decref(stats);
     nx_respond_json(hc, 200, j);
 }
 
 static void route_stats(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
                         const nx_route_match_t *m) {
-    nx_engine_t *e = es->engine;
-    const nx_shard_metrics_t *sm[e->shard_count];
-    const nx_net_stats_t *ns[e->shard_count];
-    nx_metrics_view_t v;
-    nx_engine_metrics_view(e, &v, sm, ns);
-    json_t *j = nx_metrics_to_json(&v);
-    json_t *per_shard;
-    json_object_set_new(j, "net", net_totals(e, &per_shard));
-    json_object_set_new(j, "net_per_shard", per_shard);
-    nx_respond_json(hc, 200, j);
+    nx_respond_json(hc, 200, stats_json(es->engine));
 }
 
 static void route_metrics(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,

@@ -250,7 +250,10 @@ static nx_msg_t *make_reload(nx_engine_t *e) {
 static void reload_config(nx_engine_t *e) {
     nx_config_t c;
     nx_config_error_t err;
-    const char *file = e->config->config.source[0] ? e->config->config.source : NULL;
+    /* A copy: the running snapshot may be freed by the shards while we still log its name. */
+    char file_buf[sizeof(e->config->config.source)];
+    snprintf(file_buf, sizeof(file_buf), "%s", e->config->config.source);
+    const char *file = file_buf[0] ? file_buf : NULL;
     if (nx_engine_load_config(&c, file, e->overrides, &err) < 0) {
         char msg[600];
         nx_config_error_format(&err, msg, sizeof(msg));

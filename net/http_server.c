@@ -93,13 +93,13 @@ static void refresh_date(nx_http_server_t *srv) {
 }
 
 static void reject_connection(nx_http_server_t *srv, int fd) {
-    static const char resp[] = "HTTP/1.1 503 Service Unavailable\r\n"
-                               "Content-Type: application/json\r\n"
-                               "Content-Length: 63\r\n"
-                               "Retry-After: 1\r\n"
-                               "Connection: close\r\n\r\n"
-                               "{\"error\":{\"code\":503,\"message\":\"too many open connections\"}}\n";
-    ssize_t rc = send(fd, resp, sizeof(resp) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    static const char body[] = "{\"error\":{\"code\":503,\"message\":\"too many open connections\"}}\n";
+    char resp[256];
+    int n = snprintf(resp, sizeof(resp),
+                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s",
+                     sizeof(body) - 1, body);
+    ssize_t rc = send(fd, resp, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
     (void)rc; /* best effort: the connection is refused either way */
     close(fd);
     nx_stat_add(&srv->shard->stats.connections_rejected, 1);
@@ -288,7 +288,8 @@ static void process(nx_http_conn_t *hc, char *buf, size_t n, bool from_in) {
         }
         off += (size_t)rc;
         nx_timer_stop(&hc->timer);
-        hc->keep_alive = req.keep_alive && !srv->draining;
+        /* keepalive_timeout 0 means one request per connection. */
+        hc->keep_alive = req.keep_alive && !srv->draining && srv->opts.keepalive_timeout_ms > 0;
         hc->head_only = req.method == NX_HTTP_HEAD;
         hc->version_minor = req.version_minor;
         hc->request_seq++;

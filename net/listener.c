@@ -96,7 +96,10 @@ void nx_listener_stop(nx_listener_t *ls) {
     ls->stopped = true;
     nx_timer_stop(&ls->retry_timer);
     if (ls->armed) nx_loop_cancel(ls->shard->loop, &ls->accept_op);
-    /* Closing our SO_REUSEPORT socket makes the kernel send new connections to the others. */
+    /* The in-flight accept holds a reference to the socket, so close() alone would leave it
+     * listening until the ring goes away; shutdown stops it now and new connections are
+     * refused (or go to another shard's SO_REUSEPORT socket). */
+    shutdown(ls->fd, SHUT_RDWR);
     close(ls->fd);
     ls->fd = -1;
 }

@@ -37,7 +37,14 @@ static void check_round_trip(const nx_config_t *c) {
         strcmp(back.mcp.host, c->mcp.host) != 0 || back.mcp.port != c->mcp.port ||
         back.mcp.enabled != c->mcp.enabled || back.shards != c->shards ||
         back.log_level != c->log_level || back.access_log != c->access_log ||
-        memcmp(&back.http, &c->http, sizeof(back.http)) != 0 ||
+        /* Field by field: nx_http_config_t has padding, whose bytes are unspecified. */
+        back.http.max_header_bytes != c->http.max_header_bytes ||
+        back.http.max_headers != c->http.max_headers || back.http.max_uri != c->http.max_uri ||
+        back.http.max_body != c->http.max_body ||
+        back.http.header_timeout_ms != c->http.header_timeout_ms ||
+        back.http.body_timeout_ms != c->http.body_timeout_ms ||
+        back.http.keepalive_timeout_ms != c->http.keepalive_timeout_ms ||
+        back.http.max_connections != c->http.max_connections ||
         back.drain_timeout_ms != c->drain_timeout_ms || back.debug_routes != c->debug_routes)
         abort();
 }

@@ -133,6 +133,15 @@ test('a flag overrides the environment (NEXUS_SHARDS=1 --shards 2)', async () =>
   });
 });
 
+test('--set parses durations and sizes (see /status config)', async () => {
+  await withNexus({ shards: 1, set: { 'http.max_body': '1KiB', 'http.header_timeout': '250ms', 'shutdown.grace': '2s' } }, async (nx) => {
+    const st = JSON.parse((await request(nx.restPort, { path: '/status' })).text);
+    assert.equal(st.config.http.max_body, 1024);
+    assert.ok([250, '250ms'].includes(st.config.http.header_timeout), JSON.stringify(st.config.http));
+    assert.ok([2000, '2s'].includes(st.config.shutdown.grace), JSON.stringify(st.config.shutdown));
+  });
+});
+
 test('the environment sets keys: NEXUS_HTTP__MAX_BODY applies', async () => {
   await withNexus({ debugRoutes: true, env: { NEXUS_HTTP__MAX_BODY: '16B' } }, async (nx) => {
     const small = await request(nx.restPort, { method: 'POST', path: '/debug/echo', body: 'x'.repeat(16) });

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startNexus, RawConn, get, rawOnce, request, sleep, assertJsonError,
+  startNexus, withNexus, RawConn, get, rawOnce, request, sleep, assertJsonError,
 } from './lib/nexus.mjs';
 
 let nx;
@@ -240,6 +240,24 @@ test('the server is healthy after all the errors', async () => {
   const r = await request(nx.restPort, { path: '/health' });
   assert.equal(r.status, 200);
   assert.equal(r.json().status, 'ok');
+});
+
+test('default limits: 101 headers -> 431, 17 KiB head -> 431, 9 KiB target -> 414', async () => {
+  await withNexus({ shards: 1 }, async (s) => {
+    let h = '';
+    for (let i = 0; i < 100; i++) h += `X-H${i}: v\r\n`; // + Host = 101
+    const cases = [
+      [get('/plaintext', { headers: h }), 431],
+      [get('/plaintext', { headers: `X-Big: ${'a'.repeat(17 * 1024)}\r\n` }), 431],
+      [get('/' + 'a'.repeat(9 * 1024)), 414],
+      [get('/plaintext', { headers: `X-Big: ${'a'.repeat(15 * 1024)}\r\n` }), 200],
+    ];
+    for (const [data, status] of cases) {
+      const { r, c } = await rawOnce(s.restPort, data);
+      c.destroy();
+      assert.equal(r.status, status, r.text);
+    }
+  });
 });
 
 test('nexus exits 0 on SIGTERM with no sanitizer report', async () => {

@@ -171,6 +171,30 @@ test('20000 pipelined requests with a client that reads late (backpressure)', as
   }
 });
 
+test('clients that vanish during slow pipelined requests do not hurt the server', async () => {
+  // 20 connections each with a slow request and more pipelined behind it, closed (some reset)
+  // before the delay fires: the deferred replies must be dropped safely.
+  const conns = [];
+  for (let i = 0; i < 20; i++) {
+    const c = await RawConn.open(nx.restPort);
+    conns.push(c);
+    await c.write(get('/debug/delay/300') + get('/plaintext') + post('/debug/echo', 'x'.repeat(i)));
+  }
+  await sleep(50);
+  conns.forEach((c, i) => (i % 2 ? c.sock.resetAndDestroy() : c.destroy()));
+  await sleep(500); // the timers fire after their connections are gone
+  const c = await RawConn.open(nx.restPort);
+  try {
+    const rs = [];
+    await c.write(get('/debug/delay/10') + get('/plaintext'));
+    rs.push(...(await c.readResponses(2)));
+    assert.deepEqual(rs[0].json(), { delayed_ms: 10 });
+    assert.equal(rs[1].text, 'Hello, World!');
+  } finally {
+    c.destroy();
+  }
+});
+
 test('nexus exits 0 on SIGTERM with no sanitizer report', async () => {
   await nx.stopAndAssertClean();
 });

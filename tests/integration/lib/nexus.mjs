@@ -515,7 +515,8 @@ export class RawConn {
   write(data) {
     return new Promise((resolve, reject) => {
       if (this.sock.destroyed) {
-        reject(new Error('write on a destroyed socket'));
+        reject(new Error('write on a connection the server closed; it had sent: ' +
+          JSON.stringify(this.buf.subarray(0, 600).toString('latin1'))));
         return;
       }
       this.sock.write(data, (err) => (err ? reject(err) : resolve()));
