@@ -220,6 +220,65 @@ bad:
     nx_http_respond_error(hc, 400, "ms must be an integer between 0 and 600000", NULL);
 }
 
+/* A streamed text/event-stream response of {n} events 20 ms apart: exercises chunked streaming,
+ * which the SSE and MCP channels build on. Freed when it ends or the client goes away. */
+typedef struct debug_stream {
+    nx_timer_t timer;
+    nx_http_conn_t *hc;
+    nx_shard_t *shard;
+    uint32_t sent, total;
+} debug_stream_t;
+
+static void on_stream_tick(nx_timer_t *t) {
+    debug_stream_t *d = nx_container_of(t, debug_stream_t, timer);
+    if (d->sent == d->total) {
+        nx_http_stream_end(d->hc);
+        free(d);
+        return;
+    }
+    char event[96];
+    int n = snprintf(event, sizeof(event), "id: %u\nevent: tick\ndata: {\"n\":%u}\n\n", d->sent,
+                     d->sent);
+    d->sent++;
+    nx_http_stream_write(d->hc, event, (size_t)n);
+    nx_shard_timer_start(d->shard, &d->timer, 20);
+}
+
+static void on_stream_abort(nx_http_conn_t *hc, void *arg) {
+    debug_stream_t *d = arg;
+    nx_timer_stop(&d->timer);
+    free(d);
+}
+
+static void route_debug_stream(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
+                               const nx_route_match_t *m) {
+    char num[12];
+    nx_str_t v = m->params[0];
+    char *end = NULL;
+    unsigned long n = 0;
+    if (v.n > 0 && v.n < sizeof(num)) {
+        memcpy(num, v.p, v.n);
+        num[v.n] = '\0';
+        n = strtoul(num, &end, 10);
+    }
+    if (end == NULL || *end != '\0' || n > 10000) {
+        nx_http_respond_error(hc, 400, "n must be an integer between 0 and 10000", NULL);
+        return;
+    }
+    debug_stream_t *d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        nx_http_respond_error(hc, 503, "out of memory", "Retry-After: 1\r\n");
+        return;
+    }
+    d->hc = hc;
+    d->shard = es->shard;
+    d->total = (uint32_t)n;
+    nx_timer_init(&d->timer, on_stream_tick);
+    nx_http_stream_begin(hc, 200, "text/event-stream", "Cache-Control: no-cache\r\n",
+                         on_stream_abort, d);
+    nx_shard_timer_start(es->shard, &d->timer, 0);
+}
+
 static void route_debug_echo(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
                              const nx_route_match_t *m) {
     nx_str_t ct = nx_http_request_header(req, "Content-Type");
@@ -255,6 +314,9 @@ const nx_route_def_t nx_rest_routes[] = {
      "text/plain", NULL, false},
     {"GET", "/debug/delay/{ms}", route_debug_delay,
      "Test only: answers after {ms} milliseconds", "debug", "application/json", NULL, true},
+    {"GET", "/debug/stream/{n}", route_debug_stream,
+     "Test only: streams {n} server-sent events 20 ms apart", "debug", "text/event-stream", NULL,
+     true},
     {"POST", "/debug/echo", route_debug_echo, "Test only: echoes the request body", "debug",
      "application/octet-stream", "application/octet-stream", true},
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL, false},

@@ -161,17 +161,18 @@ static void append_status_line(nx_buf_t *o, int status) {
     nx_buf_appendf(o, "HTTP/1.1 %d %s\r\n", status, nx_http_status_reason(status));
 }
 
-void nx_http_respond(nx_http_conn_t *hc, int status, const char *content_type, const void *body,
-                     size_t body_len, const char *extra_headers) {
-    if (hc->phase == NX_HTTP_PHASE_DONE || hc->conn == NULL) return;
+/* Queues the status line and headers. <body_len> < 0 means a streamed body: chunked on
+ * HTTP/1.1, delimited by the connection's close on HTTP/1.0. */
+static void write_head(nx_http_conn_t *hc, int status, const char *content_type,
+                       int64_t body_len, const char *extra_headers) {
     nx_http_server_t *srv = hc->srv;
     nx_buf_t *o = nx_conn_out(hc->conn);
-    bool was_deferred = hc->phase == NX_HTTP_PHASE_DEFERRED;
-    if (srv->draining) hc->keep_alive = false;
     bool no_body = status == 204 || status == 304 || status < 200;
+    if (srv->draining) hc->keep_alive = false;
+    if (body_len < 0 && hc->version_minor == 0) hc->keep_alive = false;
 
     refresh_date(srv);
-    nx_buf_reserve(o, 160 + body_len);
+    nx_buf_reserve(o, 160 + (body_len > 0 ? (size_t)body_len : 0));
     append_status_line(o, status);
     nx_buf_append(o, "Server: nexus\r\nDate: ", 21);
     nx_buf_append(o, srv->date, 29);
@@ -179,9 +180,11 @@ void nx_http_respond(nx_http_conn_t *hc, int status, const char *content_type, c
         nx_buf_append(o, "\r\nContent-Type: ", 16);
         nx_buf_append_str(o, content_type);
     }
-    if (!no_body) {
+    if (!no_body && body_len >= 0) {
         nx_buf_append(o, "\r\nContent-Length: ", 18);
-        nx_buf_append_u64(o, body_len);
+        nx_buf_append_u64(o, (uint64_t)body_len);
+    } else if (!no_body && hc->version_minor == 1) {
+        nx_buf_append(o, "\r\nTransfer-Encoding: chunked", 28);
     }
     if (!hc->keep_alive) {
         nx_buf_append(o, "\r\nConnection: close", 19);
@@ -191,10 +194,13 @@ void nx_http_respond(nx_http_conn_t *hc, int status, const char *content_type, c
     nx_buf_append(o, "\r\n", 2);
     if (extra_headers != NULL) nx_buf_append_str(o, extra_headers);
     nx_buf_append(o, "\r\n", 2);
-    if (!no_body && !hc->head_only) nx_buf_append(o, body, body_len);
+}
 
-    if (srv->on_done != NULL)
-        srv->on_done(srv, hc, status, nx_loop_clock_ns() - hc->start_ns);
+/* The response to the current request is fully queued: count it, then either close or get
+ * ready for the next request (answering any that queued up behind a deferred one). */
+static void complete_response(nx_http_conn_t *hc, int status, bool was_deferred) {
+    nx_http_server_t *srv = hc->srv;
+    if (srv->on_done != NULL) srv->on_done(srv, hc, status, nx_loop_clock_ns() - hc->start_ns);
     hc->abort_fn = NULL;
     finish_request_state(hc);
     if (!hc->keep_alive) {
@@ -214,6 +220,55 @@ void nx_http_respond(nx_http_conn_t *hc, int status, const char *content_type, c
         }
         nx_conn_resume_recv(hc->conn);
     }
+}
+
+void nx_http_respond(nx_http_conn_t *hc, int status, const char *content_type, const void *body,
+                     size_t body_len, const char *extra_headers) {
+    if (hc->phase == NX_HTTP_PHASE_DONE || hc->conn == NULL || hc->streaming) return;
+    bool was_deferred = hc->phase == NX_HTTP_PHASE_DEFERRED;
+    bool no_body = status == 204 || status == 304 || status < 200;
+    write_head(hc, status, content_type, (int64_t)body_len, extra_headers);
+    if (!no_body && !hc->head_only) nx_buf_append(nx_conn_out(hc->conn), body, body_len);
+    complete_response(hc, status, was_deferred);
+}
+
+int nx_http_stream_begin(nx_http_conn_t *hc, int status, const char *content_type,
+                         const char *extra_headers, nx_http_abort_fn abort, void *arg) {
+    if (hc->phase == NX_HTTP_PHASE_DONE || hc->streaming) return NX_ECLOSED;
+    nx_http_defer(hc, abort, arg);
+    write_head(hc, status, content_type, -1, extra_headers);
+    hc->streaming = true;
+    hc->stream_status = (uint16_t)status;
+    nx_conn_flush(hc->conn);
+    return 0;
+}
+
+int nx_http_stream_write(nx_http_conn_t *hc, const void *data, size_t len) {
+    if (!hc->streaming || hc->conn->state != NX_CONN_OPEN) return NX_ECLOSED;
+    if (len == 0 || hc->head_only) return 0;
+    nx_buf_t *o = nx_conn_out(hc->conn);
+    if (hc->version_minor == 1) {
+        char size[20];
+        int n = snprintf(size, sizeof(size), "%zx\r\n", len);
+        nx_buf_append(o, size, (size_t)n);
+    }
+    nx_buf_append(o, data, len);
+    if (hc->version_minor == 1) nx_buf_append(o, "\r\n", 2);
+    nx_conn_flush(hc->conn);
+    return 0;
+}
+
+size_t nx_http_stream_backlog(const nx_http_conn_t *hc) {
+    return nx_conn_unsent(hc->conn);
+}
+
+void nx_http_stream_end(nx_http_conn_t *hc) {
+    if (!hc->streaming) return;
+    hc->streaming = false;
+    if (hc->version_minor == 1 && !hc->head_only)
+        nx_buf_append(nx_conn_out(hc->conn), "0\r\n\r\n", 5);
+    complete_response(hc, hc->stream_status, true);
+    nx_conn_flush(hc->conn);
 }
 
 void nx_http_respond_error(nx_http_conn_t *hc, int status, const char *message,

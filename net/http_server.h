@@ -76,6 +76,8 @@ struct nx_http_conn {
     uint64_t start_ns;    /* when the current request's first byte arrived */
     nx_http_abort_fn abort_fn;
     void *abort_arg;
+    bool streaming;       /* a streamed (chunked) response is in progress */
+    uint16_t stream_status;
     uint32_t tag;         /* the engine's per-request label (route index for metrics);
                            * NX_HTTP_TAG_NONE until the engine sets it */
     uint64_t request_seq; /* requests served on this connection */
@@ -100,6 +102,16 @@ void nx_http_respond(nx_http_conn_t *hc, int status, const char *content_type, c
 /** Answers with {"error":{"code":<status>,"message":<message>}} (message JSON-escaped). */
 void nx_http_respond_error(nx_http_conn_t *hc, int status, const char *message,
                            const char *extra_headers);
+/** Starts a streamed response to the current request (chunked on HTTP/1.1, close-delimited on
+ *  1.0), deferring it: <abort> runs if the client goes away before nx_http_stream_end. */
+int nx_http_stream_begin(nx_http_conn_t *hc, int status, const char *content_type,
+                         const char *extra_headers, nx_http_abort_fn abort, void *arg);
+/** Sends <len> bytes of the streamed body now; NX_ECLOSED once the connection is going away. */
+int nx_http_stream_write(nx_http_conn_t *hc, const void *data, size_t len);
+/** Bytes written but not yet sent: a producer should slow down when this grows. */
+size_t nx_http_stream_backlog(const nx_http_conn_t *hc);
+/** Ends the streamed body; the connection then serves its next request. */
+void nx_http_stream_end(nx_http_conn_t *hc);
 /** Marks the current request as answered later; <abort> runs if the client goes away first. */
 void nx_http_defer(nx_http_conn_t *hc, nx_http_abort_fn abort, void *arg);
 
