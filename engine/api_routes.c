@@ -279,6 +279,28 @@ static void route_debug_stream(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_htt
     nx_shard_timer_start(es->shard, &d->timer, 0);
 }
 
+/* A raw echo protocol behind "Upgrade: echo": tests the HTTP -> other-protocol hand-off that
+ * WebSocket uses, including bytes the client sent right behind the upgrade request. */
+static void echo_on_data(nx_conn_t *c, char *data, size_t len) {
+    nx_buf_append(nx_conn_out(c), data, len);
+    nx_conn_flush(c);
+}
+static void echo_on_eof(nx_conn_t *c, int err) {
+    nx_conn_close_graceful(c, 0);
+}
+static const nx_conn_ops_t echo_ops = {.on_data = echo_on_data, .on_eof = echo_on_eof};
+
+static void route_debug_upgrade(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
+                                const nx_route_match_t *m) {
+    if (!req->upgrade || !nx_str_eq_lit_nocase(nx_http_request_header(req, "Upgrade"), "echo")) {
+        nx_http_respond_error(hc, 426, "this route needs Connection: upgrade, Upgrade: echo",
+                              "Upgrade: echo\r\n");
+        return;
+    }
+    nx_http_respond(hc, 101, NULL, NULL, 0, "Upgrade: echo\r\nConnection: Upgrade\r\n");
+    nx_http_upgrade(hc, &echo_ops, NULL);
+}
+
 static void route_debug_echo(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
                              const nx_route_match_t *m) {
     nx_str_t ct = nx_http_request_header(req, "Content-Type");
@@ -316,6 +338,9 @@ const nx_route_def_t nx_rest_routes[] = {
      "Test only: answers after {ms} milliseconds", "debug", "application/json", NULL, true},
     {"GET", "/debug/stream/{n}", route_debug_stream,
      "Test only: streams {n} server-sent events 20 ms apart", "debug", "text/event-stream", NULL,
+     true},
+    {"GET", "/debug/upgrade", route_debug_upgrade,
+     "Test only: switches to a raw echo protocol (Upgrade: echo)", "debug", "text/plain", NULL,
      true},
     {"POST", "/debug/echo", route_debug_echo, "Test only: echoes the request body", "debug",
      "application/octet-stream", "application/octet-stream", true},

@@ -297,6 +297,43 @@ static void protocol_error(nx_http_conn_t *hc, int status, const char *message) 
     nx_http_respond_error(hc, status, message, NULL);
 }
 
+static void free_http_conn(nx_http_conn_t *hc) {
+    nx_http_server_t *srv = hc->srv;
+    nx_timer_stop(&hc->timer);
+    if (hc->parser != NULL) return_parser(srv, hc->parser);
+    nx_buf_dispose(&hc->in);
+    nx_list_remove(&hc->link);
+    srv->conn_count--;
+    free(hc);
+    if (srv->draining && srv->conn_count == 0 && srv->on_drained != NULL) srv->on_drained(srv);
+}
+
+/* Gives hc's connection to the codec chosen by nx_http_upgrade, with the <n> bytes that
+ * followed the upgrade request, and frees hc. */
+static void hand_off(nx_http_conn_t *hc, const char *rest, size_t n) {
+    nx_conn_t *c = hc->conn;
+    nx_buf_t leftover;
+    nx_buf_init(&leftover);
+    if (n > 0 && nx_buf_append(&leftover, rest, n) < 0) {
+        nx_conn_close(c);
+        return;
+    }
+    c->ops = hc->upgrade_ops;
+    c->codec = hc->upgrade_codec;
+    free_http_conn(hc);
+    nx_conn_flush(c); /* the 101 response */
+    if (leftover.len > 0 && c->state == NX_CONN_OPEN) c->ops->on_data(c, leftover.data, leftover.len);
+    nx_buf_dispose(&leftover);
+}
+
+int nx_http_upgrade(nx_http_conn_t *hc, const nx_conn_ops_t *ops, void *codec) {
+    if (!hc->processing || hc->phase == NX_HTTP_PHASE_DONE || hc->upgrade_ops != NULL)
+        return NX_ECLOSED;
+    hc->upgrade_ops = ops;
+    hc->upgrade_codec = codec;
+    return 0;
+}
+
 /* Parses and dispatches every complete request in buf[0..n). <from_in> says buf is hc->in
  * (else it is a provided receive buffer that must not be kept past this call). */
 static void process(nx_http_conn_t *hc, char *buf, size_t n, bool from_in) {
@@ -349,6 +386,12 @@ static void process(nx_http_conn_t *hc, char *buf, size_t n, bool from_in) {
         hc->version_minor = req.version_minor;
         hc->request_seq++;
         srv->handler(srv, hc, &req);
+        if (hc->upgrade_ops != NULL) {
+            /* The handler switched protocols: the bytes after this request are the new
+             * protocol's, and hc is gone after the hand-off. */
+            hand_off(hc, buf + off, n - off);
+            return;
+        }
     }
     hc->processing = false;
     if (hc->conn->state != NX_CONN_OPEN || hc->phase == NX_HTTP_PHASE_DONE) {
@@ -413,15 +456,8 @@ static void on_sent(nx_conn_t *c) {
 
 static void on_free(nx_conn_t *c) {
     nx_http_conn_t *hc = c->codec;
-    nx_http_server_t *srv = hc->srv;
     if (hc->phase == NX_HTTP_PHASE_DEFERRED && hc->abort_fn != NULL) hc->abort_fn(hc, hc->abort_arg);
-    nx_timer_stop(&hc->timer);
-    if (hc->parser != NULL) return_parser(srv, hc->parser);
-    nx_buf_dispose(&hc->in);
-    nx_list_remove(&hc->link);
-    srv->conn_count--;
-    free(hc);
-    if (srv->draining && srv->conn_count == 0 && srv->on_drained != NULL) srv->on_drained(srv);
+    free_http_conn(hc);
 }
 
 static void on_timer(nx_timer_t *t) {

@@ -77,6 +77,8 @@ struct nx_http_conn {
     nx_http_abort_fn abort_fn;
     void *abort_arg;
     bool streaming;       /* a streamed (chunked) response is in progress */
+    const nx_conn_ops_t *upgrade_ops; /* set by nx_http_upgrade: the codec taking over */
+    void *upgrade_codec;
     uint16_t stream_status;
     uint32_t tag;         /* the engine's per-request label (route index for metrics);
                            * NX_HTTP_TAG_NONE until the engine sets it */
@@ -112,6 +114,10 @@ int nx_http_stream_write(nx_http_conn_t *hc, const void *data, size_t len);
 size_t nx_http_stream_backlog(const nx_http_conn_t *hc);
 /** Ends the streamed body; the connection then serves its next request. */
 void nx_http_stream_end(nx_http_conn_t *hc);
+/** From inside the handler, after queuing a 101 response: hands the connection to <ops>/<codec>
+ *  once the handler returns (bytes received after the request go to ops->on_data) and frees
+ *  <hc>. Returns NX_ECLOSED when called outside a handler. */
+int nx_http_upgrade(nx_http_conn_t *hc, const nx_conn_ops_t *ops, void *codec);
 /** Marks the current request as answered later; <abort> runs if the client goes away first. */
 void nx_http_defer(nx_http_conn_t *hc, nx_http_abort_fn abort, void *arg);
 

@@ -96,3 +96,28 @@ test('a client leaving mid-stream does not disturb the server', async () => {
     c.destroy();
   }
 });
+
+test('an upgrade hands the connection to the new protocol, with bytes sent behind it', async () => {
+  const c = await RawConn.open(nx.restPort);
+  try {
+    // The first echo payload is in the same write as the upgrade request.
+    c.write(get('/debug/upgrade', { headers: 'Connection: Upgrade\r\nUpgrade: echo\r\n' }) + 'ping-1');
+    await c.waitFor('ping-1', 2000);
+    const text = c.buf.toString('latin1');
+    assert.match(text, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
+    assert.match(text, /\r\nUpgrade: echo\r\n/);
+    assert.ok(text.endsWith('\r\n\r\nping-1'), `unexpected bytes: ${JSON.stringify(text)}`);
+    c.write('second');
+    await c.waitFor('second', 2000);
+    assert.doesNotMatch(c.buf.toString('latin1'), /HTTP\/1\.1 [^1]/, 'HTTP must not answer after 101');
+  } finally {
+    c.destroy();
+  }
+  const r = await RawConn.open(nx.restPort);
+  try {
+    const plain = await r.roundTrip(get('/debug/upgrade'));
+    assert.equal(plain.status, 426, 'without Upgrade headers the route refuses');
+  } finally {
+    r.destroy();
+  }
+});
