@@ -1,0 +1,156 @@
+/* MCP HTTP transport rules (see mcp_rules.h). */
+#include "mcp_rules.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *const nx_mcp_legacy_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26",
+                                              "2024-11-05", NULL};
+const char *const nx_mcp_loopback_hosts[] = {"localhost", "127.0.0.1", "::1", NULL};
+
+bool nx_mcp_version_supported(nx_str_t v) {
+    if (nx_str_eq(v, NX_STR(NX_MCP_MODERN_VERSION))) return true;
+    for (const char *const *p = nx_mcp_legacy_versions; *p != NULL; p++)
+        if (nx_str_eq(v, nx_str_from(*p))) return true;
+    return false;
+}
+
+const char *nx_mcp_negotiate_version(nx_str_t requested) {
+    for (const char *const *p = nx_mcp_legacy_versions; *p != NULL; p++)
+        if (nx_str_eq(requested, nx_str_from(*p))) return *p;
+    return nx_mcp_legacy_versions[0];
+}
+
+static nx_str_t trim(nx_str_t s) {
+    while (s.n > 0 && (s.p[0] == ' ' || s.p[0] == '\t')) s.p++, s.n--;
+    while (s.n > 0 && (s.p[s.n - 1] == ' ' || s.p[s.n - 1] == '\t')) s.n--;
+    return s;
+}
+
+/* True if some media range of <accept> with q > 0 covers <type>/<sub>. */
+static bool accepts(nx_str_t accept, const char *type, const char *sub) {
+    const char *p = accept.p, *end = accept.p + accept.n;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        nx_str_t item = {p, (size_t)((comma ? comma : end) - p)};
+        p = comma ? comma + 1 : end;
+        const char *semi = memchr(item.p, ';', item.n);
+        nx_str_t range = trim((nx_str_t){item.p, semi ? (size_t)(semi - item.p) : item.n});
+        /* q=0 means "not acceptable". */
+        bool q0 = false;
+        for (const char *q = semi; q != NULL && q < item.p + item.n;) {
+            const char *next = memchr(q + 1, ';', (size_t)(item.p + item.n - q - 1));
+            nx_str_t param = trim((nx_str_t){q + 1, (size_t)((next ? next : item.p + item.n) - q - 1)});
+            if (param.n >= 3 && (param.p[0] == 'q' || param.p[0] == 'Q') && param.p[1] == '=') {
+                /* qvalue = "0" [ "." 0*3DIGIT ] / "1" ...: zero when every digit is 0. */
+                bool zero = true;
+                for (size_t k = 2; k < param.n; k++)
+                    if (param.p[k] != '0' && param.p[k] != '.') zero = false;
+                if (zero) q0 = true;
+            }
+            q = next;
+        }
+        if (q0) continue;
+        const char *slash = memchr(range.p, '/', range.n);
+        if (slash == NULL) continue;
+        nx_str_t rt = {range.p, (size_t)(slash - range.p)};
+        nx_str_t rs = {slash + 1, range.n - rt.n - 1};
+        bool type_ok = nx_str_eq(rt, NX_STR("*")) || nx_str_eq_lit_nocase(rt, type);
+        bool sub_ok = nx_str_eq(rs, NX_STR("*")) || nx_str_eq_lit_nocase(rs, sub);
+        if (type_ok && sub_ok) return true;
+    }
+    return false;
+}
+
+int nx_mcp_check_accept(nx_str_t accept, bool is_post, char *msg, size_t msglen) {
+    bool sse = accepts(accept, "text", "event-stream");
+    if (!is_post) {
+        if (sse) return 0;
+        snprintf(msg, msglen, "GET needs Accept: text/event-stream");
+        return 406;
+    }
+    bool json = accepts(accept, "application", "json");
+    if (json && sse) return 0;
+    snprintf(msg, msglen, "POST needs Accept to list both application/json and text/event-stream%s",
+             accept.n == 0 ? " (the header is missing)" : "");
+    return 406;
+}
+
+int nx_mcp_check_protocol_header(nx_str_t header, nx_str_t *version, char *msg, size_t msglen) {
+    nx_str_t v = trim(header);
+    if (header.p == NULL || v.n == 0) {
+        *version = NX_STR(NX_MCP_DEFAULT_HEADER_VERSION);
+        return 0;
+    }
+    if (!nx_mcp_version_supported(v)) {
+        snprintf(msg, msglen, "unsupported MCP-Protocol-Version '%.*s'; supported: %s, %s, %s, %s, %s",
+                 (int)(v.n > 40 ? 40 : v.n), v.p, NX_MCP_MODERN_VERSION, nx_mcp_legacy_versions[0],
+                 nx_mcp_legacy_versions[1], nx_mcp_legacy_versions[2], nx_mcp_legacy_versions[3]);
+        return 400;
+    }
+    *version = v;
+    return 0;
+}
+
+bool nx_mcp_host_part(nx_str_t hostport, char *out, size_t outlen) {
+    nx_str_t h = trim(hostport);
+    if (h.n == 0) return false;
+    size_t n;
+    const char *start = h.p;
+    if (h.p[0] == '[') {
+        const char *close = memchr(h.p, ']', h.n);
+        if (close == NULL) return false;
+        start = h.p + 1;
+        n = (size_t)(close - start);
+        size_t rest = h.n - (size_t)(close + 1 - h.p);
+        if (rest != 0 && close[1] != ':') return false;
+    } else {
+        const char *colon = memchr(h.p, ':', h.n);
+        n = colon ? (size_t)(colon - h.p) : h.n;
+        if (colon != NULL && memchr(colon + 1, ':', h.n - n - 1) != NULL) return false;
+    }
+    if (n == 0 || n >= outlen) return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)start[i];
+        if (c <= 0x20 || c >= 0x7f || c == '/' || c == '@') return false;
+        out[i] = (char)tolower(c);
+    }
+    out[n] = '\0';
+    return true;
+}
+
+static bool host_allowed(const nx_mcp_origin_policy_t *p, const char *host) {
+    for (const char *const *h = p->allowed_hosts; h != NULL && *h != NULL; h++)
+        if (strcasecmp(*h, host) == 0) return true;
+    return false;
+}
+
+int nx_mcp_check_origin(const nx_mcp_origin_policy_t *p, nx_str_t origin, nx_str_t host,
+                        char *msg, size_t msglen) {
+    if (p->allow_any) return 0;
+    char name[256];
+    if (origin.p != NULL && origin.n > 0 && !nx_str_eq(trim(origin), NX_STR("null"))) {
+        nx_str_t o = trim(origin);
+        const char *scheme_end = memmem(o.p, o.n, "://", 3);
+        if (scheme_end == NULL) {
+            snprintf(msg, msglen, "malformed Origin header");
+            return 403;
+        }
+        nx_str_t rest = {scheme_end + 3, (size_t)(o.p + o.n - scheme_end - 3)};
+        const char *slash = memchr(rest.p, '/', rest.n);
+        if (slash != NULL) rest.n = (size_t)(slash - rest.p);
+        if (!nx_mcp_host_part(rest, name, sizeof(name)) || !host_allowed(p, name)) {
+            snprintf(msg, msglen, "Origin '%.*s' is not allowed (DNS-rebinding protection)",
+                     (int)(o.n > 100 ? 100 : o.n), o.p);
+            return 403;
+        }
+    }
+    if (host.p == NULL || host.n == 0) return 0; /* HTTP/1.0 without Host: nothing to check */
+    if (!nx_mcp_host_part(host, name, sizeof(name)) || !host_allowed(p, name)) {
+        snprintf(msg, msglen, "Host '%.*s' is not allowed (DNS-rebinding protection)",
+                 (int)(host.n > 100 ? 100 : host.n), host.p);
+        return 403;
+    }
+    return 0;
+}
