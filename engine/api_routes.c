@@ -4,6 +4,7 @@
 #include "engine.h"
 
 #include "log.h"
+#include "mcp_http.h"
 #include "nexus/errors.h"
 
 #include <stdio.h>
@@ -334,6 +335,14 @@ const nx_route_def_t nx_rest_routes[] = {
      "text/html", NULL, false},
     {"GET", "/plaintext", route_plaintext, "A fixed 'Hello, World!' for load tests", "meta",
      "text/plain", NULL, false},
+    {"POST", "/mcp", nx_mcp_route_post,
+     "MCP Streamable HTTP: one JSON-RPC message in, a JSON response (or 202) out", "mcp",
+     "application/json", "application/json", false},
+    {"GET", "/mcp", nx_mcp_route_get,
+     "MCP Streamable HTTP standalone stream (not offered yet: 405)", "mcp", "application/json",
+     NULL, false},
+    {"DELETE", "/mcp", nx_mcp_route_delete, "Ends the MCP session named by Mcp-Session-Id", "mcp",
+     "application/json", NULL, false},
     {"GET", "/debug/delay/{ms}", route_debug_delay,
      "Test only: answers after {ms} milliseconds", "debug", "application/json", NULL, true},
     {"GET", "/debug/stream/{n}", route_debug_stream,

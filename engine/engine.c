@@ -17,6 +17,8 @@
 #include "engine.h"
 
 #include "log.h"
+#include "mcp_http.h"
+#include "mcp_rules.h"
 #include "nexus/errors.h"
 
 #include <errno.h>
@@ -122,6 +124,24 @@ static void on_request_done(nx_http_server_t *srv, nx_http_conn_t *hc, int statu
 
 /* ---- shard lifecycle ---- */
 
+/* MCP session bounds; per shard. */
+#define NX_MCP_MAX_SESSIONS 10000
+#define NX_MCP_SESSION_IDLE_MS (30u * 60u * 1000u)
+#define NX_MCP_SESSION_EVICT_IDLE_MS 60000u
+#define NX_MCP_SESSION_SWEEP_MS 10000u
+
+static __thread nx_engine_shard_t *t_current_shard;
+
+nx_engine_shard_t *nx_engine_current_shard(void) {
+    return t_current_shard;
+}
+
+static void on_session_sweep(nx_timer_t *t) {
+    nx_engine_shard_t *es = nx_container_of(t, nx_engine_shard_t, session_sweep);
+    nx_mcp_sessions_expire(&es->sessions, nx_shard_now_ms(es->shard));
+    nx_shard_timer_start(es->shard, &es->session_sweep, NX_MCP_SESSION_SWEEP_MS);
+}
+
 static void front_start(nx_engine_shard_t *es, nx_front_t *f, nx_router_t *router, int fd) {
     f->router = router;
     nx_http_server_opts_t o = http_opts_from(&es->config->config);
@@ -161,6 +181,15 @@ static int on_shard_start(nx_shard_t *s) {
     nx_config_snapshot_ref(es->config);
     nx_metrics_init(&es->metrics);
     nx_timer_init(&es->drain_timer, on_drain_deadline);
+    if (nx_mcp_sessions_init(&es->sessions, (uint32_t)s->id, NX_MCP_MAX_SESSIONS,
+                             NX_MCP_SESSION_IDLE_MS, NX_MCP_SESSION_EVICT_IDLE_MS) < 0) {
+        nx_config_snapshot_unref(es->config);
+        free(es);
+        return -ENOMEM;
+    }
+    nx_timer_init(&es->session_sweep, on_session_sweep);
+    nx_shard_timer_start(s, &es->session_sweep, NX_MCP_SESSION_SWEEP_MS);
+    t_current_shard = es;
     s->user = es;
     e->shards[s->id] = es;
     front_start(es, &es->rest, e->rest_router, e->rest_fds[s->id]);
@@ -180,6 +209,9 @@ static void on_shard_stop(nx_shard_t *s) {
     for (int i = 0; i < 100 && !nx_list_empty(&s->conns); i++) nx_loop_run_once(s->loop, 10);
     nx_http_server_dispose(&es->rest.http);
     nx_http_server_dispose(&es->mcp.http);
+    nx_timer_stop(&es->session_sweep);
+    nx_mcp_sessions_dispose(&es->sessions);
+    t_current_shard = NULL;
 }
 
 /* ---- messages from the control thread ---- */
@@ -350,8 +382,25 @@ int nx_engine_new(nx_config_snapshot_t *snap, char **overrides, nx_engine_t **ou
     /* The MCP port is reserved for the MCP front end; until it lands it answers health checks
      * so operators can see the port is ours. */
     for (uint32_t i = 0; nx_rest_routes[i].method != NULL; i++) {
-        if (strcmp(nx_rest_routes[i].pattern, "/health") == 0)
-            nx_router_add(e->mcp_router, "GET", "/health", (void *)&nx_rest_routes[i], NULL);
+        const nx_route_def_t *d = &nx_rest_routes[i];
+        if (strcmp(d->pattern, "/health") == 0 || strcmp(d->pattern, "/mcp") == 0)
+            nx_router_add(e->mcp_router, d->method, d->pattern, (void *)d, NULL);
+    }
+    /* DNS-rebinding protection: loopback names plus the addresses we were told to bind. */
+    size_t nh = 0;
+    for (; nx_mcp_loopback_hosts[nh] != NULL; nh++) e->mcp_allowed_hosts[nh] = nx_mcp_loopback_hosts[nh];
+    const nx_listen_config_t *binds[2] = {&c->mcp, &c->rest};
+    for (size_t i = 0; i < 2; i++) {
+        const char *h = binds[i]->host;
+        if (h[0] == '\0' || strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0) continue;
+        snprintf(e->mcp_host_storage[i], sizeof(e->mcp_host_storage[i]), "%s", h);
+        e->mcp_allowed_hosts[nh++] = e->mcp_host_storage[i];
+    }
+    e->mcp_allowed_hosts[nh] = NULL;
+    e->mcp = nx_mcp_server_new("nexus", NX_VERSION);
+    if (e->mcp == NULL || (rc = nx_mcp_register_builtin_tools(e, c->debug_routes)) < 0) {
+        rc = rc < 0 ? rc : -ENOMEM;
+        goto fail;
     }
     json_t *doc = nx_openapi_document(e->rest_router, c);
     e->openapi_json = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -385,6 +434,7 @@ void nx_engine_free(nx_engine_t *e) {
     nx_router_free(e->rest_router);
     nx_router_free(e->mcp_router);
     free(e->openapi_json);
+    nx_mcp_server_free(e->mcp);
     nx_loop_free(e->control);
     nx_config_snapshot_unref(e->config);
     free(e);

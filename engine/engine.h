@@ -7,6 +7,8 @@
 #include "config.h"
 #include "http_server.h"
 #include "listener.h"
+#include "mcp_server.h"
+#include "mcp_session.h"
 #include "metrics.h"
 #include "router.h"
 #include "shard.h"
@@ -43,6 +45,8 @@ struct nx_engine_shard {
     nx_config_snapshot_t *config; /* the snapshot this shard currently serves with */
     nx_front_t rest, mcp;
     nx_shard_metrics_t metrics;
+    nx_mcp_sessions_t sessions; /* MCP sessions this shard owns */
+    nx_timer_t session_sweep;
     nx_timer_t drain_timer;
     bool draining;
     uint64_t request_counter;
@@ -78,6 +82,9 @@ struct nx_engine {
     int64_t started_at; /* wall clock, seconds */
     const char *ring_mode;
     char *openapi_json; /* serialized once at start */
+    nx_mcp_server_t *mcp; /* the MCP catalog: built before serving, then read-only */
+    const char *mcp_allowed_hosts[8]; /* Host/Origin allow-list (DNS-rebinding protection) */
+    char mcp_host_storage[2][256];
     nx_loop_t *control;
     bool draining;
 };
@@ -104,6 +111,9 @@ int nx_routes_register(nx_router_t *r, const nx_route_def_t *defs, const nx_conf
 json_t *nx_openapi_document(const nx_router_t *r, const nx_config_t *c);
 /** Sends <j> (stolen) as an application/json response with <status>. */
 void nx_respond_json(nx_http_conn_t *hc, int status, json_t *j);
+
+/** The engine shard running on the calling thread (NULL off the shards). */
+nx_engine_shard_t *nx_engine_current_shard(void);
 
 /* Seen by the routes: engine facts for /health, /status, /stats, /metrics. */
 double nx_engine_uptime_seconds(const nx_engine_t *e);

@@ -1,0 +1,125 @@
+/* Built-in MCP tools every nexus serves: health_check, get_server_metrics and
+ * get_available_tools; with debug routes also debug_echo and debug_sleep, the stand-ins for a
+ * fast and a slow tool in tests. */
+#include "mcp_http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Answers <call> with <j> (stolen) as pretty JSON text and as structuredContent. */
+static void return_json(nx_mcp_call_t *call, json_t *j) {
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(10));
+    json_t *r = json_pack("{s:[{s:s, s:s}], s:o}", "content", "type", "text", "text",
+                          text ? text : "{}", "structuredContent", j);
+    free(text);
+    nx_mcp_call_return(call, r);
+}
+
+static void tool_health_check(nx_mcp_call_t *call, json_t *args, void *data) {
+    nx_engine_t *e = data;
+    nx_engine_shard_t *es = nx_engine_current_shard();
+    bool draining = e->draining || (es != NULL && es->draining);
+    return_json(call, json_pack("{s:s, s:s, s:f, s:i, s:s}", "status",
+                                draining ? "draining" : "ok", "version", NX_VERSION,
+                                "uptime_seconds", nx_engine_uptime_seconds(e), "shards",
+                                (int)e->shard_count, "ring_mode", e->ring_mode));
+}
+
+static void tool_get_server_metrics(nx_mcp_call_t *call, json_t *args, void *data) {
+    nx_engine_t *e = data;
+    const nx_shard_metrics_t *sm[e->shard_count];
+    const nx_net_stats_t *ns[e->shard_count];
+    nx_metrics_view_t v;
+    nx_engine_metrics_view(e, &v, sm, ns);
+    json_t *stats = nx_metrics_to_json(&v);
+    uint64_t sessions = 0;
+    for (uint32_t i = 0; i < e->shard_count; i++)
+        sessions += __atomic_load_n(&e->shards[i]->sessions.count, __ATOMIC_RELAXED);
+    json_object_set_new(stats, "mcp_sessions", json_integer((json_int_t)sessions));
+    return_json(call, stats);
+}
+
+static void tool_get_available_tools(nx_mcp_call_t *call, json_t *args, void *data) {
+    nx_engine_t *e = data;
+    json_t *list = nx_mcp_server_tool_names(e->mcp);
+    char text[4096];
+    size_t off = (size_t)snprintf(text, sizeof(text), "%zu tools:", json_array_size(list));
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) {
+        if (off >= sizeof(text)) break;
+        off += (size_t)snprintf(text + off, sizeof(text) - off, "%s %s", i ? "," : "",
+                                json_string_value(v));
+    }
+    json_t *r = json_pack("{s:[{s:s, s:s}], s:{s:o}}", "content", "type", "text", "text", text,
+                          "structuredContent", "tools", list);
+    nx_mcp_call_return(call, r);
+}
+
+static void tool_debug_echo(nx_mcp_call_t *call, json_t *args, void *data) {
+    nx_mcp_call_return_text(call, json_string_value(json_object_get(args, "message")), false);
+}
+
+/* debug_sleep answers from the shard's timer wheel: an asynchronous tool. */
+typedef struct sleeper {
+    nx_timer_t timer;
+    nx_mcp_call_t *call;
+    json_int_t ms;
+} sleeper_t;
+
+static void on_slept(nx_timer_t *t) {
+    sleeper_t *sl = nx_container_of(t, sleeper_t, timer);
+    char text[64];
+    snprintf(text, sizeof(text), "slept %lld ms", (long long)sl->ms);
+    nx_mcp_call_return_text(sl->call, text, false);
+    free(sl);
+}
+
+static void tool_debug_sleep(nx_mcp_call_t *call, json_t *args, void *data) {
+    nx_engine_shard_t *es = nx_engine_current_shard();
+    sleeper_t *sl = calloc(1, sizeof(*sl));
+    if (sl == NULL || es == NULL) {
+        free(sl);
+        nx_mcp_call_return_text(call, "out of memory", true);
+        return;
+    }
+    sl->call = call;
+    sl->ms = json_integer_value(json_object_get(args, "ms"));
+    nx_timer_init(&sl->timer, on_slept);
+    nx_shard_timer_start(es->shard, &sl->timer, (uint64_t)sl->ms);
+}
+
+int nx_mcp_register_builtin_tools(nx_engine_t *e, bool debug) {
+    static const char *const no_args = "{\"type\":\"object\",\"properties\":{},"
+                                       "\"additionalProperties\":false}";
+    const nx_mcp_tool_def_t tools[] = {
+        {"health_check", "Health check",
+         "Reports whether nexus is serving: status, version, uptime, shards.", no_args, NULL,
+         "{\"readOnlyHint\":true,\"openWorldHint\":false}", tool_health_check, e},
+        {"get_server_metrics", "Server metrics",
+         "Request counters by route and status, latency percentiles, connections, bytes and "
+         "MCP sessions, over all shards.",
+         no_args, NULL, "{\"readOnlyHint\":true,\"openWorldHint\":false}",
+         tool_get_server_metrics, e},
+        {"get_available_tools", "Available tools", "Lists the names of every tool this server offers.",
+         no_args, NULL, "{\"readOnlyHint\":true,\"openWorldHint\":false}",
+         tool_get_available_tools, e},
+        {"debug_echo", "Echo (test)", "Test only: returns its message.",
+         "{\"type\":\"object\",\"properties\":{\"message\":{\"type\":\"string\"}},"
+         "\"required\":[\"message\"],\"additionalProperties\":false}",
+         NULL, NULL, tool_debug_echo, e},
+        {"debug_sleep", "Sleep (test)", "Test only: answers after ms milliseconds.",
+         "{\"type\":\"object\",\"properties\":{\"ms\":{\"type\":\"integer\",\"minimum\":0,"
+         "\"maximum\":60000}},\"required\":[\"ms\"],\"additionalProperties\":false}",
+         NULL, NULL, tool_debug_sleep, e},
+    };
+    size_t n = sizeof(tools) / sizeof(tools[0]);
+    if (!debug) n -= 2;
+    char err[256];
+    for (size_t i = 0; i < n; i++) {
+        int rc = nx_mcp_server_add_tool(e->mcp, &tools[i], err, sizeof(err));
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
