@@ -38,7 +38,8 @@ unit:
 # The 10k-connection test needs descriptors: raise the soft limit to the hard one.
 integration:
 	ulimit -n "$$(ulimit -Hn)"; NEXUS_BIN=$(CURDIR)/build-asan/nexus \
-		NXLOAD_BIN=$(CURDIR)/build-asan/nxload node --test --test-concurrency=1 tests/integration/
+		NXLOAD_BIN=$(CURDIR)/build-asan/nxload node --experimental-websocket --test \
+		--test-concurrency=1 tests/integration/
 
 build-fuzz/.configured:
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DNX_FUZZ=ON >/dev/null

@@ -5,6 +5,7 @@
 
 #include "log.h"
 #include "mcp_http.h"
+#include "mcp_ws.h"
 #include "nexus/errors.h"
 
 #include <stdio.h>
@@ -33,7 +34,7 @@ static json_t *channels_json(nx_engine_shard_t *es) {
                              c->rest.host, "port", (int)e->rest_port);
     json_t *mcp = json_pack("{s:b, s:s, s:i, s:s}", "listening", c->mcp.enabled && serving,
                             "host", c->mcp.host, "port", (int)e->mcp_port, "state",
-                            c->mcp.enabled ? "reserved" : "disabled");
+                            c->mcp.enabled ? "serving" : "disabled");
     return json_pack("{s:o, s:o}", "rest", rest, "mcp", mcp);
 }
 
@@ -341,6 +342,9 @@ const nx_route_def_t nx_rest_routes[] = {
     {"GET", "/mcp", nx_mcp_route_get,
      "MCP Streamable HTTP standalone stream (not offered yet: 405)", "mcp", "application/json",
      NULL, false},
+    {"GET", "/ws", nx_mcp_route_ws,
+     "MCP over WebSocket (subprotocol mcp): one JSON-RPC message per text frame", "mcp",
+     "application/json", NULL, false},
     {"DELETE", "/mcp", nx_mcp_route_delete, "Ends the MCP session named by Mcp-Session-Id", "mcp",
      "application/json", NULL, false},
     {"GET", "/debug/delay/{ms}", route_debug_delay,

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "mcp_http.h"
 #include "mcp_rules.h"
+#include "mcp_ws.h"
 #include "nexus/errors.h"
 
 #include <errno.h>
@@ -151,15 +152,16 @@ static void front_start(nx_engine_shard_t *es, nx_front_t *f, nx_router_t *route
         f->listening = true;
 }
 
-static void maybe_stop_shard(nx_engine_shard_t *es) {
-    if (es->draining && es->rest.http.conn_count == 0 && es->mcp.http.conn_count == 0) {
+void nx_engine_shard_maybe_stop(nx_engine_shard_t *es) {
+    if (es->draining && es->rest.http.conn_count == 0 && es->mcp.http.conn_count == 0 &&
+        es->ws_count == 0) {
         nx_timer_stop(&es->drain_timer);
         nx_shard_stop(es->shard);
     }
 }
 
 static void on_front_drained(nx_http_server_t *srv) {
-    maybe_stop_shard(srv->user);
+    nx_engine_shard_maybe_stop(srv->user);
 }
 
 static void on_drain_deadline(nx_timer_t *t) {
@@ -168,6 +170,7 @@ static void on_drain_deadline(nx_timer_t *t) {
                 es->rest.http.conn_count + es->mcp.http.conn_count);
     nx_http_server_close_all(&es->rest.http);
     nx_http_server_close_all(&es->mcp.http);
+    nx_mcp_ws_close_all(es);
 }
 
 static int on_shard_start(nx_shard_t *s) {
@@ -188,6 +191,7 @@ static int on_shard_start(nx_shard_t *s) {
         return -ENOMEM;
     }
     nx_timer_init(&es->session_sweep, on_session_sweep);
+    nx_list_init(&es->ws_clients);
     nx_shard_timer_start(s, &es->session_sweep, NX_MCP_SESSION_SWEEP_MS);
     t_current_shard = es;
     s->user = es;
@@ -206,6 +210,7 @@ static void on_shard_stop(nx_shard_t *s) {
     /* Close whatever is left and let the completions free it before the ring goes away. */
     nx_http_server_close_all(&es->rest.http);
     nx_http_server_close_all(&es->mcp.http);
+    nx_mcp_ws_close_all(es);
     for (int i = 0; i < 100 && !nx_list_empty(&s->conns); i++) nx_loop_run_once(s->loop, 10);
     nx_http_server_dispose(&es->rest.http);
     nx_http_server_dispose(&es->mcp.http);
@@ -231,7 +236,8 @@ static void on_drain_msg(nx_shard_t *s, nx_msg_t *m) {
     nx_shard_timer_start(s, &es->drain_timer, es->config->config.drain_timeout_ms);
     nx_http_server_drain(&es->rest.http);
     nx_http_server_drain(&es->mcp.http);
-    maybe_stop_shard(es);
+    nx_mcp_ws_drain(es);
+    nx_engine_shard_maybe_stop(es);
 }
 
 typedef struct reload_msg {
@@ -379,11 +385,11 @@ int nx_engine_new(nx_config_snapshot_t *snap, char **overrides, nx_engine_t **ou
         e->route_names[i] = e->route_name_storage[i];
     }
     if ((rc = nx_routes_register(e->rest_router, nx_rest_routes, c)) < 0) goto fail;
-    /* The MCP port is reserved for the MCP front end; until it lands it answers health checks
-     * so operators can see the port is ours. */
+    /* The MCP port serves the MCP transports (and /health for load balancers). */
     for (uint32_t i = 0; nx_rest_routes[i].method != NULL; i++) {
         const nx_route_def_t *d = &nx_rest_routes[i];
-        if (strcmp(d->pattern, "/health") == 0 || strcmp(d->pattern, "/mcp") == 0)
+        if (strcmp(d->pattern, "/health") == 0 || strcmp(d->pattern, "/mcp") == 0 ||
+            strcmp(d->pattern, "/ws") == 0)
             nx_router_add(e->mcp_router, d->method, d->pattern, (void *)d, NULL);
     }
     /* DNS-rebinding protection: loopback names plus the addresses we were told to bind. */
@@ -527,7 +533,7 @@ int nx_engine_run(nx_engine_t *e) {
         }
     }
     nx_log_info("nexus %s listening: rest %s:%u, mcp %s (%s:%u); %u shards, ring %s", NX_VERSION,
-                c->rest.host, e->rest_port, c->mcp.enabled ? "reserved" : "off", c->mcp.host,
+                c->rest.host, e->rest_port, c->mcp.enabled ? "serving" : "off", c->mcp.host,
                 e->mcp_port, e->shard_count, e->ring_mode);
 
     control_t ctl = {.e = e};

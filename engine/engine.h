@@ -46,6 +46,8 @@ struct nx_engine_shard {
     nx_front_t rest, mcp;
     nx_shard_metrics_t metrics;
     nx_mcp_sessions_t sessions; /* MCP sessions this shard owns */
+    nx_list_t ws_clients;       /* MCP-over-WebSocket connections (mcp_ws.c) */
+    uint32_t ws_count;
     nx_timer_t session_sweep;
     nx_timer_t drain_timer;
     bool draining;
@@ -112,6 +114,8 @@ json_t *nx_openapi_document(const nx_router_t *r, const nx_config_t *c);
 /** Sends <j> (stolen) as an application/json response with <status>. */
 void nx_respond_json(nx_http_conn_t *hc, int status, json_t *j);
 
+/** Stops <es>'s loop once it is draining and its last connection is gone. */
+void nx_engine_shard_maybe_stop(nx_engine_shard_t *es);
 /** The engine shard running on the calling thread (NULL off the shards). */
 nx_engine_shard_t *nx_engine_current_shard(void);
 

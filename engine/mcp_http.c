@@ -9,6 +9,7 @@
 #include "log.h"
 #include "mcp_rules.h"
 #include "mcp_server.h"
+#include "mcp_ws.h"
 #include "nexus/errors.h"
 
 #include <errno.h>
@@ -367,6 +368,10 @@ void nx_mcp_route_delete(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_requ
 void nx_mcp_route_get(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
                       const nx_route_match_t *m) {
     nx_str_t version;
+    if (nx_mcp_ws_is_upgrade(req)) {
+        nx_mcp_ws_accept(es, hc, req);
+        return;
+    }
     if (check_request(es, hc, req, false, false, &version) != 0) return;
     nx_http_respond_error(hc, 405,
                           "this server offers no standalone server-to-client stream on GET; "

@@ -172,5 +172,5 @@ test('logs are JSON lines on stderr with time, level and msg', async () => {
   const start = lines.map((l) => JSON.parse(l)).find((j) => /listening: rest/.test(j.msg));
   assert.ok(start, 'no startup line');
   assert.equal(start.level, 'info');
-  assert.match(start.msg, /^nexus \d+\.\d+\.\d+ listening: rest 127\.0\.0\.1:\d+, mcp reserved \(127\.0\.0\.1:\d+\); 2 shards, ring \S+/);
+  assert.match(start.msg, /^nexus \d+\.\d+\.\d+ listening: rest 127\.0\.0\.1:\d+, mcp serving \(127\.0\.0\.1:\d+\); 2 shards, ring \S+/);
 });

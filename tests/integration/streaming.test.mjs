@@ -121,3 +121,7 @@ test('an upgrade hands the connection to the new protocol, with bytes sent behin
     r.destroy();
   }
 });
+
+test('nexus exits 0 on SIGTERM with no sanitizer report', async () => {
+  await nx.stopAndAssertClean();
+});
