@@ -13,7 +13,7 @@ static const char usage[] =
     "nexus " NX_VERSION " - high-throughput, resilient coordination engine\n"
     "\n"
     "Usage:\n"
-    "  nexus [serve] [options]        serve REST (and reserve the MCP port)\n"
+    "  nexus [serve] [options]        serve REST and MCP (Streamable HTTP, WebSocket)\n"
     "  nexus check-config FILE        validate a configuration file and print the result\n"
     "  nexus --help | --version\n"
     "\n"
