@@ -154,7 +154,7 @@ static void front_start(nx_engine_shard_t *es, nx_front_t *f, nx_router_t *route
 
 void nx_engine_shard_maybe_stop(nx_engine_shard_t *es) {
     if (es->draining && es->rest.http.conn_count == 0 && es->mcp.http.conn_count == 0 &&
-        es->ws_count == 0) {
+        es->ws_count == 0 && nx_list_empty(&es->mcp_owned) && es->mcp_forwards_out == 0) {
         nx_timer_stop(&es->drain_timer);
         nx_shard_stop(es->shard);
     }
@@ -166,11 +166,21 @@ static void on_front_drained(nx_http_server_t *srv) {
 
 static void on_drain_deadline(nx_timer_t *t) {
     nx_engine_shard_t *es = nx_container_of(t, nx_engine_shard_t, drain_timer);
+    if (es->drain_deadline_passed) {
+        /* A second past the grace period something still waits on another shard that will
+         * never answer: stop anyway rather than hang the shutdown. */
+        nx_log_error("shard still busy 1 s after the grace period: stopping now");
+        nx_shard_stop(es->shard);
+        return;
+    }
+    es->drain_deadline_passed = true;
     nx_log_warn("drain grace period over: closing %u connections",
-                es->rest.http.conn_count + es->mcp.http.conn_count);
+                es->rest.http.conn_count + es->mcp.http.conn_count + es->ws_count);
+    nx_mcp_http_cancel_owned(es);
     nx_http_server_close_all(&es->rest.http);
     nx_http_server_close_all(&es->mcp.http);
     nx_mcp_ws_close_all(es);
+    nx_shard_timer_start(es->shard, &es->drain_timer, 1000);
 }
 
 static int on_shard_start(nx_shard_t *s) {
@@ -192,6 +202,7 @@ static int on_shard_start(nx_shard_t *s) {
     }
     nx_timer_init(&es->session_sweep, on_session_sweep);
     nx_list_init(&es->ws_clients);
+    nx_list_init(&es->mcp_owned);
     nx_shard_timer_start(s, &es->session_sweep, NX_MCP_SESSION_SWEEP_MS);
     t_current_shard = es;
     s->user = es;
@@ -208,6 +219,7 @@ static void on_shard_stop(nx_shard_t *s) {
     nx_listener_stop(&es->rest.listener);
     nx_listener_stop(&es->mcp.listener);
     /* Close whatever is left and let the completions free it before the ring goes away. */
+    nx_mcp_http_cancel_owned(es);
     nx_http_server_close_all(&es->rest.http);
     nx_http_server_close_all(&es->mcp.http);
     nx_mcp_ws_close_all(es);

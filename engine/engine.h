@@ -48,6 +48,10 @@ struct nx_engine_shard {
     nx_mcp_sessions_t sessions; /* MCP sessions this shard owns */
     nx_list_t ws_clients;       /* MCP-over-WebSocket connections (mcp_ws.c) */
     uint32_t ws_count;
+    nx_list_t mcp_owned;        /* forwarded MCP requests this shard is still answering */
+    uint32_t mcp_forwards_out;  /* requests this shard forwarded and awaits answers for */
+    uint64_t mcp_forward_seq;   /* numbers this shard's forwards, for cancellation by id */
+    bool drain_deadline_passed;
     nx_timer_t session_sweep;
     nx_timer_t drain_timer;
     bool draining;

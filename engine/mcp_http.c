@@ -24,9 +24,12 @@ typedef struct mcp_forward mcp_forward_t;
 /* One MCP request being processed on the shard that owns its session. Answers go to <hc>
  * (same shard) or back to the origin shard through <fwd>. Freed by exchange_finish. */
 typedef struct mcp_exchange {
+    nx_list_t link; /* in es->mcp_owned while a forwarded request's tool runs */
     nx_engine_shard_t *es;
     nx_http_conn_t *hc;
     mcp_forward_t *fwd;
+    nx_engine_shard_t *fwd_origin; /* with fwd_seq: names the forward without touching it */
+    uint64_t fwd_seq;
     char session_id[NX_MCP_SESSION_ID_LEN + 1];
     bool is_init;
     nx_mcp_call_t *pending; /* a tool still running */
@@ -38,6 +41,7 @@ typedef struct mcp_exchange {
 struct mcp_forward {
     nx_msg_t msg;
     nx_engine_shard_t *origin, *owner;
+    uint64_t seq; /* unique per origin */
     nx_http_conn_t *hc;
     bool is_delete;
     char session_id[NX_MCP_SESSION_ID_LEN + 1];
@@ -55,9 +59,15 @@ struct mcp_forward {
 /* ---- answering ---- */
 
 static void post_answer(nx_timer_t *t);
+static void finish_rpc_error(struct mcp_exchange *ex, int status, int code, const char *message,
+                             const char *extra);
+static void cancel_exchange(struct mcp_exchange *ex, const char *why);
 
 static void exchange_finish(mcp_exchange_t *ex, int status, const char *body, size_t len,
                             const char *extra) {
+    nx_engine_shard_t *es = ex->es;
+    bool owned = nx_list_linked(&ex->link);
+    if (owned) nx_list_remove(&ex->link);
     if (ex->hc != NULL) {
         nx_http_respond(ex->hc, status, len ? "application/json" : NULL, body, len, extra);
     } else if (ex->fwd != NULL) {
@@ -70,6 +80,24 @@ static void exchange_finish(mcp_exchange_t *ex, int status, const char *body, si
         post_answer(&f->retry);
     }
     free(ex);
+    if (owned) nx_engine_shard_maybe_stop(es);
+}
+
+/* Allocates an exchange for a request processed on <es>. */
+static mcp_exchange_t *exchange_new(nx_engine_shard_t *es) {
+    mcp_exchange_t *ex = calloc(1, sizeof(*ex));
+    if (ex == NULL) return NULL;
+    nx_list_init(&ex->link);
+    ex->es = es;
+    return ex;
+}
+
+void nx_mcp_http_cancel_owned(nx_engine_shard_t *es) {
+    nx_list_t *n;
+    while ((n = es->mcp_owned.next) != &es->mcp_owned) {
+        cancel_exchange(nx_container_of(n, mcp_exchange_t, link),
+                        "the server is shutting down; the call was cancelled");
+    }
 }
 
 static void finish_json(mcp_exchange_t *ex, int status, json_t *msg, const char *extra) {
@@ -160,7 +188,13 @@ static void process(mcp_exchange_t *ex, const char *body, size_t len, nx_str_t v
     nx_mcp_dispatch_t d = nx_mcp_server_dispatch(es->engine->mcp, msg, &ctx, &pending);
     if (d == NX_MCP_PENDING) {
         ex->pending = pending;
-        if (ex->hc != NULL) nx_http_defer(ex->hc, on_client_gone, ex);
+        if (ex->hc != NULL) {
+            nx_http_defer(ex->hc, on_client_gone, ex);
+        } else {
+            /* Forwarded: the origin waits for us, so this shard must not stop before
+             * answering (nx_engine_shard_maybe_stop checks the list). */
+            nx_list_insert_tail(&es->mcp_owned, &ex->link);
+        }
     }
     nx_rpc_batch_dispose(&batch);
 }
@@ -180,6 +214,7 @@ static void process_delete(mcp_exchange_t *ex) {
 
 static void on_answer(nx_shard_t *s, nx_msg_t *m) {
     mcp_forward_t *f = (mcp_forward_t *)m;
+    nx_engine_shard_t *origin = f->origin;
     if (f->hc != NULL) {
         nx_http_respond(f->hc, f->status, f->resp_len ? "application/json" : NULL, f->resp,
                         f->resp_len, f->extra[0] ? f->extra : NULL);
@@ -187,6 +222,8 @@ static void on_answer(nx_shard_t *s, nx_msg_t *m) {
     free(f->resp);
     free(f->body);
     free(f);
+    origin->mcp_forwards_out--;
+    nx_engine_shard_maybe_stop(origin);
 }
 
 static void post_answer(nx_timer_t *t) {
@@ -200,14 +237,15 @@ static void post_answer(nx_timer_t *t) {
 
 static void on_forwarded(nx_shard_t *s, nx_msg_t *m) {
     mcp_forward_t *f = (mcp_forward_t *)m;
-    mcp_exchange_t *ex = calloc(1, sizeof(*ex));
+    mcp_exchange_t *ex = exchange_new(f->owner);
     if (ex == NULL) {
         f->status = 503;
         post_answer(&f->retry);
         return;
     }
-    ex->es = f->owner;
     ex->fwd = f;
+    ex->fwd_origin = f->origin;
+    ex->fwd_seq = f->seq;
     memcpy(ex->session_id, f->session_id, sizeof(ex->session_id));
     if (f->is_delete) {
         process_delete(ex);
@@ -216,13 +254,54 @@ static void on_forwarded(nx_shard_t *s, nx_msg_t *m) {
     }
 }
 
+/* Asks the owner shard to cancel a forwarded call whose client went away. It names the forward
+ * by (origin, seq) so the owner never touches a forward the origin may already have freed. */
+typedef struct forward_cancel {
+    nx_msg_t msg;
+    nx_engine_shard_t *origin;
+    uint64_t seq;
+} forward_cancel_t;
+
+static void cancel_exchange(mcp_exchange_t *ex, const char *why) {
+    if (ex->pending != NULL) nx_mcp_call_cancel(ex->pending);
+    ex->pending = NULL;
+    finish_rpc_error(ex, 503, NX_RPC_INTERNAL_ERROR, why, "Retry-After: 1\r\n");
+}
+
+static void on_forward_cancel(nx_shard_t *s, nx_msg_t *m) {
+    forward_cancel_t *c = (forward_cancel_t *)m;
+    nx_engine_shard_t *es = s->user;
+    nx_list_t *pos, *tmp;
+    nx_list_foreach_safe(pos, tmp, &es->mcp_owned) {
+        mcp_exchange_t *ex = nx_container_of(pos, mcp_exchange_t, link);
+        if (ex->fwd_origin == c->origin && ex->fwd_seq == c->seq) {
+            cancel_exchange(ex, "the client went away; the call was cancelled");
+            break;
+        }
+    }
+    /* Not found: the call was already answered and the answer is on its way back. */
+    free(c);
+}
+
 static void on_forward_client_gone(nx_http_conn_t *hc, void *arg) {
     mcp_forward_t *f = arg;
     f->hc = NULL; /* the answer will still arrive; it is then dropped */
+    forward_cancel_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) return; /* the call then runs to completion */
+    c->msg.fn = on_forward_cancel;
+    c->origin = f->origin;
+    c->seq = f->seq;
+    if (nx_shard_post(f->owner->shard, f->origin->shard->loop, &c->msg) < 0) free(c);
 }
 
 static void forward(nx_engine_shard_t *es, nx_engine_shard_t *owner, nx_http_conn_t *hc,
                     nx_str_t sid, nx_str_t version, nx_str_t body, bool is_delete) {
+    if (es->draining) {
+        /* The owner may already have stopped: do not start work that could not be answered. */
+        nx_http_respond_error(hc, 503, "draining: not accepting new MCP requests",
+                              "Retry-After: 1\r\n");
+        return;
+    }
     mcp_forward_t *f = calloc(1, sizeof(*f));
     if (f == NULL || (body.n > 0 && (f->body = malloc(body.n)) == NULL)) {
         free(f);
@@ -233,6 +312,7 @@ static void forward(nx_engine_shard_t *es, nx_engine_shard_t *owner, nx_http_con
     f->body_len = body.n;
     f->origin = es;
     f->owner = owner;
+    f->seq = ++es->mcp_forward_seq;
     f->hc = hc;
     f->is_delete = is_delete;
     memcpy(f->session_id, sid.p, sid.n);
@@ -247,6 +327,7 @@ static void forward(nx_engine_shard_t *es, nx_engine_shard_t *owner, nx_http_con
                               "Retry-After: 1\r\n");
         return;
     }
+    es->mcp_forwards_out++;
     nx_http_defer(hc, on_forward_client_gone, f);
 }
 
@@ -332,12 +413,11 @@ void nx_mcp_route_post(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_reques
         forward(es, owner, hc, sid, version, req->body, false);
         return;
     }
-    mcp_exchange_t *ex = calloc(1, sizeof(*ex));
+    mcp_exchange_t *ex = exchange_new(es);
     if (ex == NULL) {
         nx_http_respond_error(hc, 503, "out of memory", "Retry-After: 1\r\n");
         return;
     }
-    ex->es = es;
     ex->hc = hc;
     if (sid.n == NX_MCP_SESSION_ID_LEN) memcpy(ex->session_id, sid.p, sid.n);
     process(ex, req->body.p, req->body.n, version);
@@ -354,12 +434,11 @@ void nx_mcp_route_delete(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_requ
         forward(es, owner, hc, sid, version, (nx_str_t){NULL, 0}, true);
         return;
     }
-    mcp_exchange_t *ex = calloc(1, sizeof(*ex));
+    mcp_exchange_t *ex = exchange_new(es);
     if (ex == NULL) {
         nx_http_respond_error(hc, 503, "out of memory", "Retry-After: 1\r\n");
         return;
     }
-    ex->es = es;
     ex->hc = hc;
     memcpy(ex->session_id, sid.p, NX_MCP_SESSION_ID_LEN);
     process_delete(ex);

@@ -13,6 +13,9 @@ void nx_mcp_route_delete(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_requ
 /** GET /mcp: no standalone stream yet, so 405 after the common checks. */
 void nx_mcp_route_get(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
                       const nx_route_match_t *m);
+/** Cancels the forwarded requests <es> is still answering and answers them 503 (end of the
+ *  drain grace period). */
+void nx_mcp_http_cancel_owned(nx_engine_shard_t *es);
 /** Registers the built-in tools (health_check, get_server_metrics, get_available_tools, and
  *  with debug routes debug_echo and debug_sleep) on <e>'s MCP server. */
 int nx_mcp_register_builtin_tools(nx_engine_t *e, bool debug);

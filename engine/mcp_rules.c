@@ -130,7 +130,8 @@ int nx_mcp_check_origin(const nx_mcp_origin_policy_t *p, nx_str_t origin, nx_str
                         char *msg, size_t msglen) {
     if (p->allow_any) return 0;
     char name[256];
-    if (origin.p != NULL && origin.n > 0 && !nx_str_eq(trim(origin), NX_STR("null"))) {
+    /* "Origin: null" (sandboxed frames, file: pages) names no host we could allow: refused. */
+    if (origin.p != NULL && origin.n > 0) {
         nx_str_t o = trim(origin);
         const char *scheme_end = memmem(o.p, o.n, "://", 3);
         if (scheme_end == NULL) {

@@ -37,7 +37,7 @@ typedef struct nx_mcp_origin_policy {
 
 /** The default allow-list: localhost, 127.0.0.1 and ::1. */
 extern const char *const nx_mcp_loopback_hosts[];
-/** DNS-rebinding protection: a present Origin (other than "null") must name an allowed host, and
+/** DNS-rebinding protection: a present Origin (even "null") must name an allowed host, and
  *  the Host header must name an allowed host; returns 0 or 403. */
 int nx_mcp_check_origin(const nx_mcp_origin_policy_t *p, nx_str_t origin, nx_str_t host,
                         char *msg, size_t msglen);

@@ -34,6 +34,8 @@ struct nx_mcp_call {
     nx_mcp_reply_fn reply; /* NULL once cancelled */
     void *transport;
     bool *answered_inline; /* set while the handler runs: tells dispatch it answered at once */
+    nx_mcp_cancel_fn on_cancel;
+    void *cancel_arg;
 };
 
 nx_mcp_server_t *nx_mcp_server_new(const char *name, const char *version) {
@@ -198,9 +200,19 @@ bool nx_mcp_call_cancelled(const nx_mcp_call_t *call) {
     return call->reply == NULL;
 }
 
+void nx_mcp_call_on_cancel(nx_mcp_call_t *call, nx_mcp_cancel_fn fn, void *arg) {
+    call->on_cancel = fn;
+    call->cancel_arg = arg;
+}
+
 void nx_mcp_call_cancel(nx_mcp_call_t *call) {
     call->reply = NULL;
     call->transport = NULL;
+    if (call->on_cancel != NULL) {
+        call->on_cancel(call, call->cancel_arg);
+        json_decref(call->id);
+        free(call);
+    }
 }
 
 const char *nx_mcp_call_tool(const nx_mcp_call_t *call) {

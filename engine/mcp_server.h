@@ -33,7 +33,9 @@ typedef enum nx_mcp_dispatch {
 nx_mcp_dispatch_t nx_mcp_server_dispatch(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
                                          const nx_mcp_request_ctx_t *ctx,
                                          nx_mcp_call_t **pending);
-/** Marks <call> cancelled (client gone or notifications/cancelled): its answer is dropped. */
+/** Cancels <call> (client gone, notifications/cancelled, shutdown): with a cancel hook the hook
+ *  runs and the call is freed now; without one the call lives until the tool answers, and the
+ *  answer is dropped. Either way the transport must forget <call>. */
 void nx_mcp_call_cancel(nx_mcp_call_t *call);
 /** Page size of tools/list (default 100). */
 void nx_mcp_server_set_page_size(nx_mcp_server_t *s, uint32_t page_size);

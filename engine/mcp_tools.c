@@ -76,6 +76,12 @@ static void on_slept(nx_timer_t *t) {
     free(sl);
 }
 
+static void on_sleep_cancelled(nx_mcp_call_t *call, void *arg) {
+    sleeper_t *sl = arg;
+    nx_timer_stop(&sl->timer);
+    free(sl);
+}
+
 static void tool_debug_sleep(nx_mcp_call_t *call, json_t *args, void *data) {
     nx_engine_shard_t *es = nx_engine_current_shard();
     sleeper_t *sl = calloc(1, sizeof(*sl));
@@ -87,6 +93,7 @@ static void tool_debug_sleep(nx_mcp_call_t *call, json_t *args, void *data) {
     sl->call = call;
     sl->ms = json_integer_value(json_object_get(args, "ms"));
     nx_timer_init(&sl->timer, on_slept);
+    nx_mcp_call_on_cancel(call, on_sleep_cancelled, sl);
     nx_shard_timer_start(es->shard, &sl->timer, (uint64_t)sl->ms);
 }
 

@@ -39,6 +39,12 @@ int nx_mcp_server_add_tool(nx_mcp_server_t *s, const nx_mcp_tool_def_t *def, cha
 void nx_mcp_call_return(nx_mcp_call_t *call, json_t *result);
 /** Answers <call> with one text content item, flagged isError when <is_error>, and frees it. */
 void nx_mcp_call_return_text(nx_mcp_call_t *call, const char *text, bool is_error);
+/* Releases a tool's state when its call is cancelled; after it returns <call> is freed and must
+ * not be touched. */
+typedef void (*nx_mcp_cancel_fn)(nx_mcp_call_t *call, void *arg);
+/** Registers <fn>(<call>, <arg>) to run if <call> is cancelled before it is answered (client gone,
+ *  shutdown). Every tool that answers later must register one, or its state outlives the call. */
+void nx_mcp_call_on_cancel(nx_mcp_call_t *call, nx_mcp_cancel_fn fn, void *arg);
 /** True once the client cancelled the call or went away: the answer will be dropped. */
 bool nx_mcp_call_cancelled(const nx_mcp_call_t *call);
 /** The name of the tool <call> runs. */

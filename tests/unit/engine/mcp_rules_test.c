@@ -53,7 +53,9 @@ Test(mcp_rules, dns_rebinding_protection) {
                  "the conformance scenario: a foreign Host");
     cr_assert(strstr(msg, "evil.example.com") != NULL);
     cr_assert_eq(nx_mcp_check_origin(&p, NX_STR("https://evil.example.com"), NX_STR("127.0.0.1:3000"), msg, sizeof(msg)), 403);
-    cr_assert_eq(nx_mcp_check_origin(&p, NX_STR("null"), NX_STR("[::1]:80"), msg, sizeof(msg)), 0);
+    cr_assert_eq(nx_mcp_check_origin(&p, NX_STR("null"), NX_STR("[::1]:80"), msg, sizeof(msg)), 403,
+                 "an opaque origin (sandboxed frame) names no allowed host");
+    cr_assert_eq(nx_mcp_check_origin(&p, NX_STR("http://[::1]:5173"), NX_STR("[::1]:80"), msg, sizeof(msg)), 0);
     cr_assert_eq(nx_mcp_check_origin(&p, NX_STR("garbage"), NX_STR("localhost"), msg, sizeof(msg)), 403);
     nx_mcp_origin_policy_t any = {.allow_any = true};
     cr_assert_eq(nx_mcp_check_origin(&any, NX_STR("https://evil.example.com"), NX_STR("evil"), msg, sizeof(msg)), 0);

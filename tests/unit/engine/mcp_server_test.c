@@ -221,3 +221,30 @@ Test(mcp_server, registration_errors) {
     cr_assert_eq(nx_mcp_server_tool_count(s), 2);
     done(s);
 }
+
+static int g_cancelled;
+static void on_cancel_hook(nx_mcp_call_t *call, void *arg) {
+    g_cancelled++;
+    free(arg); /* the tool's own state */
+}
+static void hooked_tool(nx_mcp_call_t *call, json_t *args, void *data) {
+    g_parked = call;
+    nx_mcp_call_on_cancel(call, on_cancel_hook, malloc(16));
+}
+
+Test(mcp_server, cancel_hook_releases_tool_state_and_frees_the_call) {
+    nx_mcp_server_t *s = make_server();
+    char err[128];
+    nx_mcp_tool_def_t d = {.name = "hooked", .handler = hooked_tool};
+    cr_assert_eq(nx_mcp_server_add_tool(s, &d, err, sizeof(err)), 0);
+    nx_mcp_call_t *pending = NULL;
+    g_cancelled = 0;
+    cr_assert_eq(send_msg(s, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
+                             "{\"name\":\"hooked\"}}",
+                          &pending),
+                 NX_MCP_PENDING);
+    nx_mcp_call_cancel(pending); /* frees the call and, through the hook, the tool's state */
+    cr_assert_eq(g_cancelled, 1);
+    cr_assert_eq(json_array_size(g_replies), 0);
+    done(s); /* LeakSanitizer (tests/run_unit.sh) fails the test if anything leaked */
+}
