@@ -853,6 +853,16 @@ static const key_def_t keys[] = {
     {"mcp.host", KT_HOST, FIELD(mcp.host), 0, 0},
     {"mcp.port", KT_PORT, FIELD(mcp.port), 0, 65535},
     {"mcp.enabled", KT_BOOL, FIELD(mcp.enabled), 0, 0},
+    {"mcp.max_sessions", KT_UINT, FIELD(mcp_limits.max_sessions), 1, 1u << 24},
+    {"mcp.session_idle_timeout", KT_DURATION, FIELD(mcp_limits.session_idle_timeout_ms), 1000,
+     NX_MAX_DURATION_MS},
+    {"mcp.session_evict_idle", KT_DURATION, FIELD(mcp_limits.session_evict_idle_ms), 0,
+     NX_MAX_DURATION_MS},
+    {"mcp.ws_ping_interval", KT_DURATION, FIELD(mcp_limits.ws_ping_interval_ms), 0,
+     NX_MAX_DURATION_MS},
+    {"mcp.ws_pong_timeout", KT_DURATION, FIELD(mcp_limits.ws_pong_timeout_ms), 1,
+     NX_MAX_DURATION_MS},
+    {"mcp.max_message", KT_SIZE, FIELD(mcp_limits.max_message), 1024, 1u << 30},
     {"log.level", KT_LEVEL, FIELD(log_level), 0, 0},
     {"log.access", KT_BOOL, FIELD(access_log), 0, 0},
     {"http.max_header_bytes", KT_SIZE, FIELD(http.max_header_bytes), 256, 1u << 20},
@@ -970,6 +980,14 @@ void nx_config_defaults(nx_config_t *c) {
         .max_connections = 65536,
     };
     c->drain_timeout_ms = 10000;
+    c->mcp_limits = (nx_mcp_limits_t){
+        .max_sessions = 10000,
+        .session_idle_timeout_ms = 30u * 60u * 1000u,
+        .session_evict_idle_ms = 60000,
+        .ws_ping_interval_ms = 30000,
+        .ws_pong_timeout_ms = 10000,
+        .max_message = 10u << 20,
+    };
     c->debug_routes = false;
 }
 

@@ -12,7 +12,7 @@
 #include "log.h"
 
 /* Number of leaf keys in the key table of config.c (a static assert keeps the two in step). */
-#define NX_CONFIG_NKEYS 18
+#define NX_CONFIG_NKEYS 24
 
 /* One listener. Owned by nx_config_t. */
 typedef struct nx_listen_config {
@@ -33,6 +33,17 @@ typedef struct nx_http_config {
     uint32_t max_connections;      /* per shard, default 65536 */
 } nx_http_config_t;
 
+/* Bounds of the MCP front end. Owned by nx_config_t. */
+typedef struct nx_mcp_limits {
+    uint32_t max_sessions;            /* mcp.max_sessions, per shard: default 10000 */
+    uint32_t session_idle_timeout_ms; /* mcp.session_idle_timeout: default 30m */
+    uint32_t session_evict_idle_ms;   /* mcp.session_evict_idle: when full, the least recently
+                                         used session is evicted if idle this long; default 60s */
+    uint32_t ws_ping_interval_ms;     /* mcp.ws_ping_interval: default 30s, 0 = no pings */
+    uint32_t ws_pong_timeout_ms;      /* mcp.ws_pong_timeout: default 10s */
+    uint64_t max_message;             /* mcp.max_message (WebSocket): default 10 MiB -> 1009 */
+} nx_mcp_limits_t;
+
 /* Where one key's value came from, so validation errors can point at it. */
 typedef struct nx_config_origin {
     char file[256]; /* a file name, "environment", "command line"; "" = the built-in default */
@@ -46,6 +57,7 @@ typedef struct nx_config {
     char source[4096];         /* file it was loaded from, "" for defaults only */
     nx_listen_config_t rest;   /* server.host/server.port: default 127.0.0.1:8000, enabled */
     nx_listen_config_t mcp;    /* mcp.host/mcp.port/mcp.enabled: default 127.0.0.1:3000, enabled */
+    nx_mcp_limits_t mcp_limits; /* mcp.max_sessions, mcp.session_idle_timeout, ... */
     uint32_t shards;           /* server.shards: 0 = one per online CPU; max 256 */
     nx_log_level_t log_level;  /* log.level: default info */
     bool access_log;           /* log.access: default false */

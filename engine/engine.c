@@ -125,10 +125,7 @@ static void on_request_done(nx_http_server_t *srv, nx_http_conn_t *hc, int statu
 
 /* ---- shard lifecycle ---- */
 
-/* MCP session bounds; per shard. */
-#define NX_MCP_MAX_SESSIONS 10000
-#define NX_MCP_SESSION_IDLE_MS (30u * 60u * 1000u)
-#define NX_MCP_SESSION_EVICT_IDLE_MS 60000u
+/* How often idle MCP sessions are swept (their idle timeout itself is configured). */
 #define NX_MCP_SESSION_SWEEP_MS 10000u
 
 static __thread nx_engine_shard_t *t_current_shard;
@@ -194,8 +191,9 @@ static int on_shard_start(nx_shard_t *s) {
     nx_config_snapshot_ref(es->config);
     nx_metrics_init(&es->metrics);
     nx_timer_init(&es->drain_timer, on_drain_deadline);
-    if (nx_mcp_sessions_init(&es->sessions, (uint32_t)s->id, NX_MCP_MAX_SESSIONS,
-                             NX_MCP_SESSION_IDLE_MS, NX_MCP_SESSION_EVICT_IDLE_MS) < 0) {
+    const nx_mcp_limits_t *ml = &es->config->config.mcp_limits;
+    if (nx_mcp_sessions_init(&es->sessions, (uint32_t)s->id, ml->max_sessions,
+                             ml->session_idle_timeout_ms, ml->session_evict_idle_ms) < 0) {
         nx_config_snapshot_unref(es->config);
         free(es);
         return -ENOMEM;
@@ -266,6 +264,10 @@ static void on_reload_msg(nx_shard_t *s, nx_msg_t *m) {
     /* Limits and timeouts apply to the next request; open connections stay open. */
     es->rest.http.opts = o;
     es->mcp.http.opts = o;
+    const nx_mcp_limits_t *ml = &es->config->config.mcp_limits;
+    es->sessions.idle_ms = ml->session_idle_timeout_ms;
+    es->sessions.evict_idle_ms = ml->session_evict_idle_ms;
+    es->sessions.max = ml->max_sessions;
     nx_config_snapshot_unref(old);
     free(rm);
 }

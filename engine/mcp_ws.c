@@ -16,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WS_PING_INTERVAL_MS 30000u
-#define WS_PONG_TIMEOUT_MS 10000u
 #define WS_CLOSE_LINGER_MS 2000u
 
 typedef struct mcp_ws mcp_ws_t;
@@ -43,6 +41,16 @@ struct mcp_ws {
     nx_list_t exchanges;
     char protocol_version[16];
 };
+
+static const nx_mcp_limits_t *limits(const mcp_ws_t *ws) {
+    return &ws->es->config->config.mcp_limits;
+}
+
+/* Arms the next keep-alive ping, unless pings are switched off. */
+static void arm_keepalive(mcp_ws_t *ws) {
+    uint32_t every = limits(ws)->ws_ping_interval_ms;
+    if (every > 0) nx_shard_timer_start(ws->es->shard, &ws->keepalive, every);
+}
 
 static void send_frame(mcp_ws_t *ws, nx_ws_opcode_t op, const void *p, size_t n) {
     if (ws->close_sent || ws->conn->state != NX_CONN_OPEN) return;
@@ -178,7 +186,7 @@ static void on_data(nx_conn_t *c, char *data, size_t len) {
     }
     /* Anything from the peer proves it alive: back to the regular ping interval. */
     ws->ping_outstanding = false;
-    nx_shard_timer_start(ws->es->shard, &ws->keepalive, WS_PING_INTERVAL_MS);
+    arm_keepalive(ws);
     if (from_in) {
         nx_buf_consume(&ws->in, off);
     } else if (off < n && nx_buf_append(&ws->in, buf + off, n - off) < 0) {
@@ -194,7 +202,7 @@ static void on_keepalive(nx_timer_t *t) {
     }
     ws->ping_outstanding = true;
     send_frame(ws, NX_WS_OP_PING, "nx", 2);
-    nx_shard_timer_start(ws->es->shard, &ws->keepalive, WS_PONG_TIMEOUT_MS);
+    nx_shard_timer_start(ws->es->shard, &ws->keepalive, limits(ws)->ws_pong_timeout_ms);
 }
 
 static void on_eof(nx_conn_t *c, int err) {
@@ -281,7 +289,7 @@ void nx_mcp_ws_accept(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request
     }
     ws->es = es;
     ws->conn = hc->conn;
-    nx_ws_parser_init(&ws->parser, NX_WS_SERVER, es->config->config.http.max_body);
+    nx_ws_parser_init(&ws->parser, NX_WS_SERVER, es->config->config.mcp_limits.max_message);
     nx_list_init(&ws->exchanges);
     nx_timer_init(&ws->keepalive, on_keepalive);
     nx_list_insert_tail(&es->ws_clients, &ws->link);
@@ -293,7 +301,7 @@ void nx_mcp_ws_accept(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request
              hs.protocol.n ? hs.protocol.p : "", hs.protocol.n ? "\r\n" : "");
     nx_http_respond(hc, 101, NULL, NULL, 0, extra);
     nx_http_upgrade(hc, &ws_ops, ws);
-    nx_shard_timer_start(es->shard, &ws->keepalive, WS_PING_INTERVAL_MS);
+    arm_keepalive(ws);
 }
 
 void nx_mcp_route_ws(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,

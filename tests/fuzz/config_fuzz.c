@@ -45,6 +45,12 @@ static void check_round_trip(const nx_config_t *c) {
         back.http.body_timeout_ms != c->http.body_timeout_ms ||
         back.http.keepalive_timeout_ms != c->http.keepalive_timeout_ms ||
         back.http.max_connections != c->http.max_connections ||
+        back.mcp_limits.max_sessions != c->mcp_limits.max_sessions ||
+        back.mcp_limits.session_idle_timeout_ms != c->mcp_limits.session_idle_timeout_ms ||
+        back.mcp_limits.session_evict_idle_ms != c->mcp_limits.session_evict_idle_ms ||
+        back.mcp_limits.ws_ping_interval_ms != c->mcp_limits.ws_ping_interval_ms ||
+        back.mcp_limits.ws_pong_timeout_ms != c->mcp_limits.ws_pong_timeout_ms ||
+        back.mcp_limits.max_message != c->mcp_limits.max_message ||
         back.drain_timeout_ms != c->drain_timeout_ms || back.debug_routes != c->debug_routes)
         abort();
 }

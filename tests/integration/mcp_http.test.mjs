@@ -728,6 +728,27 @@ test('SIGTERM with MCP calls outliving the grace: exit 0 after the grace, nothin
 
 // ---------------------------------------------------------------------------------------------
 
+test('mcp.max_sessions is enforced: a flood gets 503 + Retry-After, sessions in use survive', async () => {
+  const own = await startNexus({
+    shards: 1,
+    set: { 'mcp.max_sessions': '2', 'mcp.session_evict_idle': '1h' },
+  });
+  try {
+    const a = await openSession(own.mcpPort);
+    const b = await openSession(own.mcpPort);
+    const r = await mcpPost(own.mcpPort, initMsg(PV));
+    assert.equal(r.status, 503, `third session: HTTP ${r.status}: ${r.text}`);
+    assert.ok(r.headers['retry-after'], 'a shed request says when to retry');
+    assertRpcError(JSON.parse(r.text), undefined, 'session flood');
+    // The two sessions in use were not evicted by the flood.
+    assert.deepEqual(await rpcResult(own.mcpPort, a, 'ping'), {});
+    assert.deepEqual(await rpcResult(own.mcpPort, b, 'ping'), {});
+    await own.stopAndAssertClean();
+  } finally {
+    await own.kill();
+  }
+});
+
 test('the shared nexus exits cleanly (exit 0, no sanitizer report) after all the MCP traffic', { timeout: 30000 }, async () => {
   const r = await nx.stop();
   assertCleanExit(r);

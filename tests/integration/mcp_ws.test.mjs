@@ -8,7 +8,7 @@ import { startNexus, RawConn, get, sleep } from './lib/nexus.mjs';
 
 let nx;
 before(async () => {
-  nx = await startNexus({ shards: 2, debugRoutes: true, set: { 'http.max_body': '64KiB' } });
+  nx = await startNexus({ shards: 2, debugRoutes: true, set: { 'mcp.max_message': '64KiB' } });
 });
 after(async () => {
   if (nx) await nx.kill();
