@@ -32,8 +32,8 @@ static json_t *channels_json(nx_engine_shard_t *es) {
     bool serving = !es->draining && !e->draining;
     json_t *rest = json_pack("{s:b, s:s, s:i}", "listening", c->rest.enabled && serving, "host",
                              c->rest.host, "port", (int)e->rest_port);
-    json_t *mcp = json_pack("{s:b, s:s, s:i, s:s}", "listening", c->mcp.enabled && serving,
-                            "host", c->mcp.host, "port", (int)e->mcp_port, "state",
+    json_t *mcp = json_pack("{s:b, s:s, s:i, s:s}", "listening", c->mcp.enabled && serving, "host",
+                            c->mcp.host, "port", (int)e->mcp_port, "state",
                             c->mcp.enabled ? "serving" : "disabled");
     return json_pack("{s:o, s:o}", "rest", rest, "mcp", mcp);
 }
@@ -42,10 +42,10 @@ static void route_health(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_requ
                          const nx_route_match_t *m) {
     nx_engine_t *e = es->engine;
     bool draining = es->draining || e->draining;
-    json_t *j = json_pack("{s:s, s:s, s:f, s:i, s:s, s:o}", "status", draining ? "draining" : "ok",
-                          "version", NX_VERSION, "uptime_seconds", nx_engine_uptime_seconds(e),
-                          "shards", (int)e->shard_count, "ring_mode", e->ring_mode,
-                          "channels", channels_json(es));
+    json_t *j =
+        json_pack("{s:s, s:s, s:f, s:i, s:s, s:o}", "status", draining ? "draining" : "ok",
+                  "version", NX_VERSION, "uptime_seconds", nx_engine_uptime_seconds(e), "shards",
+                  (int)e->shard_count, "ring_mode", e->ring_mode, "channels", channels_json(es));
     nx_respond_json(hc, draining ? 503 : 200, j);
 }
 
@@ -78,14 +78,14 @@ static void route_status(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_requ
                                        "connections_rejected", "bytes_in", "bytes_out"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         json_object_set(connections, keys[i], json_object_get(stats, keys[i]));
-    json_t *j = json_pack("{s:s, s:s, s:i, s:f, s:I, s:i, s:s, s:s, s:o, s:o, s:O, s:o}",
-                          "status", es->draining ? "draining" : "ok", "version", NX_VERSION,
-                          "pid", (int)getpid(), "uptime_seconds", nx_engine_uptime_seconds(e),
-                          "started_at", (json_int_t)e->started_at, "shards", (int)e->shard_count,
-                          "ring_mode", e->ring_mode, "config_source",
-                          c->source[0] ? c->source : "defaults", "channels", channels_json(es),
-                          "connections", connections, "per_shard",
-                          json_object_get(stats, "per_shard"), "config", nx_config_to_json(c));
+    json_t *j =
+        json_pack("{s:s, s:s, s:i, s:f, s:I, s:i, s:s, s:s, s:o, s:o, s:O, s:o}", "status",
+                  es->draining ? "draining" : "ok", "version", NX_VERSION, "pid", (int)getpid(),
+                  "uptime_seconds", nx_engine_uptime_seconds(e), "started_at",
+                  (json_int_t)e->started_at, "shards", (int)e->shard_count, "ring_mode",
+                  e->ring_mode, "config_source", c->source[0] ? c->source : "defaults", "channels",
+                  channels_json(es), "connections", connections, "per_shard",
+                  json_object_get(stats, "per_shard"), "config", nx_config_to_json(c));
     json_decref(stats);
     nx_respond_json(hc, 200, j);
 }
@@ -127,7 +127,8 @@ static const char docs_html[] =
     "body{font:15px/1.5 system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}"
     "header{background:#1d2330;color:#fff;padding:16px 32px}h1{margin:0;font-size:22px}"
     "main{max-width:960px;margin:24px auto;padding:0 16px}"
-    ".op{background:#fff;border:1px solid #dde1e7;border-radius:8px;margin:10px 0;padding:12px 16px}"
+    ".op{background:#fff;border:1px solid #dde1e7;border-radius:8px;margin:10px 0;padding:12px "
+    "16px}"
     ".m{display:inline-block;min-width:64px;text-align:center;border-radius:4px;color:#fff;"
     "font-weight:600;font-size:12px;padding:2px 6px;margin-right:8px}"
     ".get{background:#2f7d32}.post{background:#1565c0}.delete{background:#c62828}"
@@ -323,17 +324,18 @@ const nx_route_def_t nx_rest_routes[] = {
     {"GET", "/ready", route_ready, "Readiness: 200 while accepting work, 503 while draining",
      "operations", "application/json", NULL, false},
     {"GET", "/status", route_status,
-     "Process status: pid, ring mode, connections per shard, effective configuration",
-     "operations", "application/json", NULL, false},
-    {"GET", "/stats", route_stats, "Counters as JSON: requests by route and status, latency, "
-     "connections and bytes, totals and per shard", "operations", "application/json", NULL,
-     false},
-    {"GET", "/metrics", route_metrics, "Prometheus text exposition of every metric",
-     "operations", "text/plain", NULL, false},
-    {"GET", "/openapi.json", route_openapi, "This OpenAPI 3.1 document", "meta",
+     "Process status: pid, ring mode, connections per shard, effective configuration", "operations",
      "application/json", NULL, false},
-    {"GET", "/docs", route_docs, "An HTML page rendering the OpenAPI document", "meta",
-     "text/html", NULL, false},
+    {"GET", "/stats", route_stats,
+     "Counters as JSON: requests by route and status, latency, "
+     "connections and bytes, totals and per shard",
+     "operations", "application/json", NULL, false},
+    {"GET", "/metrics", route_metrics, "Prometheus text exposition of every metric", "operations",
+     "text/plain", NULL, false},
+    {"GET", "/openapi.json", route_openapi, "This OpenAPI 3.1 document", "meta", "application/json",
+     NULL, false},
+    {"GET", "/docs", route_docs, "An HTML page rendering the OpenAPI document", "meta", "text/html",
+     NULL, false},
     {"GET", "/plaintext", route_plaintext, "A fixed 'Hello, World!' for load tests", "meta",
      "text/plain", NULL, false},
     {"POST", "/mcp", nx_mcp_route_post,
@@ -347,8 +349,8 @@ const nx_route_def_t nx_rest_routes[] = {
      "application/json", NULL, false},
     {"DELETE", "/mcp", nx_mcp_route_delete, "Ends the MCP session named by Mcp-Session-Id", "mcp",
      "application/json", NULL, false},
-    {"GET", "/debug/delay/{ms}", route_debug_delay,
-     "Test only: answers after {ms} milliseconds", "debug", "application/json", NULL, true},
+    {"GET", "/debug/delay/{ms}", route_debug_delay, "Test only: answers after {ms} milliseconds",
+     "debug", "application/json", NULL, true},
     {"GET", "/debug/stream/{n}", route_debug_stream,
      "Test only: streams {n} server-sent events 20 ms apart", "debug", "text/event-stream", NULL,
      true},
@@ -388,14 +390,14 @@ json_t *nx_openapi_document(const nx_router_t *r, const nx_config_t *c) {
         size_t n = strlen(d->method);
         for (size_t k = 0; k <= n && k < sizeof(lower); k++)
             lower[k] = (char)(d->method[k] >= 'A' && d->method[k] <= 'Z' ? d->method[k] + 32
-                                                                           : d->method[k]);
+                                                                         : d->method[k]);
         json_t *ok_content = json_object();
-        json_object_set_new(ok_content, d->produces,
-                            json_pack("{s:{s:s}}", "schema", "type",
-                                      strcmp(d->produces, "application/json") == 0 ? "object"
-                                                                                    : "string"));
-        json_t *responses = json_pack("{s:{s:s, s:o}}", "200", "description", "Success",
-                                      "content", ok_content);
+        json_object_set_new(
+            ok_content, d->produces,
+            json_pack("{s:{s:s}}", "schema", "type",
+                      strcmp(d->produces, "application/json") == 0 ? "object" : "string"));
+        json_t *responses =
+            json_pack("{s:{s:s, s:o}}", "200", "description", "Success", "content", ok_content);
         json_object_set_new(responses, "400", error_response("Malformed request"));
         json_object_set_new(responses, "404", error_response("No route for this path"));
         json_object_set_new(responses, "405", error_response("Method not allowed (see Allow)"));
@@ -424,8 +426,8 @@ json_t *nx_openapi_document(const nx_router_t *r, const nx_config_t *c) {
             const char *end = strchr(p, '}');
             if (end == NULL) break;
             json_array_append_new(params, json_pack("{s:s%, s:s, s:b, s:{s:s}}", "name", p + 1,
-                                                    (size_t)(end - p - 1), "in", "path",
-                                                    "required", 1, "schema", "type", "string"));
+                                                    (size_t)(end - p - 1), "in", "path", "required",
+                                                    1, "schema", "type", "string"));
         }
         if (json_array_size(params) > 0)
             json_object_set_new(op, "parameters", params);
@@ -447,6 +449,6 @@ json_t *nx_openapi_document(const nx_router_t *r, const nx_config_t *c) {
         "REST API of the nexus coordination engine. Errors are JSON: "
         "{\"error\":{\"code\":<HTTP status>,\"message\":<what was wrong>}}.",
         "servers", "url", url, "paths", paths, "components", "schemas", "Error", "type", "object",
-        "properties", "error", "type", "object", "properties", "code", "type", "integer",
-        "message", "type", "string", "required", "code", "message", "required", "error");
+        "properties", "error", "type", "object", "properties", "code", "type", "integer", "message",
+        "type", "string", "required", "code", "message", "required", "error");
 }

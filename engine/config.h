@@ -54,16 +54,16 @@ typedef struct nx_config_origin {
 /* The effective configuration. Plain data, owned by value by whoever holds it (an immutable
  * snapshot once serving starts). */
 typedef struct nx_config {
-    char source[4096];         /* file it was loaded from, "" for defaults only */
-    nx_listen_config_t rest;   /* server.host/server.port: default 127.0.0.1:8000, enabled */
-    nx_listen_config_t mcp;    /* mcp.host/mcp.port/mcp.enabled: default 127.0.0.1:3000, enabled */
+    char source[4096];          /* file it was loaded from, "" for defaults only */
+    nx_listen_config_t rest;    /* server.host/server.port: default 127.0.0.1:8000, enabled */
+    nx_listen_config_t mcp;     /* mcp.host/mcp.port/mcp.enabled: default 127.0.0.1:3000, enabled */
     nx_mcp_limits_t mcp_limits; /* mcp.max_sessions, mcp.session_idle_timeout, ... */
-    uint32_t shards;           /* server.shards: 0 = one per online CPU; max 256 */
-    nx_log_level_t log_level;  /* log.level: default info */
-    bool access_log;           /* log.access: default false */
-    nx_http_config_t http;     /* http.* */
-    uint32_t drain_timeout_ms; /* shutdown.grace: default 10000 */
-    bool debug_routes;         /* debug_routes: default false (enables the /debug/ test routes) */
+    uint32_t shards;            /* server.shards: 0 = one per online CPU; max 256 */
+    nx_log_level_t log_level;   /* log.level: default info */
+    bool access_log;            /* log.access: default false */
+    nx_http_config_t http;      /* http.* */
+    uint32_t drain_timeout_ms;  /* shutdown.grace: default 10000 */
+    bool debug_routes;          /* debug_routes: default false (enables the /debug/ test routes) */
     nx_config_origin_t origin[NX_CONFIG_NKEYS]; /* per key, in key-table order */
 } nx_config_t;
 

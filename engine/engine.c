@@ -112,11 +112,11 @@ static void on_request_done(nx_http_server_t *srv, nx_http_conn_t *hc, int statu
         char rid[32], fields[256];
         snprintf(rid, sizeof(rid), "%d-%llu", es->shard->id,
                  (unsigned long long)es->request_counter);
-        const char *name = route == NX_METRICS_ROUTE_UNMATCHED ? "unmatched"
-                                                               : es->engine->route_names[route];
+        const char *name =
+            route == NX_METRICS_ROUTE_UNMATCHED ? "unmatched" : es->engine->route_names[route];
         snprintf(fields, sizeof(fields),
-                 "\"access\":true,\"route\":\"%s\",\"status\":%d,\"latency_ms\":%.3f", name,
-                 status, (double)latency_ns / 1e6);
+                 "\"access\":true,\"route\":\"%s\",\"status\":%d,\"latency_ms\":%.3f", name, status,
+                 (double)latency_ns / 1e6);
         nx_log_set_request_id(rid);
         nx_log_write(NX_LOG_INFO, fields, "request");
         nx_log_set_request_id(NULL);
@@ -221,7 +221,8 @@ static void on_shard_stop(nx_shard_t *s) {
     nx_http_server_close_all(&es->rest.http);
     nx_http_server_close_all(&es->mcp.http);
     nx_mcp_ws_close_all(es);
-    for (int i = 0; i < 100 && !nx_list_empty(&s->conns); i++) nx_loop_run_once(s->loop, 10);
+    for (int i = 0; i < 100 && !nx_list_empty(&s->conns); i++)
+        nx_loop_run_once(s->loop, 10);
     nx_http_server_dispose(&es->rest.http);
     nx_http_server_dispose(&es->mcp.http);
     nx_timer_stop(&es->session_sweep);
@@ -392,7 +393,8 @@ int nx_engine_new(nx_config_snapshot_t *snap, char **overrides, nx_engine_t **ou
     e->mcp_router = nx_router_new();
     int rc = -ENOMEM;
     if (!e->shards || !e->rest_fds || !e->mcp_fds || !e->rest_router || !e->mcp_router) goto fail;
-    for (uint32_t i = 0; i < e->shard_count; i++) e->rest_fds[i] = e->mcp_fds[i] = -1;
+    for (uint32_t i = 0; i < e->shard_count; i++)
+        e->rest_fds[i] = e->mcp_fds[i] = -1;
     for (uint32_t i = 0; nx_rest_routes[i].method != NULL && i < NX_METRICS_MAX_ROUTES; i++) {
         snprintf(e->route_name_storage[i], sizeof(e->route_name_storage[i]), "%s %s",
                  nx_rest_routes[i].method, nx_rest_routes[i].pattern);
@@ -408,7 +410,8 @@ int nx_engine_new(nx_config_snapshot_t *snap, char **overrides, nx_engine_t **ou
     }
     /* DNS-rebinding protection: loopback names plus the addresses we were told to bind. */
     size_t nh = 0;
-    for (; nx_mcp_loopback_hosts[nh] != NULL; nh++) e->mcp_allowed_hosts[nh] = nx_mcp_loopback_hosts[nh];
+    for (; nx_mcp_loopback_hosts[nh] != NULL; nh++)
+        e->mcp_allowed_hosts[nh] = nx_mcp_loopback_hosts[nh];
     const nx_listen_config_t *binds[2] = {&c->mcp, &c->rest};
     for (size_t i = 0; i < 2; i++) {
         const char *h = binds[i]->host;
@@ -445,8 +448,7 @@ void nx_engine_free(nx_engine_t *e) {
         /* Sockets never handed to a listener (start failed) are closed here. */
         if (e->rest_fds[i] >= 0 && (e->shards == NULL || e->shards[i] == NULL))
             close(e->rest_fds[i]);
-        if (e->mcp_fds[i] >= 0 && (e->shards == NULL || e->shards[i] == NULL))
-            close(e->mcp_fds[i]);
+        if (e->mcp_fds[i] >= 0 && (e->shards == NULL || e->shards[i] == NULL)) close(e->mcp_fds[i]);
     }
     free(e->shards);
     free(e->rest_fds);
@@ -495,7 +497,8 @@ void nx_engine_metrics_view(const nx_engine_t *e, nx_metrics_view_t *v,
     v->shard_count = e->shard_count;
     v->route_names = e->route_names;
     uint32_t n = 0;
-    while (n < NX_METRICS_MAX_ROUTES && e->route_names[n] != NULL) n++;
+    while (n < NX_METRICS_MAX_ROUTES && e->route_names[n] != NULL)
+        n++;
     v->route_count = n;
     v->version = NX_VERSION;
     v->uptime_seconds = nx_engine_uptime_seconds(e);

@@ -48,9 +48,9 @@ struct nx_engine_shard {
     nx_mcp_sessions_t sessions; /* MCP sessions this shard owns */
     nx_list_t ws_clients;       /* MCP-over-WebSocket connections (mcp_ws.c) */
     uint32_t ws_count;
-    nx_list_t mcp_owned;        /* forwarded MCP requests this shard is still answering */
-    uint32_t mcp_forwards_out;  /* requests this shard forwarded and awaits answers for */
-    uint64_t mcp_forward_seq;   /* numbers this shard's forwards, for cancellation by id */
+    nx_list_t mcp_owned;       /* forwarded MCP requests this shard is still answering */
+    uint32_t mcp_forwards_out; /* requests this shard forwarded and awaits answers for */
+    uint64_t mcp_forward_seq;  /* numbers this shard's forwards, for cancellation by id */
     bool drain_deadline_passed;
     nx_timer_t session_sweep;
     nx_timer_t drain_timer;
@@ -68,9 +68,9 @@ struct nx_route_def {
     nx_route_fn fn;
     const char *summary;
     const char *tag;
-    const char *produces; /* response content type */
+    const char *produces;     /* response content type */
     const char *request_body; /* NULL, or the content type the route accepts */
-    bool debug_only;      /* only with debug_routes: true */
+    bool debug_only;          /* only with debug_routes: true */
 };
 
 struct nx_engine {
@@ -87,8 +87,8 @@ struct nx_engine {
     uint64_t start_ms;
     int64_t started_at; /* wall clock, seconds */
     const char *ring_mode;
-    char *openapi_json; /* serialized once at start */
-    nx_mcp_server_t *mcp; /* the MCP catalog: built before serving, then read-only */
+    char *openapi_json;               /* serialized once at start */
+    nx_mcp_server_t *mcp;             /* the MCP catalog: built before serving, then read-only */
     const char *mcp_allowed_hosts[8]; /* Host/Origin allow-list (DNS-rebinding protection) */
     char mcp_host_storage[2][256];
     nx_loop_t *control;

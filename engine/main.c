@@ -40,14 +40,10 @@ static const struct {
     const char *flag, *short_flag, *key;
     bool takes_value;
 } flag_table[] = {
-    {"--host", NULL, "server.host", true},
-    {"--port", "-p", "server.port", true},
-    {"--mcp-host", NULL, "mcp.host", true},
-    {"--mcp-port", NULL, "mcp.port", true},
-    {"--shards", "-s", "server.shards", true},
-    {"--log-level", NULL, "log.level", true},
-    {"--access-log", NULL, "log.access", false},
-    {"--debug-routes", NULL, "debug_routes", false},
+    {"--host", NULL, "server.host", true},       {"--port", "-p", "server.port", true},
+    {"--mcp-host", NULL, "mcp.host", true},      {"--mcp-port", NULL, "mcp.port", true},
+    {"--shards", "-s", "server.shards", true},   {"--log-level", NULL, "log.level", true},
+    {"--access-log", NULL, "log.access", false}, {"--debug-routes", NULL, "debug_routes", false},
     {"--no-mcp", NULL, "mcp.enabled", false},
 };
 

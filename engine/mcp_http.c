@@ -174,16 +174,17 @@ static void process(mcp_exchange_t *ex, const char *body, size_t len, nx_str_t v
         }
     }
     if (msg->kind != NX_RPC_REQUEST) {
-        if (msg->kind == NX_RPC_NOTIFICATION && strcmp(msg->method, "notifications/initialized") == 0)
+        if (msg->kind == NX_RPC_NOTIFICATION &&
+            strcmp(msg->method, "notifications/initialized") == 0)
             session->initialized = true;
         exchange_finish(ex, 202, NULL, 0, NULL);
         nx_rpc_batch_dispose(&batch);
         return;
     }
-    snprintf(session->protocol_version, sizeof(session->protocol_version), "%.*s",
-             (int)version.n, version.p);
-    nx_mcp_request_ctx_t ctx = {.reply = on_reply, .transport = ex,
-                                .protocol_version = session->protocol_version};
+    snprintf(session->protocol_version, sizeof(session->protocol_version), "%.*s", (int)version.n,
+             version.p);
+    nx_mcp_request_ctx_t ctx = {
+        .reply = on_reply, .transport = ex, .protocol_version = session->protocol_version};
     nx_mcp_call_t *pending = NULL;
     nx_mcp_dispatch_t d = nx_mcp_server_dispatch(es->engine->mcp, msg, &ctx, &pending);
     if (d == NX_MCP_PENDING) {
@@ -338,11 +339,11 @@ static int check_request(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_requ
                          bool needs_accept, bool is_post, nx_str_t *version) {
     char msg[256];
     nx_mcp_origin_policy_t policy = {.allowed_hosts = es->engine->mcp_allowed_hosts};
-    int status = nx_mcp_check_origin(&policy, nx_http_request_header(req, "Origin"), req->host,
-                                     msg, sizeof(msg));
-    if (status == 0 && needs_accept)
-        status = nx_mcp_check_accept(nx_http_request_header(req, "Accept"), is_post, msg,
+    int status = nx_mcp_check_origin(&policy, nx_http_request_header(req, "Origin"), req->host, msg,
                                      sizeof(msg));
+    if (status == 0 && needs_accept)
+        status =
+            nx_mcp_check_accept(nx_http_request_header(req, "Accept"), is_post, msg, sizeof(msg));
     if (status == 0)
         status = nx_mcp_check_protocol_header(nx_http_request_header(req, "MCP-Protocol-Version"),
                                               version, msg, sizeof(msg));
@@ -352,13 +353,12 @@ static int check_request(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_requ
 
 /* Finds the shard owning the session named in the request; answers 400/404 and returns NULL
  * when there is none. */
-static nx_engine_shard_t *session_owner(nx_engine_shard_t *es, nx_http_conn_t *hc,
-                                        nx_str_t sid) {
+static nx_engine_shard_t *session_owner(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_str_t sid) {
     char body[200];
     if (sid.p == NULL || sid.n == 0) {
         snprintf(body, sizeof(body),
-                 "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":%d,\"message\":\"the "
-                 SESSION_HEADER " header is required after initialize\"}}",
+                 "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":%d,\"message\":"
+                 "\"the " SESSION_HEADER " header is required after initialize\"}}",
                  NX_RPC_INVALID_REQUEST);
         nx_http_respond(hc, 400, "application/json", body, strlen(body), NULL);
         return NULL;

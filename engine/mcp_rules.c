@@ -23,8 +23,10 @@ const char *nx_mcp_negotiate_version(nx_str_t requested) {
 }
 
 static nx_str_t trim(nx_str_t s) {
-    while (s.n > 0 && (s.p[0] == ' ' || s.p[0] == '\t')) s.p++, s.n--;
-    while (s.n > 0 && (s.p[s.n - 1] == ' ' || s.p[s.n - 1] == '\t')) s.n--;
+    while (s.n > 0 && (s.p[0] == ' ' || s.p[0] == '\t'))
+        s.p++, s.n--;
+    while (s.n > 0 && (s.p[s.n - 1] == ' ' || s.p[s.n - 1] == '\t'))
+        s.n--;
     return s;
 }
 
@@ -41,7 +43,8 @@ static bool accepts(nx_str_t accept, const char *type, const char *sub) {
         bool q0 = false;
         for (const char *q = semi; q != NULL && q < item.p + item.n;) {
             const char *next = memchr(q + 1, ';', (size_t)(item.p + item.n - q - 1));
-            nx_str_t param = trim((nx_str_t){q + 1, (size_t)((next ? next : item.p + item.n) - q - 1)});
+            nx_str_t param =
+                trim((nx_str_t){q + 1, (size_t)((next ? next : item.p + item.n) - q - 1)});
             if (param.n >= 3 && (param.p[0] == 'q' || param.p[0] == 'Q') && param.p[1] == '=') {
                 /* qvalue = "0" [ "." 0*3DIGIT ] / "1" ...: zero when every digit is 0. */
                 bool zero = true;
@@ -84,7 +87,8 @@ int nx_mcp_check_protocol_header(nx_str_t header, nx_str_t *version, char *msg, 
         return 0;
     }
     if (!nx_mcp_version_supported(v)) {
-        snprintf(msg, msglen, "unsupported MCP-Protocol-Version '%.*s'; supported: %s, %s, %s, %s, %s",
+        snprintf(msg, msglen,
+                 "unsupported MCP-Protocol-Version '%.*s'; supported: %s, %s, %s, %s, %s",
                  (int)(v.n > 40 ? 40 : v.n), v.p, NX_MCP_MODERN_VERSION, nx_mcp_legacy_versions[0],
                  nx_mcp_legacy_versions[1], nx_mcp_legacy_versions[2], nx_mcp_legacy_versions[3]);
         return 400;
@@ -126,8 +130,8 @@ static bool host_allowed(const nx_mcp_origin_policy_t *p, const char *host) {
     return false;
 }
 
-int nx_mcp_check_origin(const nx_mcp_origin_policy_t *p, nx_str_t origin, nx_str_t host,
-                        char *msg, size_t msglen) {
+int nx_mcp_check_origin(const nx_mcp_origin_policy_t *p, nx_str_t origin, nx_str_t host, char *msg,
+                        size_t msglen) {
     if (p->allow_any) return 0;
     char name[256];
     /* "Origin: null" (sandboxed frames, file: pages) names no host we could allow: refused. */

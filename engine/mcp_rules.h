@@ -39,8 +39,8 @@ typedef struct nx_mcp_origin_policy {
 extern const char *const nx_mcp_loopback_hosts[];
 /** DNS-rebinding protection: a present Origin (even "null") must name an allowed host, and
  *  the Host header must name an allowed host; returns 0 or 403. */
-int nx_mcp_check_origin(const nx_mcp_origin_policy_t *p, nx_str_t origin, nx_str_t host,
-                        char *msg, size_t msglen);
+int nx_mcp_check_origin(const nx_mcp_origin_policy_t *p, nx_str_t origin, nx_str_t host, char *msg,
+                        size_t msglen);
 /** Extracts the host part of "host[:port]" or "[v6]:port" into <out> (lowercased, no brackets);
  *  false when malformed. */
 bool nx_mcp_host_part(nx_str_t hostport, char *out, size_t outlen);

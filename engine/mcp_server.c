@@ -95,7 +95,8 @@ static bool valid_tool_name(const char *n) {
 static json_t *parse_field(const char *text, const char *what, char *err, size_t errlen) {
     json_error_t je;
     json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, &je);
-    if (j == NULL) snprintf(err, errlen, "%s is not valid JSON: %s (line %d)", what, je.text, je.line);
+    if (j == NULL)
+        snprintf(err, errlen, "%s is not valid JSON: %s (line %d)", what, je.text, je.line);
     return j;
 }
 
@@ -121,8 +122,10 @@ int nx_mcp_server_add_tool(nx_mcp_server_t *s, const nx_mcp_tool_def_t *def, cha
     if (input == NULL) return NX_ECONFIG;
     if (!json_is_object(input) || !json_is_string(json_object_get(input, "type")) ||
         strcmp(json_string_value(json_object_get(input, "type")), "object") != 0) {
-        snprintf(err, errlen, "tool '%s': inputSchema must be an object schema (\"type\": "
-                              "\"object\")", def->name);
+        snprintf(err, errlen,
+                 "tool '%s': inputSchema must be an object schema (\"type\": "
+                 "\"object\")",
+                 def->name);
         json_decref(input);
         return NX_ECONFIG;
     }
@@ -161,7 +164,8 @@ int nx_mcp_server_add_tool(nx_mcp_server_t *s, const nx_mcp_tool_def_t *def, cha
         s->tools = t;
         s->tool_cap = cap;
     }
-    s->tools[s->tool_count++] = (tool_t){strdup(def->name), desc, compiled, def->handler, def->data};
+    s->tools[s->tool_count++] =
+        (tool_t){strdup(def->name), desc, compiled, def->handler, def->data};
     return 0;
 }
 
@@ -173,8 +177,7 @@ static nx_mcp_dispatch_t reply_error(const nx_mcp_request_ctx_t *ctx, json_t *id
     return NX_MCP_ANSWERED;
 }
 
-static nx_mcp_dispatch_t reply_result(const nx_mcp_request_ctx_t *ctx, json_t *id,
-                                      json_t *result) {
+static nx_mcp_dispatch_t reply_result(const nx_mcp_request_ctx_t *ctx, json_t *id, json_t *result) {
     ctx->reply(ctx->transport, nx_rpc_result_new(id, result));
     return NX_MCP_ANSWERED;
 }
@@ -234,11 +237,10 @@ static nx_mcp_dispatch_t do_initialize(nx_mcp_server_t *s, const nx_rpc_msg_t *m
     if (nx_rpc_param(msg->params, "clientInfo", NX_RPC_T_OBJECT, true, &info, &err) < 0)
         return reply_error(ctx, msg->id, err.code, err.message);
     const char *answer = nx_mcp_negotiate_version(nx_str_from(version));
-    return reply_result(
-        ctx, msg->id,
-        json_pack("{s:s, s:{s:{s:b}}, s:{s:s, s:s}}", "protocolVersion", answer, "capabilities",
-                  "tools", "listChanged", 0, "serverInfo", "name", s->name, "version",
-                  s->version));
+    return reply_result(ctx, msg->id,
+                        json_pack("{s:s, s:{s:{s:b}}, s:{s:s, s:s}}", "protocolVersion", answer,
+                                  "capabilities", "tools", "listChanged", 0, "serverInfo", "name",
+                                  s->name, "version", s->version));
 }
 
 /* Cursors are opaque to clients: "t" + the offset of the next page in hex. */
@@ -297,9 +299,9 @@ static nx_mcp_dispatch_t do_tools_call(nx_mcp_server_t *s, const nx_rpc_msg_t *m
                  se.path[0] ? "argument " : "", se.path[0] ? se.path : "", se.path[0] ? " " : "");
         snprintf(m + strlen(m), sizeof(m) - strlen(m), "%s", se.message);
         json_decref(empty);
-        return reply_result(ctx, msg->id,
-                            json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text",
-                                      m, "isError", 1));
+        return reply_result(
+            ctx, msg->id,
+            json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text", m, "isError", 1));
     }
     nx_mcp_call_t *call = calloc(1, sizeof(*call));
     if (call == NULL) {
@@ -322,8 +324,7 @@ static nx_mcp_dispatch_t do_tools_call(nx_mcp_server_t *s, const nx_rpc_msg_t *m
 }
 
 nx_mcp_dispatch_t nx_mcp_server_dispatch(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
-                                         const nx_mcp_request_ctx_t *ctx,
-                                         nx_mcp_call_t **pending) {
+                                         const nx_mcp_request_ctx_t *ctx, nx_mcp_call_t **pending) {
     if (pending != NULL) *pending = NULL;
     switch (msg->kind) {
     case NX_RPC_INVALID:

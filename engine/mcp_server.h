@@ -23,16 +23,15 @@ typedef struct nx_mcp_request_ctx {
 
 /* Outcome of dispatching one message. */
 typedef enum nx_mcp_dispatch {
-    NX_MCP_ANSWERED,  /* the reply function has run */
-    NX_MCP_PENDING,   /* a tool is running: the reply comes later (nx_mcp_call_t owns it) */
-    NX_MCP_NO_REPLY,  /* a notification or a response: nothing to send (HTTP 202) */
+    NX_MCP_ANSWERED, /* the reply function has run */
+    NX_MCP_PENDING,  /* a tool is running: the reply comes later (nx_mcp_call_t owns it) */
+    NX_MCP_NO_REPLY, /* a notification or a response: nothing to send (HTTP 202) */
 } nx_mcp_dispatch_t;
 
 /** Handles <msg> (borrowed) under <ctx>; see nx_mcp_dispatch_t for when the reply is sent.
  *  A pending call is handed back in <*pending> (if non-NULL) so the transport can cancel it. */
 nx_mcp_dispatch_t nx_mcp_server_dispatch(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
-                                         const nx_mcp_request_ctx_t *ctx,
-                                         nx_mcp_call_t **pending);
+                                         const nx_mcp_request_ctx_t *ctx, nx_mcp_call_t **pending);
 /** Cancels <call> (client gone, notifications/cancelled, shutdown): with a cancel hook the hook
  *  runs and the call is freed now; without one the call lives until the tool answers, and the
  *  answer is dropped. Either way the transport must forget <call>. */

@@ -12,7 +12,8 @@
 
 static uint32_t hash_id(const char *p, size_t n) {
     uint32_t h = 2166136261u; /* FNV-1a; the ids are random, so any mix will do */
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)p[i]) * 16777619u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)p[i]) * 16777619u;
     return h;
 }
 
@@ -20,7 +21,8 @@ int nx_mcp_sessions_init(nx_mcp_sessions_t *t, uint32_t shard, uint32_t max, uin
                          uint64_t evict_idle_ms) {
     memset(t, 0, sizeof(*t));
     uint32_t buckets = 16;
-    while (buckets < max && buckets < (1u << 24)) buckets *= 2;
+    while (buckets < max && buckets < (1u << 24))
+        buckets *= 2;
     t->buckets = calloc(buckets, sizeof(*t->buckets));
     if (t->buckets == NULL) return -ENOMEM;
     t->bucket_mask = buckets - 1;
@@ -34,7 +36,8 @@ int nx_mcp_sessions_init(nx_mcp_sessions_t *t, uint32_t shard, uint32_t max, uin
 
 static void unlink_session(nx_mcp_sessions_t *t, nx_mcp_session_t *s) {
     nx_mcp_session_t **pp = &t->buckets[hash_id(s->id, NX_MCP_SESSION_ID_LEN) & t->bucket_mask];
-    while (*pp != NULL && *pp != s) pp = &(*pp)->hash_next;
+    while (*pp != NULL && *pp != s)
+        pp = &(*pp)->hash_next;
     if (*pp == s) *pp = s->hash_next;
     nx_list_remove(&s->lru);
     t->count--;
@@ -88,7 +91,8 @@ int nx_mcp_session_create(nx_mcp_sessions_t *t, uint64_t now_ms, nx_mcp_session_
 nx_mcp_session_t *nx_mcp_session_find(nx_mcp_sessions_t *t, nx_str_t id, uint64_t now_ms) {
     if (id.n != NX_MCP_SESSION_ID_LEN) return NULL;
     nx_mcp_session_t *s = t->buckets[hash_id(id.p, id.n) & t->bucket_mask];
-    while (s != NULL && memcmp(s->id, id.p, id.n) != 0) s = s->hash_next;
+    while (s != NULL && memcmp(s->id, id.p, id.n) != 0)
+        s = s->hash_next;
     if (s == NULL) return NULL;
     if (now_ms - s->last_used_ms > t->idle_ms) { /* expired but not yet swept */
         unlink_session(t, s);

@@ -35,9 +35,9 @@ struct nx_mcp_session {
 /* Owned by one shard. */
 struct nx_mcp_sessions {
     uint32_t shard;
-    uint32_t max;             /* bound on live sessions */
-    uint64_t idle_ms;         /* sessions idle longer than this expire */
-    uint64_t evict_idle_ms;   /* when full, the LRU session is evicted if idle at least this */
+    uint32_t max;           /* bound on live sessions */
+    uint64_t idle_ms;       /* sessions idle longer than this expire */
+    uint64_t evict_idle_ms; /* when full, the LRU session is evicted if idle at least this */
     uint32_t count;
     nx_mcp_session_t **buckets;
     uint32_t bucket_mask;

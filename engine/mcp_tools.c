@@ -20,10 +20,10 @@ static void tool_health_check(nx_mcp_call_t *call, json_t *args, void *data) {
     nx_engine_t *e = data;
     nx_engine_shard_t *es = nx_engine_current_shard();
     bool draining = e->draining || (es != NULL && es->draining);
-    return_json(call, json_pack("{s:s, s:s, s:f, s:i, s:s}", "status",
-                                draining ? "draining" : "ok", "version", NX_VERSION,
-                                "uptime_seconds", nx_engine_uptime_seconds(e), "shards",
-                                (int)e->shard_count, "ring_mode", e->ring_mode));
+    return_json(call,
+                json_pack("{s:s, s:s, s:f, s:i, s:s}", "status", draining ? "draining" : "ok",
+                          "version", NX_VERSION, "uptime_seconds", nx_engine_uptime_seconds(e),
+                          "shards", (int)e->shard_count, "ring_mode", e->ring_mode));
 }
 
 static void tool_get_server_metrics(nx_mcp_call_t *call, json_t *args, void *data) {
@@ -107,11 +107,11 @@ int nx_mcp_register_builtin_tools(nx_engine_t *e, bool debug) {
         {"get_server_metrics", "Server metrics",
          "Request counters by route and status, latency percentiles, connections, bytes and "
          "MCP sessions, over all shards.",
-         no_args, NULL, "{\"readOnlyHint\":true,\"openWorldHint\":false}",
-         tool_get_server_metrics, e},
-        {"get_available_tools", "Available tools", "Lists the names of every tool this server offers.",
-         no_args, NULL, "{\"readOnlyHint\":true,\"openWorldHint\":false}",
-         tool_get_available_tools, e},
+         no_args, NULL, "{\"readOnlyHint\":true,\"openWorldHint\":false}", tool_get_server_metrics,
+         e},
+        {"get_available_tools", "Available tools",
+         "Lists the names of every tool this server offers.", no_args, NULL,
+         "{\"readOnlyHint\":true,\"openWorldHint\":false}", tool_get_available_tools, e},
         {"debug_echo", "Echo (test)", "Test only: returns its message.",
          "{\"type\":\"object\",\"properties\":{\"message\":{\"type\":\"string\"}},"
          "\"required\":[\"message\"],\"additionalProperties\":false}",

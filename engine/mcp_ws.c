@@ -109,8 +109,8 @@ static void handle_text(mcp_ws_t *ws, nx_str_t payload) {
     }
     x->ws = ws;
     nx_list_insert_tail(&ws->exchanges, &x->link);
-    nx_mcp_request_ctx_t ctx = {.reply = on_reply, .transport = x,
-                                .protocol_version = ws->protocol_version};
+    nx_mcp_request_ctx_t ctx = {
+        .reply = on_reply, .transport = x, .protocol_version = ws->protocol_version};
     nx_mcp_call_t *pending = NULL;
     nx_mcp_dispatch_t d = nx_mcp_server_dispatch(ws->es->engine->mcp, msg, &ctx, &pending);
     if (d == NX_MCP_PENDING) {
@@ -139,8 +139,8 @@ static void handle_event(mcp_ws_t *ws, const nx_ws_event_t *ev) {
     case NX_WS_CLOSE:
         /* Echo the peer's code (RFC 6455 5.5.1), then close. */
         if (!ws->close_sent) {
-            uint16_t code = ev->close_code == NX_WS_CLOSE_NO_STATUS ? NX_WS_CLOSE_NORMAL
-                                                                    : ev->close_code;
+            uint16_t code =
+                ev->close_code == NX_WS_CLOSE_NO_STATUS ? NX_WS_CLOSE_NORMAL : ev->close_code;
             send_close(ws, code, "");
         } else {
             nx_conn_close(ws->conn);
@@ -242,11 +242,11 @@ void nx_mcp_ws_close_all(nx_engine_shard_t *es) {
     }
 }
 
-static const nx_conn_ops_t ws_ops = {
-    .on_data = on_data, .on_eof = on_eof, .on_free = on_free};
+static const nx_conn_ops_t ws_ops = {.on_data = on_data, .on_eof = on_eof, .on_free = on_free};
 
 bool nx_mcp_ws_is_upgrade(const nx_http_request_t *req) {
-    return req->upgrade && nx_str_eq_lit_nocase(nx_http_request_header(req, "Upgrade"), "websocket");
+    return req->upgrade &&
+           nx_str_eq_lit_nocase(nx_http_request_header(req, "Upgrade"), "websocket");
 }
 
 void nx_mcp_ws_accept(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req) {
@@ -254,8 +254,8 @@ void nx_mcp_ws_accept(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request
      * keeps a foreign page from driving this server. */
     char msg[256];
     nx_mcp_origin_policy_t policy = {.allowed_hosts = es->engine->mcp_allowed_hosts};
-    int status = nx_mcp_check_origin(&policy, nx_http_request_header(req, "Origin"), req->host,
-                                     msg, sizeof(msg));
+    int status = nx_mcp_check_origin(&policy, nx_http_request_header(req, "Origin"), req->host, msg,
+                                     sizeof(msg));
     if (status != 0) {
         nx_http_respond_error(hc, status, msg, NULL);
         return;
@@ -307,8 +307,9 @@ void nx_mcp_ws_accept(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request
 void nx_mcp_route_ws(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
                      const nx_route_match_t *m) {
     if (!nx_mcp_ws_is_upgrade(req)) {
-        nx_http_respond_error(hc, 426, "this endpoint speaks MCP over WebSocket: send "
-                                       "Connection: Upgrade, Upgrade: websocket",
+        nx_http_respond_error(hc, 426,
+                              "this endpoint speaks MCP over WebSocket: send "
+                              "Connection: Upgrade, Upgrade: websocket",
                               "Upgrade: websocket\r\n");
         return;
     }

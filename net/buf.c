@@ -16,7 +16,8 @@ int nx_buf_reserve(nx_buf_t *b, size_t extra) {
     if (b->cap - b->len >= extra) return 0;
     size_t need = b->len + extra;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     char *p = realloc(b->data, cap);
     if (p == NULL) return -ENOMEM;
     b->data = p;

@@ -44,8 +44,7 @@ nx_conn_t *nx_conn_new(nx_shard_t *s, int fd, const nx_conn_ops_t *ops, void *co
 }
 
 static void maybe_free(nx_conn_t *c) {
-    if (c->state != NX_CONN_CLOSING || c->recv_armed || c->send_busy || c->close_submitted)
-        return;
+    if (c->state != NX_CONN_CLOSING || c->recv_armed || c->send_busy || c->close_submitted) return;
     nx_timer_stop(&c->linger_timer);
     if (c->ops->on_free != NULL) c->ops->on_free(c);
     nx_list_remove(&c->link);

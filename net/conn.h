@@ -39,11 +39,11 @@ struct nx_conn {
     void *codec;
     int fd;
     nx_conn_state_t state;
-    bool recv_armed;       /* a multishot receive is in the kernel */
-    bool recv_paused;      /* the codec asked us to stop reading (backpressure) */
-    bool send_busy;        /* <sending> is in the kernel */
-    bool close_pending;    /* close fd once <out> and <sending> are flushed, then linger */
-    bool close_submitted;  /* the close of fd is in flight */
+    bool recv_armed;      /* a multishot receive is in the kernel */
+    bool recv_paused;     /* the codec asked us to stop reading (backpressure) */
+    bool send_busy;       /* <sending> is in the kernel */
+    bool close_pending;   /* close fd once <out> and <sending> are flushed, then linger */
+    bool close_submitted; /* the close of fd is in flight */
     nx_op_t recv_op, send_op, close_op;
     nx_buf_t out;     /* written by the codec, not yet handed to the kernel */
     nx_buf_t sending; /* in the kernel from offset <sent> */

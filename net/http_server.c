@@ -1,6 +1,7 @@
 /* HTTP/1.1 server codec (see http_server.h). The life of one connection:
- *   NX_HTTP_PHASE_IDLE --first byte--> NX_HTTP_PHASE_HEAD --head parsed, body pending--> NX_HTTP_PHASE_BODY
- *   NX_HTTP_PHASE_HEAD|BODY --complete--> handler --> respond --> NX_HTTP_PHASE_IDLE (keep-alive)
+ *   NX_HTTP_PHASE_IDLE --first byte--> NX_HTTP_PHASE_HEAD --head parsed, body pending-->
+ * NX_HTTP_PHASE_BODY NX_HTTP_PHASE_HEAD|BODY --complete--> handler --> respond -->
+ * NX_HTTP_PHASE_IDLE (keep-alive)
  *                                            \-> defer --> NX_HTTP_PHASE_DEFERRED --> respond
  *   any --error, Connection: close, drain--> NX_HTTP_PHASE_DONE (final response, lingering close)
  * Input that arrives while a request is deferred or output is backed up waits in hc->in, so
@@ -93,7 +94,8 @@ static void refresh_date(nx_http_server_t *srv) {
 }
 
 static void reject_connection(nx_http_server_t *srv, int fd) {
-    static const char body[] = "{\"error\":{\"code\":503,\"message\":\"too many open connections\"}}\n";
+    static const char body[] =
+        "{\"error\":{\"code\":503,\"message\":\"too many open connections\"}}\n";
     char resp[256];
     int n = snprintf(resp, sizeof(resp),
                      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
@@ -163,8 +165,8 @@ static void append_status_line(nx_buf_t *o, int status) {
 
 /* Queues the status line and headers. <body_len> < 0 means a streamed body: chunked on
  * HTTP/1.1, delimited by the connection's close on HTTP/1.0. */
-static void write_head(nx_http_conn_t *hc, int status, const char *content_type,
-                       int64_t body_len, const char *extra_headers) {
+static void write_head(nx_http_conn_t *hc, int status, const char *content_type, int64_t body_len,
+                       const char *extra_headers) {
     nx_http_server_t *srv = hc->srv;
     nx_buf_t *o = nx_conn_out(hc->conn);
     bool no_body = status == 204 || status == 304 || status < 200;
@@ -322,7 +324,8 @@ static void hand_off(nx_http_conn_t *hc, const char *rest, size_t n) {
     c->codec = hc->upgrade_codec;
     free_http_conn(hc);
     nx_conn_flush(c); /* the 101 response */
-    if (leftover.len > 0 && c->state == NX_CONN_OPEN) c->ops->on_data(c, leftover.data, leftover.len);
+    if (leftover.len > 0 && c->state == NX_CONN_OPEN)
+        c->ops->on_data(c, leftover.data, leftover.len);
     nx_buf_dispose(&leftover);
 }
 
@@ -371,8 +374,8 @@ static void process(nx_http_conn_t *hc, char *buf, size_t n, bool from_in) {
             break;
         }
         if (rc < 0) {
-            const char *msg = hc->parser->error_message ? hc->parser->error_message
-                                                        : "malformed request";
+            const char *msg =
+                hc->parser->error_message ? hc->parser->error_message : "malformed request";
             int status = hc->parser->error_status ? hc->parser->error_status : 400;
             off = n; /* nothing after a broken request can be trusted */
             protocol_error(hc, status, msg);
@@ -420,8 +423,8 @@ static void on_data(nx_conn_t *c, char *data, size_t len) {
         }
         if (hc->phase == NX_HTTP_PHASE_DEFERRED || hc->conn->recv_paused) {
             /* Bound what a client can pile up behind a slow request. */
-            uint64_t cap = (uint64_t)hc->srv->opts.limits.max_header_bytes +
-                           hc->srv->opts.limits.max_body;
+            uint64_t cap =
+                (uint64_t)hc->srv->opts.limits.max_header_bytes + hc->srv->opts.limits.max_body;
             if (hc->in.len > cap) nx_conn_pause_recv(c);
             return;
         }
@@ -456,7 +459,8 @@ static void on_sent(nx_conn_t *c) {
 
 static void on_free(nx_conn_t *c) {
     nx_http_conn_t *hc = c->codec;
-    if (hc->phase == NX_HTTP_PHASE_DEFERRED && hc->abort_fn != NULL) hc->abort_fn(hc, hc->abort_arg);
+    if (hc->phase == NX_HTTP_PHASE_DEFERRED && hc->abort_fn != NULL)
+        hc->abort_fn(hc, hc->abort_arg);
     free_http_conn(hc);
 }
 

@@ -15,7 +15,8 @@ typedef struct nx_http_conn nx_http_conn_t;
 /* Called for each complete request. <req> and everything it points at is valid only during
  * the call. The handler either answers at once (nx_http_respond) or calls nx_http_defer and
  * answers later. */
-typedef void (*nx_http_handler_fn)(nx_http_server_t *srv, nx_http_conn_t *hc, nx_http_request_t *req);
+typedef void (*nx_http_handler_fn)(nx_http_server_t *srv, nx_http_conn_t *hc,
+                                   nx_http_request_t *req);
 /* Called after every response (also protocol errors answered by the server itself). */
 typedef void (*nx_http_done_fn)(nx_http_server_t *srv, nx_http_conn_t *hc, int status,
                                 uint64_t latency_ns);
@@ -41,7 +42,7 @@ struct nx_http_server {
     uint32_t conn_count;
     bool draining;
     void (*on_drained)(nx_http_server_t *srv); /* draining and the last connection closed */
-    nx_list_t conns;  /* nx_http_conn_t.link */
+    nx_list_t conns;                           /* nx_http_conn_t.link */
     nx_list_t parser_pool;
     uint32_t parser_pool_size;
     /* The Date header value, refreshed at most once a second. */
@@ -68,15 +69,15 @@ struct nx_http_conn {
     nx_buf_t in;              /* bytes of a partial or not yet processed request */
     nx_timer_t timer;
     nx_http_phase_t phase;
-    bool keep_alive;      /* of the current request */
-    bool head_only;       /* current request is HEAD: no body in the response */
+    bool keep_alive; /* of the current request */
+    bool head_only;  /* current request is HEAD: no body in the response */
     bool continue_sent;
-    bool processing;      /* inside process_input (guards re-entry from handlers) */
+    bool processing; /* inside process_input (guards re-entry from handlers) */
     uint8_t version_minor;
-    uint64_t start_ns;    /* when the current request's first byte arrived */
+    uint64_t start_ns; /* when the current request's first byte arrived */
     nx_http_abort_fn abort_fn;
     void *abort_arg;
-    bool streaming;       /* a streamed (chunked) response is in progress */
+    bool streaming;                   /* a streamed (chunked) response is in progress */
     const nx_conn_ops_t *upgrade_ops; /* set by nx_http_upgrade: the codec taking over */
     void *upgrade_codec;
     uint16_t stream_status;

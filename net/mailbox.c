@@ -9,10 +9,12 @@
 
 int nx_mailbox_init(nx_mailbox_t *mb, size_t capacity) {
     size_t cap = 2;
-    while (cap < capacity) cap *= 2;
+    while (cap < capacity)
+        cap *= 2;
     mb->slots = calloc(cap, sizeof(*mb->slots));
     if (mb->slots == NULL) return -ENOMEM;
-    for (size_t i = 0; i < cap; i++) mb->slots[i].seq = i;
+    for (size_t i = 0; i < cap; i++)
+        mb->slots[i].seq = i;
     mb->mask = cap - 1;
     mb->head = mb->tail = 0;
     mb->wake_pending = 0;

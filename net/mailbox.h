@@ -17,8 +17,8 @@ typedef struct nx_mailbox_slot {
 typedef struct nx_mailbox {
     nx_mailbox_slot_t *slots;
     uint64_t mask;
-    uint64_t head __attribute__((aligned(64))); /* next slot to pop (consumer only) */
-    uint64_t tail __attribute__((aligned(64))); /* next slot to claim (producers) */
+    uint64_t head __attribute__((aligned(64)));    /* next slot to pop (consumer only) */
+    uint64_t tail __attribute__((aligned(64)));    /* next slot to claim (producers) */
     int wake_pending __attribute__((aligned(64))); /* 1 while a wake-up is on its way */
 } nx_mailbox_t;
 

@@ -15,7 +15,8 @@ static void on_wake(nx_op_t *op, int res, unsigned flags, unsigned buf_id) {
      * a fresh wake-up instead of assuming one is on its way. */
     nx_mailbox_wake_done(&s->mailbox);
     nx_msg_t *m;
-    while ((m = nx_mailbox_pop(&s->mailbox)) != NULL) m->fn(s, m);
+    while ((m = nx_mailbox_pop(&s->mailbox)) != NULL)
+        m->fn(s, m);
 }
 
 /* The loop's phases: wait (bounded by the next timer), dispatch completions, fire timers. */
@@ -63,7 +64,8 @@ static void *shard_main(void *arg) {
     /* Messages that arrived after the stop are drained so their senders' memory is released. */
     nx_mailbox_wake_done(&s->mailbox);
     nx_msg_t *m;
-    while ((m = nx_mailbox_pop(&s->mailbox)) != NULL) m->fn(s, m);
+    while ((m = nx_mailbox_pop(&s->mailbox)) != NULL)
+        m->fn(s, m);
     return NULL;
 }
 
@@ -81,7 +83,8 @@ int nx_shard_start(int id, const nx_shard_opts_t *opts, nx_shard_t **out) {
     rc = -pthread_create(&s->thread, NULL, shard_main, s);
     if (rc < 0) goto fail;
     pthread_mutex_lock(&s->start_lock);
-    while (!s->started) pthread_cond_wait(&s->start_cond, &s->start_lock);
+    while (!s->started)
+        pthread_cond_wait(&s->start_cond, &s->start_lock);
     pthread_mutex_unlock(&s->start_lock);
     if (s->start_rc < 0) {
         rc = s->start_rc;

@@ -69,8 +69,8 @@ static int setup_buf_ring(nx_loop_t *l, unsigned count, unsigned size) {
     if (count == 0) return 0;
     if ((count & (count - 1)) != 0 || count > 32768) return -EINVAL;
     l->buf_ring_bytes = count * sizeof(struct io_uring_buf);
-    void *ring_mem = mmap(NULL, l->buf_ring_bytes, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *ring_mem =
+        mmap(NULL, l->buf_ring_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (ring_mem == MAP_FAILED) return -errno;
     l->buf_ring = ring_mem;
     l->buf_base = malloc((size_t)count * size);
@@ -328,7 +328,7 @@ size_t nx_loop_buf_size(const nx_loop_t *l) {
 }
 
 void nx_loop_buf_recycle(nx_loop_t *l, unsigned buf_id) {
-    io_uring_buf_ring_add(l->buf_ring, nx_loop_buf(l, buf_id), l->buf_size,
-                          (unsigned short)buf_id, l->buf_mask, 0);
+    io_uring_buf_ring_add(l->buf_ring, nx_loop_buf(l, buf_id), l->buf_size, (unsigned short)buf_id,
+                          l->buf_mask, 0);
     io_uring_buf_ring_advance(l->buf_ring, 1);
 }

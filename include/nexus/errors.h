@@ -4,9 +4,9 @@
 #define NEXUS_ERRORS_H
 
 enum {
-    NX_AGAIN = -10000,  /* partial input: call again with more bytes */
-    NX_EPROTO = -10001, /* the peer sent bytes that break the protocol */
-    NX_ELIMIT = -10002, /* a configured bound was hit */
+    NX_AGAIN = -10000,   /* partial input: call again with more bytes */
+    NX_EPROTO = -10001,  /* the peer sent bytes that break the protocol */
+    NX_ELIMIT = -10002,  /* a configured bound was hit */
     NX_ECONFIG = -10003, /* configuration is invalid */
     NX_ECLOSED = -10004, /* the object is closing or closed */
     NX_ETIMEOUT = -10005,

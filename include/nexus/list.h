@@ -47,6 +47,7 @@ static inline nx_list_t *nx_list_pop_head(nx_list_t *h) {
 }
 
 #define nx_list_foreach_safe(pos, tmp, head)                                                       \
-    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); (pos) = (tmp), (tmp) = (pos)->next)
+    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                               \
+         (pos) = (tmp), (tmp) = (pos)->next)
 
 #endif

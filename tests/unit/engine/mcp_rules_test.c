@@ -6,15 +6,20 @@
 static char msg[256];
 
 Test(mcp_rules, accept_for_post_and_get) {
-    cr_assert_eq(nx_mcp_check_accept(NX_STR("application/json, text/event-stream"), true, msg, sizeof(msg)), 0);
-    cr_assert_eq(nx_mcp_check_accept(NX_STR("text/event-stream;q=0.9,application/json"), true, msg, sizeof(msg)), 0);
+    cr_assert_eq(
+        nx_mcp_check_accept(NX_STR("application/json, text/event-stream"), true, msg, sizeof(msg)),
+        0);
+    cr_assert_eq(nx_mcp_check_accept(NX_STR("text/event-stream;q=0.9,application/json"), true, msg,
+                                     sizeof(msg)),
+                 0);
     cr_assert_eq(nx_mcp_check_accept(NX_STR("*/*"), true, msg, sizeof(msg)), 0, "*/* covers both");
     cr_assert_eq(nx_mcp_check_accept(NX_STR("application/json"), true, msg, sizeof(msg)), 406);
     cr_assert(strstr(msg, "text/event-stream") != NULL);
     cr_assert_eq(nx_mcp_check_accept((nx_str_t){NULL, 0}, true, msg, sizeof(msg)), 406);
     cr_assert(strstr(msg, "missing") != NULL);
-    cr_assert_eq(nx_mcp_check_accept(NX_STR("application/json, text/event-stream;q=0"), true, msg, sizeof(msg)), 406,
-                 "q=0 means not acceptable");
+    cr_assert_eq(nx_mcp_check_accept(NX_STR("application/json, text/event-stream;q=0"), true, msg,
+                                     sizeof(msg)),
+                 406, "q=0 means not acceptable");
     cr_assert_eq(nx_mcp_check_accept(NX_STR("TEXT/Event-Stream"), false, msg, sizeof(msg)), 0);
     cr_assert_eq(nx_mcp_check_accept(NX_STR("application/json"), false, msg, sizeof(msg)), 406);
 }
@@ -47,16 +52,28 @@ Test(mcp_rules, host_part) {
 
 Test(mcp_rules, dns_rebinding_protection) {
     nx_mcp_origin_policy_t p = {.allowed_hosts = nx_mcp_loopback_hosts};
-    cr_assert_eq(nx_mcp_check_origin(&p, (nx_str_t){NULL, 0}, NX_STR("127.0.0.1:3000"), msg, sizeof(msg)), 0);
-    cr_assert_eq(nx_mcp_check_origin(&p, NX_STR("http://localhost:5173"), NX_STR("localhost:3000"), msg, sizeof(msg)), 0);
-    cr_assert_eq(nx_mcp_check_origin(&p, (nx_str_t){NULL, 0}, NX_STR("evil.example.com"), msg, sizeof(msg)), 403,
-                 "the conformance scenario: a foreign Host");
+    cr_assert_eq(
+        nx_mcp_check_origin(&p, (nx_str_t){NULL, 0}, NX_STR("127.0.0.1:3000"), msg, sizeof(msg)),
+        0);
+    cr_assert_eq(nx_mcp_check_origin(&p, NX_STR("http://localhost:5173"), NX_STR("localhost:3000"),
+                                     msg, sizeof(msg)),
+                 0);
+    cr_assert_eq(
+        nx_mcp_check_origin(&p, (nx_str_t){NULL, 0}, NX_STR("evil.example.com"), msg, sizeof(msg)),
+        403, "the conformance scenario: a foreign Host");
     cr_assert(strstr(msg, "evil.example.com") != NULL);
-    cr_assert_eq(nx_mcp_check_origin(&p, NX_STR("https://evil.example.com"), NX_STR("127.0.0.1:3000"), msg, sizeof(msg)), 403);
+    cr_assert_eq(nx_mcp_check_origin(&p, NX_STR("https://evil.example.com"),
+                                     NX_STR("127.0.0.1:3000"), msg, sizeof(msg)),
+                 403);
     cr_assert_eq(nx_mcp_check_origin(&p, NX_STR("null"), NX_STR("[::1]:80"), msg, sizeof(msg)), 403,
                  "an opaque origin (sandboxed frame) names no allowed host");
-    cr_assert_eq(nx_mcp_check_origin(&p, NX_STR("http://[::1]:5173"), NX_STR("[::1]:80"), msg, sizeof(msg)), 0);
-    cr_assert_eq(nx_mcp_check_origin(&p, NX_STR("garbage"), NX_STR("localhost"), msg, sizeof(msg)), 403);
+    cr_assert_eq(
+        nx_mcp_check_origin(&p, NX_STR("http://[::1]:5173"), NX_STR("[::1]:80"), msg, sizeof(msg)),
+        0);
+    cr_assert_eq(nx_mcp_check_origin(&p, NX_STR("garbage"), NX_STR("localhost"), msg, sizeof(msg)),
+                 403);
     nx_mcp_origin_policy_t any = {.allow_any = true};
-    cr_assert_eq(nx_mcp_check_origin(&any, NX_STR("https://evil.example.com"), NX_STR("evil"), msg, sizeof(msg)), 0);
+    cr_assert_eq(nx_mcp_check_origin(&any, NX_STR("https://evil.example.com"), NX_STR("evil"), msg,
+                                     sizeof(msg)),
+                 0);
 }

@@ -64,9 +64,10 @@ static void done(nx_mcp_server_t *s) {
 
 Test(mcp_server, initialize_negotiates_and_announces_tools) {
     nx_mcp_server_t *s = make_server();
-    cr_assert_eq(send_msg(s, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":"
-                             "{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},"
-                             "\"clientInfo\":{\"name\":\"t\",\"version\":\"0\"}}}",
+    cr_assert_eq(send_msg(s,
+                          "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":"
+                          "{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},"
+                          "\"clientInfo\":{\"name\":\"t\",\"version\":\"0\"}}}",
                           NULL),
                  NX_MCP_ANSWERED);
     json_t *r = json_object_get(last(), "result");
@@ -75,12 +76,13 @@ Test(mcp_server, initialize_negotiates_and_announces_tools) {
                      "nexus-test");
     cr_assert_not_null(json_object_get(json_object_get(r, "capabilities"), "tools"));
     /* An unknown revision gets the newest one nexus speaks. */
-    send_msg(s, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"initialize\",\"params\":{"
-                "\"protocolVersion\":\"1999-01-01\",\"capabilities\":{},\"clientInfo\":{}}}",
+    send_msg(s,
+             "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"initialize\",\"params\":{"
+             "\"protocolVersion\":\"1999-01-01\",\"capabilities\":{},\"clientInfo\":{}}}",
              NULL);
-    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(last(), "result"),
-                                                       "protocolVersion")),
-                     "2025-11-25");
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(last(), "result"), "protocolVersion")),
+        "2025-11-25");
     /* Missing fields are named. */
     send_msg(s, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"initialize\",\"params\":{}}", NULL);
     json_t *e = json_object_get(last(), "error");
@@ -95,8 +97,9 @@ Test(mcp_server, ping_notifications_and_unknown_methods) {
                  NX_MCP_ANSWERED);
     cr_assert(json_is_object(json_object_get(last(), "result")));
     cr_assert_str_eq(json_string_value(json_object_get(last(), "id")), "p");
-    cr_assert_eq(send_msg(s, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}", NULL),
-                 NX_MCP_NO_REPLY);
+    cr_assert_eq(
+        send_msg(s, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}", NULL),
+        NX_MCP_NO_REPLY);
     cr_assert_eq(json_array_size(g_replies), 1, "a notification gets no reply");
     send_msg(s, "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"nope/never\"}", NULL);
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(last(), "error"), "code")),
@@ -128,7 +131,8 @@ Test(mcp_server, tools_list_pages_with_opaque_cursors) {
     char req[256];
     while (cursor != NULL) {
         snprintf(req, sizeof(req),
-                 "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\",\"params\":{\"cursor\":\"%s\"}}",
+                 "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/"
+                 "list\",\"params\":{\"cursor\":\"%s\"}}",
                  cursor);
         send_msg(s, req, NULL);
         r = json_object_get(last(), "result");
@@ -136,7 +140,9 @@ Test(mcp_server, tools_list_pages_with_opaque_cursors) {
         cursor = json_string_value(json_object_get(r, "nextCursor"));
     }
     cr_assert_eq(seen, 7);
-    send_msg(s, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/list\",\"params\":{\"cursor\":\"bogus\"}}",
+    send_msg(s,
+             "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/"
+             "list\",\"params\":{\"cursor\":\"bogus\"}}",
              NULL);
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(last(), "error"), "code")),
                  -32602);
@@ -145,35 +151,43 @@ Test(mcp_server, tools_list_pages_with_opaque_cursors) {
 
 Test(mcp_server, tools_call_validates_then_runs) {
     nx_mcp_server_t *s = make_server();
-    cr_assert_eq(send_msg(s, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
-                             "{\"name\":\"echo\",\"arguments\":{\"message\":\"hi\"}}}",
+    cr_assert_eq(send_msg(s,
+                          "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
+                          "{\"name\":\"echo\",\"arguments\":{\"message\":\"hi\"}}}",
                           NULL),
                  NX_MCP_ANSWERED, "a handler answering inline is ANSWERED");
     json_t *r = json_object_get(last(), "result");
-    cr_assert_str_eq(json_string_value(json_object_get(
-                         json_array_get(json_object_get(r, "content"), 0), "text")),
+    cr_assert_str_eq(json_string_value(
+                         json_object_get(json_array_get(json_object_get(r, "content"), 0), "text")),
                      "hi");
     cr_assert_null(json_object_get(r, "isError"));
     /* Schema violations are isError results naming the field. */
-    send_msg(s, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":"
-                "{\"name\":\"echo\",\"arguments\":{\"message\":42}}}",
+    send_msg(s,
+             "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":"
+             "{\"name\":\"echo\",\"arguments\":{\"message\":42}}}",
              NULL);
     r = json_object_get(last(), "result");
     cr_assert(json_is_true(json_object_get(r, "isError")));
-    const char *text =
-        json_string_value(json_object_get(json_array_get(json_object_get(r, "content"), 0), "text"));
+    const char *text = json_string_value(
+        json_object_get(json_array_get(json_object_get(r, "content"), 0), "text"));
     cr_assert(strstr(text, "/message") && strstr(text, "string"), "%s", text);
-    send_msg(s, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\"}}",
-             NULL);
+    send_msg(
+        s,
+        "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\"}}",
+        NULL);
     r = json_object_get(last(), "result");
     cr_assert(json_is_true(json_object_get(r, "isError")), "missing required argument");
     /* Unknown tool and malformed params are protocol errors. */
-    send_msg(s, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":\"nope\"}}",
+    send_msg(
+        s,
+        "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":\"nope\"}}",
+        NULL);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(last(), "error"), "code")),
+                 -32602);
+    send_msg(s, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":{\"name\":7}}",
              NULL);
-    cr_assert_eq(json_integer_value(json_object_get(json_object_get(last(), "error"), "code")), -32602);
-    send_msg(s, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":{\"name\":7}}", NULL);
-    cr_assert(strstr(json_string_value(json_object_get(json_object_get(last(), "error"), "message")),
-                     "name"));
+    cr_assert(strstr(
+        json_string_value(json_object_get(json_object_get(last(), "error"), "message")), "name"));
     done(s);
 }
 
@@ -181,8 +195,9 @@ Test(mcp_server, deferred_answers_and_cancellation) {
     nx_mcp_server_t *s = make_server();
     nx_mcp_call_t *pending = NULL;
     g_parked = NULL;
-    cr_assert_eq(send_msg(s, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":"
-                             "{\"name\":\"slow\"}}",
+    cr_assert_eq(send_msg(s,
+                          "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":"
+                          "{\"name\":\"slow\"}}",
                           &pending),
                  NX_MCP_PENDING);
     cr_assert_eq(pending, g_parked);
@@ -192,8 +207,10 @@ Test(mcp_server, deferred_answers_and_cancellation) {
     cr_assert_eq(json_array_size(g_replies), 1);
     cr_assert_eq(json_integer_value(json_object_get(last(), "id")), 7);
 
-    send_msg(s, "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/call\",\"params\":{\"name\":\"slow\"}}",
-             &pending);
+    send_msg(
+        s,
+        "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/call\",\"params\":{\"name\":\"slow\"}}",
+        &pending);
     nx_mcp_call_cancel(pending);
     cr_assert(nx_mcp_call_cancelled(g_parked));
     nx_mcp_call_return_text(g_parked, "nobody listens", false);
@@ -239,8 +256,9 @@ Test(mcp_server, cancel_hook_releases_tool_state_and_frees_the_call) {
     cr_assert_eq(nx_mcp_server_add_tool(s, &d, err, sizeof(err)), 0);
     nx_mcp_call_t *pending = NULL;
     g_cancelled = 0;
-    cr_assert_eq(send_msg(s, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
-                             "{\"name\":\"hooked\"}}",
+    cr_assert_eq(send_msg(s,
+                          "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
+                          "{\"name\":\"hooked\"}}",
                           &pending),
                  NX_MCP_PENDING);
     nx_mcp_call_cancel(pending); /* frees the call and, through the hook, the tool's state */

@@ -24,7 +24,8 @@ Test(mcp_session, ids_are_unique_visible_ascii_and_name_the_shard) {
     cr_assert_eq(nx_mcp_session_create(&t, 0, &b), 0);
     cr_assert_eq(strlen(a->id), NX_MCP_SESSION_ID_LEN);
     cr_assert_str_neq(a->id, b->id);
-    for (const char *p = a->id; *p; p++) cr_assert(*p > 0x20 && *p < 0x7f);
+    for (const char *p = a->id; *p; p++)
+        cr_assert(*p > 0x20 && *p < 0x7f);
     cr_assert_eq(nx_mcp_session_id_shard(sid(a)), 0x2a);
     cr_assert_eq(nx_mcp_session_id_shard(NX_STR("short")), -1);
     cr_assert_eq(nx_mcp_session_id_shard(NX_STR("zz00000000000000000000000000000000")), -1);
@@ -75,7 +76,8 @@ Test(mcp_session, a_flood_evicts_only_idle_sessions_then_refuses) {
     nx_mcp_sessions_t t;
     nx_mcp_sessions_init(&t, 0, 3, 60000, 5000);
     nx_mcp_session_t *s[3], *x;
-    for (int i = 0; i < 3; i++) cr_assert_eq(nx_mcp_session_create(&t, 0, &s[i]), 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(nx_mcp_session_create(&t, 0, &s[i]), 0);
     cr_assert_eq(nx_mcp_session_create(&t, 1000, &x), NX_EFULL,
                  "sessions used 1 s ago must not be evicted");
     nx_mcp_session_find(&t, sid(s[0]), 5000); /* s[0] recently used; s[1] is now the LRU */
@@ -92,7 +94,9 @@ Test(mcp_session, many_sessions) {
     nx_mcp_sessions_t t;
     nx_mcp_sessions_init(&t, 1, 5000, 60000, 1000);
     static nx_mcp_session_t *s[5000];
-    for (int i = 0; i < 5000; i++) cr_assert_eq(nx_mcp_session_create(&t, 0, &s[i]), 0);
-    for (int i = 0; i < 5000; i += 7) cr_assert_eq(nx_mcp_session_find(&t, sid(s[i]), 1), s[i]);
+    for (int i = 0; i < 5000; i++)
+        cr_assert_eq(nx_mcp_session_create(&t, 0, &s[i]), 0);
+    for (int i = 0; i < 5000; i += 7)
+        cr_assert_eq(nx_mcp_session_find(&t, sid(s[i]), 1), s[i]);
     nx_mcp_sessions_dispose(&t);
 }

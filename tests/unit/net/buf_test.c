@@ -8,7 +8,8 @@
 Test(buf, appends_grow_and_keep_content) {
     nx_buf_t b;
     nx_buf_init(&b);
-    for (int i = 0; i < 1000; i++) cr_assert_eq(nx_buf_append(&b, "abcdefgh", 8), 0);
+    for (int i = 0; i < 1000; i++)
+        cr_assert_eq(nx_buf_append(&b, "abcdefgh", 8), 0);
     cr_assert_eq(b.len, 8000);
     cr_assert(b.cap >= 8000);
     cr_assert_eq(memcmp(b.data + 7992, "abcdefgh", 8), 0);

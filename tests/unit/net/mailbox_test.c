@@ -10,9 +10,11 @@
 Test(mailbox, fifo_and_bounded) {
     nx_mailbox_t mb;
     cr_assert_eq(nx_mailbox_init(&mb, 4), 0);
-    for (uintptr_t i = 1; i <= 4; i++) cr_assert_eq(nx_mailbox_push(&mb, (void *)i), 0);
+    for (uintptr_t i = 1; i <= 4; i++)
+        cr_assert_eq(nx_mailbox_push(&mb, (void *)i), 0);
     cr_assert_eq(nx_mailbox_push(&mb, (void *)5), NX_EFULL, "a full mailbox must refuse");
-    for (uintptr_t i = 1; i <= 4; i++) cr_assert_eq((uintptr_t)nx_mailbox_pop(&mb), i);
+    for (uintptr_t i = 1; i <= 4; i++)
+        cr_assert_eq((uintptr_t)nx_mailbox_pop(&mb), i);
     cr_assert_null(nx_mailbox_pop(&mb));
     /* Slots are reusable after wrap-around. */
     for (int round = 0; round < 10; round++) {
@@ -40,7 +42,8 @@ static nx_mailbox_t g_mb;
 static void *producer(void *arg) {
     uintptr_t base = (uintptr_t)arg * PER_PRODUCER;
     for (uintptr_t i = 0; i < PER_PRODUCER; i++) {
-        while (nx_mailbox_push(&g_mb, (void *)(base + i + 1)) == NX_EFULL) sched_yield();
+        while (nx_mailbox_push(&g_mb, (void *)(base + i + 1)) == NX_EFULL)
+            sched_yield();
     }
     return NULL;
 }
@@ -48,7 +51,8 @@ static void *producer(void *arg) {
 Test(mailbox, concurrent_producers_lose_nothing) {
     nx_mailbox_init(&g_mb, 256);
     pthread_t t[PRODUCERS];
-    for (uintptr_t p = 0; p < PRODUCERS; p++) pthread_create(&t[p], NULL, producer, (void *)p);
+    for (uintptr_t p = 0; p < PRODUCERS; p++)
+        pthread_create(&t[p], NULL, producer, (void *)p);
     static uint8_t seen[PRODUCERS * PER_PRODUCER + 1];
     uintptr_t last[PRODUCERS] = {0};
     size_t got = 0;
@@ -65,7 +69,8 @@ Test(mailbox, concurrent_producers_lose_nothing) {
         last[p] = v;
         got++;
     }
-    for (int p = 0; p < PRODUCERS; p++) pthread_join(t[p], NULL);
+    for (int p = 0; p < PRODUCERS; p++)
+        pthread_join(t[p], NULL);
     cr_assert_null(nx_mailbox_pop(&g_mb));
     nx_mailbox_dispose(&g_mb);
 }

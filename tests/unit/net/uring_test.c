@@ -59,15 +59,18 @@ Test(uring, multishot_recv_delivers_every_chunk_in_provided_buffers) {
     nx_loop_run_once(l, 0);
     /* More bytes than one 64-byte buffer: must arrive split across buffers, in order. */
     char msg[200];
-    for (size_t i = 0; i < sizeof(msg); i++) msg[i] = (char)('a' + i % 26);
+    for (size_t i = 0; i < sizeof(msg); i++)
+        msg[i] = (char)('a' + i % 26);
     cr_assert_eq(write(sv[1], msg, sizeof(msg)), (ssize_t)sizeof(msg));
-    for (int i = 0; i < 50 && r.len < sizeof(msg); i++) nx_loop_run_once(l, 100);
+    for (int i = 0; i < 50 && r.len < sizeof(msg); i++)
+        nx_loop_run_once(l, 100);
     cr_assert_eq(r.len, sizeof(msg));
     cr_assert_eq(memcmp(r.data, msg, sizeof(msg)), 0);
     cr_assert(r.last_flags & NX_OP_MORE, "multishot receive must stay armed");
     close(sv[1]);
     int before = r.calls;
-    for (int i = 0; i < 50 && r.last_res != 0; i++) nx_loop_run_once(l, 100);
+    for (int i = 0; i < 50 && r.last_res != 0; i++)
+        nx_loop_run_once(l, 100);
     cr_assert_gt(r.calls, before);
     cr_assert_eq(r.last_res, 0, "EOF is a zero-byte completion");
     cr_assert_not(r.last_flags & NX_OP_MORE);
@@ -80,7 +83,8 @@ Test(uring, send_and_msg_ring_cross_loops) {
     recorder_t target = {.op.cb = on_record, .loop = b};
     cr_assert_eq(nx_loop_msg_ring(a, nx_loop_ring_fd(b), &target.op, 42), 0);
     nx_loop_submit(a);
-    for (int i = 0; i < 50 && target.calls == 0; i++) nx_loop_run_once(b, 100);
+    for (int i = 0; i < 50 && target.calls == 0; i++)
+        nx_loop_run_once(b, 100);
     cr_assert_eq(target.calls, 1);
     cr_assert_eq(target.last_res, 42, "the message value arrives as the completion result");
 
@@ -88,7 +92,8 @@ Test(uring, send_and_msg_ring_cross_loops) {
     socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
     recorder_t sent = {.op.cb = on_record, .loop = a};
     cr_assert_eq(nx_loop_send(a, &sent.op, sv[0], "hello", 5), 0);
-    for (int i = 0; i < 50 && sent.calls == 0; i++) nx_loop_run_once(a, 100);
+    for (int i = 0; i < 50 && sent.calls == 0; i++)
+        nx_loop_run_once(a, 100);
     cr_assert_eq(sent.last_res, 5);
     char got[8] = {0};
     cr_assert_eq(read(sv[1], got, sizeof(got)), 5);
@@ -110,7 +115,8 @@ Test(uring, connect_refused_and_accept) {
     int cfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     recorder_t c = {.op.cb = on_record, .loop = l};
     cr_assert_eq(nx_loop_connect(l, &c.op, cfd, (struct sockaddr *)&sa, sizeof(sa), 1000), 0);
-    for (int i = 0; i < 50 && c.calls == 0; i++) nx_loop_run_once(l, 100);
+    for (int i = 0; i < 50 && c.calls == 0; i++)
+        nx_loop_run_once(l, 100);
     cr_assert_eq(c.last_res, -ECONNREFUSED);
     close(cfd);
 
