@@ -19,6 +19,7 @@
 #include "log.h"
 #include "mcp_http.h"
 #include "mcp_rules.h"
+#include "mcp_stdio.h"
 #include "mcp_ws.h"
 #include "nexus/errors.h"
 
@@ -152,6 +153,8 @@ static void front_start(nx_engine_shard_t *es, nx_front_t *f, nx_router_t *route
 void nx_engine_shard_maybe_stop(nx_engine_shard_t *es) {
     if (es->draining && es->rest.http.conn_count == 0 && es->mcp.http.conn_count == 0 &&
         es->ws_count == 0 && nx_list_empty(&es->mcp_owned) && es->mcp_forwards_out == 0) {
+        /* In stdio mode a signal stops the shard here too; on_shard_stop then cancels the
+         * read and frees the stdio state. */
         nx_timer_stop(&es->drain_timer);
         nx_shard_stop(es->shard);
     }
@@ -178,6 +181,16 @@ static void on_drain_deadline(nx_timer_t *t) {
     nx_http_server_close_all(&es->mcp.http);
     nx_mcp_ws_close_all(es);
     nx_shard_timer_start(es->shard, &es->drain_timer, 1000);
+}
+
+/* stdio input ended and every answer is written: stop this shard and tell the control thread. */
+static void on_stdio_done(nx_mcp_stdio_t *io) {
+    nx_engine_shard_t *es = nx_engine_current_shard();
+    es->draining = true;
+    nx_shard_stop(es->shard);
+    nx_loop_msg_ring(es->shard->loop, nx_loop_ring_fd(es->engine->control),
+                     &es->engine->control_wake, 0);
+    nx_loop_submit(es->shard->loop); /* now: this loop is about to stop */
 }
 
 static int on_shard_start(nx_shard_t *s) {
@@ -209,11 +222,20 @@ static int on_shard_start(nx_shard_t *s) {
     front_start(es, &es->mcp, e->mcp_router, e->mcp_fds[s->id]);
     es->rest.http.on_drained = on_front_drained;
     es->mcp.http.on_drained = on_front_drained;
+    if (e->stdio_mode && s->id == 0) {
+        es->stdio = nx_mcp_stdio_start(es, STDIN_FILENO, STDOUT_FILENO, on_stdio_done);
+        if (es->stdio == NULL) return -ENOMEM;
+    }
     return 0;
 }
 
 static void on_shard_stop(nx_shard_t *s) {
     nx_engine_shard_t *es = s->user;
+    if (es->stdio != NULL) {
+        nx_mcp_stdio_stop(es->stdio);
+        nx_mcp_stdio_free(es->stdio);
+        es->stdio = NULL;
+    }
     nx_listener_stop(&es->rest.listener);
     nx_listener_stop(&es->mcp.listener);
     /* Close whatever is left and let the completions free it before the ring goes away. */
@@ -504,8 +526,19 @@ void nx_engine_metrics_view(const nx_engine_t *e, nx_metrics_view_t *v,
     v->uptime_seconds = nx_engine_uptime_seconds(e);
 }
 
+static void on_control_wake(nx_op_t *op, int res, unsigned flags, unsigned buf_id) {
+    nx_engine_t *e = nx_container_of(op, nx_engine_t, control_wake);
+    e->stop_requested = true;
+}
+
+int nx_engine_run_stdio(nx_engine_t *e) {
+    e->stdio_mode = true;
+    return nx_engine_run(e);
+}
+
 int nx_engine_run(nx_engine_t *e) {
     const nx_config_t *c = &e->config->config;
+    e->control_wake.cb = on_control_wake;
     e->start_ms = nx_loop_clock_ns() / 1000000u;
     e->started_at = (int64_t)time(NULL);
 
@@ -519,8 +552,11 @@ int nx_engine_run(nx_engine_t *e) {
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    int rc = bind_front(e, &c->rest, e->rest_fds, &e->rest_port, "REST");
-    if (rc == 0) rc = bind_front(e, &c->mcp, e->mcp_fds, &e->mcp_port, "MCP");
+    int rc = 0;
+    if (!e->stdio_mode) {
+        rc = bind_front(e, &c->rest, e->rest_fds, &e->rest_port, "REST");
+        if (rc == 0) rc = bind_front(e, &c->mcp, e->mcp_fds, &e->mcp_port, "MCP");
+    }
     if (rc < 0) return 1;
 
     nx_loop_opts_t lo = {.entries = 64};
@@ -549,9 +585,12 @@ int nx_engine_run(nx_engine_t *e) {
             return 1;
         }
     }
-    nx_log_info("nexus %s listening: rest %s:%u, mcp %s (%s:%u); %u shards, ring %s", NX_VERSION,
-                c->rest.host, e->rest_port, c->mcp.enabled ? "serving" : "off", c->mcp.host,
-                e->mcp_port, e->shard_count, e->ring_mode);
+    if (e->stdio_mode)
+        nx_log_info("nexus %s serving MCP on stdio; ring %s", NX_VERSION, e->ring_mode);
+    else
+        nx_log_info("nexus %s listening: rest %s:%u, mcp %s (%s:%u); %u shards, ring %s",
+                    NX_VERSION, c->rest.host, e->rest_port, c->mcp.enabled ? "serving" : "off",
+                    c->mcp.host, e->mcp_port, e->shard_count, e->ring_mode);
 
     control_t ctl = {.e = e};
     ctl.sfd = signalfd(-1, &mask, SFD_CLOEXEC);
@@ -561,7 +600,7 @@ int nx_engine_run(nx_engine_t *e) {
         return 1;
     }
     arm_signal_read(&ctl);
-    while (!ctl.stop) {
+    while (!ctl.stop && !e->stop_requested) {
         if (nx_loop_run_once(e->control, -1) < 0) break;
     }
     /* Joining waits for every shard to finish its drain (bounded by shutdown.grace). */

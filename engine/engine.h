@@ -52,6 +52,7 @@ struct nx_engine_shard {
     uint32_t mcp_forwards_out; /* requests this shard forwarded and awaits answers for */
     uint64_t mcp_forward_seq;  /* numbers this shard's forwards, for cancellation by id */
     bool drain_deadline_passed;
+    struct nx_mcp_stdio *stdio; /* `nexus mcp`: MCP on stdin/stdout (shard 0 only) */
     nx_timer_t session_sweep;
     nx_timer_t drain_timer;
     bool draining;
@@ -93,6 +94,9 @@ struct nx_engine {
     char mcp_host_storage[2][256];
     nx_loop_t *control;
     bool draining;
+    bool stdio_mode;      /* `nexus mcp`: one shard, no listeners, MCP on stdin/stdout */
+    nx_op_t control_wake; /* a shard asks the control thread to finish (stdio input ended) */
+    bool stop_requested;
 };
 
 /** Creates an engine for <snap> (the engine takes the reference) with CLI <overrides> (key,
@@ -101,6 +105,9 @@ int nx_engine_new(nx_config_snapshot_t *snap, char **overrides, nx_engine_t **ou
 /** Binds the listeners, starts the shards and runs the control loop until a drain completes;
  *  returns the process exit status. */
 int nx_engine_run(nx_engine_t *e);
+/** Like nx_engine_run, but serves MCP on stdin/stdout from one shard with no listeners, until
+ *  input ends or a signal. */
+int nx_engine_run_stdio(nx_engine_t *e);
 void nx_engine_free(nx_engine_t *e);
 
 /** Builds the effective config: defaults, then <file> (may be NULL), then environment, then

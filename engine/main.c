@@ -14,6 +14,8 @@ static const char usage[] =
     "\n"
     "Usage:\n"
     "  nexus [serve] [options]        serve REST and MCP (Streamable HTTP, WebSocket)\n"
+    "  nexus mcp [options]            serve the MCP catalog on stdin/stdout (for desktop\n"
+    "                                 clients that spawn their servers; logs on stderr)\n"
     "  nexus check-config FILE        validate a configuration file and print the result\n"
     "  nexus --help | --version\n"
     "\n"
@@ -69,7 +71,12 @@ int main(int argc, char **argv) {
     if (overrides == NULL) return 1;
     size_t n = 0;
     int first = 1;
+    bool stdio = false;
     if (argc > 1 && strcmp(argv[1], "serve") == 0) first = 2;
+    if (argc > 1 && strcmp(argv[1], "mcp") == 0) {
+        first = 2;
+        stdio = true;
+    }
     if (argc > 1 && strcmp(argv[1], "check-config") == 0) {
         free(overrides);
         if (argc == 3) return check_config(argv[2]);
@@ -142,6 +149,7 @@ int main(int argc, char **argv) {
         return config_error(&err);
     }
     nx_log_set_level(c.log_level);
+    if (stdio) c.shards = 1; /* one loop owns stdin and stdout */
     nx_config_snapshot_t *snap = nx_config_snapshot_new(&c);
     nx_engine_t *e = NULL;
     int rc = snap ? nx_engine_new(snap, overrides, &e) : -1;
@@ -150,7 +158,7 @@ int main(int argc, char **argv) {
         free(overrides);
         return 1;
     }
-    int status = nx_engine_run(e);
+    int status = stdio ? nx_engine_run_stdio(e) : nx_engine_run(e);
     nx_engine_free(e);
     free(overrides);
     return status;
