@@ -6,6 +6,7 @@
 #include "mcp_stdio.h"
 
 #include "jsonrpc.h"
+#include "mcp_stream.h"
 #include "log.h"
 #include "mcp_server.h"
 
@@ -15,12 +16,6 @@
 #include <unistd.h>
 
 #define STDIO_READ_CHUNK 65536
-
-typedef struct stdio_exchange {
-    nx_list_t link;
-    struct nx_mcp_stdio *io;
-    nx_mcp_call_t *pending;
-} stdio_exchange_t;
 
 /* Owned by the shard running stdio mode. */
 struct nx_mcp_stdio {
@@ -34,7 +29,7 @@ struct nx_mcp_stdio {
     bool reading, writing;
     nx_buf_t out, sending; /* like nx_conn_t: collect while one write is in flight */
     size_t sent;
-    nx_list_t exchanges;
+    nx_mcp_stream_t stream; /* the requests read so far */
     void (*on_done)(nx_mcp_stdio_t *io);
 };
 
@@ -42,7 +37,7 @@ static void flush(nx_mcp_stdio_t *io);
 
 static void maybe_done(nx_mcp_stdio_t *io) {
     if (io->eof && !io->reading && !io->writing && io->out.len == 0 &&
-        nx_list_empty(&io->exchanges) && io->on_done != NULL) {
+        !nx_mcp_stream_busy(&io->stream) && io->on_done != NULL) {
         void (*done)(nx_mcp_stdio_t *) = io->on_done;
         io->on_done = NULL;
         done(io);
@@ -96,12 +91,9 @@ static void send_line(nx_mcp_stdio_t *io, json_t *msg) {
     flush(io);
 }
 
-static void on_reply(void *transport, json_t *response) {
-    stdio_exchange_t *x = transport;
-    nx_mcp_stdio_t *io = x->io;
-    nx_list_remove(&x->link);
-    free(x);
-    send_line(io, response);
+static void stdio_send(nx_mcp_stream_t *st, json_t *msg) {
+    nx_mcp_stdio_t *io = nx_container_of(st, nx_mcp_stdio_t, stream);
+    send_line(io, msg);
     maybe_done(io);
 }
 
@@ -109,35 +101,7 @@ static void handle_line(nx_mcp_stdio_t *io, const char *p, size_t n) {
     while (n > 0 && (p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
         n--;
     if (n == 0) return; /* blank lines are not messages */
-    nx_rpc_batch_t batch;
-    int rc = nx_rpc_decode(p, n, NULL, &batch);
-    const nx_rpc_msg_t *msg = &batch.msgs[0];
-    if (rc == -ENOMEM) {
-        send_line(io, nx_rpc_error_new(NULL, NX_RPC_INTERNAL_ERROR, "out of memory", NULL));
-        return;
-    }
-    if (rc < 0 || msg->kind == NX_RPC_INVALID) {
-        send_line(io, nx_rpc_reject_new(msg));
-        nx_rpc_batch_dispose(&batch);
-        return;
-    }
-    stdio_exchange_t *x = calloc(1, sizeof(*x));
-    if (x == NULL) {
-        nx_rpc_batch_dispose(&batch);
-        return;
-    }
-    x->io = io;
-    nx_list_insert_tail(&io->exchanges, &x->link);
-    nx_mcp_request_ctx_t ctx = {.reply = on_reply, .transport = x};
-    nx_mcp_call_t *pending = NULL;
-    nx_mcp_dispatch_t d = nx_mcp_server_dispatch(io->es->engine->mcp, msg, &ctx, &pending);
-    if (d == NX_MCP_PENDING) {
-        x->pending = pending;
-    } else if (d == NX_MCP_NO_REPLY) {
-        nx_list_remove(&x->link);
-        free(x);
-    }
-    nx_rpc_batch_dispose(&batch);
+    nx_mcp_stream_handle(&io->stream, p, n);
 }
 
 /* Splits received bytes into lines; a line longer than mcp.max_message is refused with one
@@ -195,12 +159,7 @@ static void on_read(nx_op_t *op, int res, unsigned flags, unsigned buf_id) {
     if (io->line.len > 0 && !io->skipping) handle_line(io, io->line.data, io->line.len);
     io->line.len = 0;
     io->eof = true;
-    nx_list_t *n;
-    while ((n = nx_list_pop_head(&io->exchanges)) != NULL) {
-        stdio_exchange_t *x = nx_container_of(n, stdio_exchange_t, link);
-        if (x->pending != NULL) nx_mcp_call_cancel(x->pending);
-        free(x);
-    }
+    nx_mcp_stream_cancel_all(&io->stream);
     maybe_done(io);
 }
 
@@ -217,7 +176,7 @@ nx_mcp_stdio_t *nx_mcp_stdio_start(nx_engine_shard_t *es, int in_fd, int out_fd,
     io->read_op.cb = on_read;
     io->write_op.cb = on_write;
     io->on_done = on_done;
-    nx_list_init(&io->exchanges);
+    nx_mcp_stream_init(&io->stream, es->engine->mcp, stdio_send);
     arm_read(io);
     return io;
 }
@@ -232,12 +191,7 @@ void nx_mcp_stdio_stop(nx_mcp_stdio_t *io) {
 
 void nx_mcp_stdio_free(nx_mcp_stdio_t *io) {
     if (io == NULL) return;
-    nx_list_t *n;
-    while ((n = nx_list_pop_head(&io->exchanges)) != NULL) {
-        stdio_exchange_t *x = nx_container_of(n, stdio_exchange_t, link);
-        if (x->pending != NULL) nx_mcp_call_cancel(x->pending);
-        free(x);
-    }
+    nx_mcp_stream_cancel_all(&io->stream);
     nx_buf_dispose(&io->line);
     nx_buf_dispose(&io->out);
     nx_buf_dispose(&io->sending);

@@ -1,10 +1,11 @@
 /* MCP over WebSocket on the MCP port (GET /mcp or /ws with Upgrade: websocket, subprotocol
- * "mcp"): one JSON-RPC message per text frame, a session per connection, ping/pong keep-alive
- * with a dead-peer timeout, the close handshake, and 1009 for messages over the size limit.
- * The connection is a codec on nx_conn_t (net/conn.h) after the HTTP upgrade hand-off. */
+ * "mcp"): one JSON-RPC message per text frame (mcp_stream.c), a session per connection, ping/pong
+ * keep-alive with a dead-peer timeout, the close handshake, and 1009 for messages over the size
+ * limit. The connection is a codec on nx_conn_t (net/conn.h) after the HTTP upgrade hand-off. */
 #include "mcp_ws.h"
 
 #include "jsonrpc.h"
+#include "mcp_stream.h"
 #include "log.h"
 #include "mcp_rules.h"
 #include "mcp_server.h"
@@ -20,14 +21,6 @@
 
 typedef struct mcp_ws mcp_ws_t;
 
-/* A tools/call still running for this connection; freed when answered or when the connection
- * goes (then the call is cancelled and its answer dropped). */
-typedef struct ws_exchange {
-    nx_list_t link;
-    mcp_ws_t *ws;
-    nx_mcp_call_t *pending;
-} ws_exchange_t;
-
 /* One WebSocket client; owned by its nx_conn_t (freed in on_free). */
 struct mcp_ws {
     nx_list_t link; /* in es->ws_clients */
@@ -38,8 +31,7 @@ struct mcp_ws {
     nx_timer_t keepalive;
     bool ping_outstanding;
     bool close_sent;
-    nx_list_t exchanges;
-    char protocol_version[16];
+    nx_mcp_stream_t stream; /* the requests of this connection */
 };
 
 static const nx_mcp_limits_t *limits(const mcp_ws_t *ws) {
@@ -76,56 +68,14 @@ static void send_json(mcp_ws_t *ws, json_t *msg) {
     free(text);
 }
 
-static void on_reply(void *transport, json_t *response) {
-    ws_exchange_t *x = transport;
-    mcp_ws_t *ws = x->ws;
-    nx_list_remove(&x->link);
-    free(x);
-    send_json(ws, response);
-}
-
-static void handle_text(mcp_ws_t *ws, nx_str_t payload) {
-    nx_rpc_batch_t batch;
-    int rc = nx_rpc_decode(payload.p, payload.n, NULL, &batch);
-    const nx_rpc_msg_t *msg = &batch.msgs[0];
-    if (rc == -ENOMEM) {
-        send_close(ws, NX_WS_CLOSE_INTERNAL, "out of memory");
-        return;
-    }
-    if (rc < 0 || msg->kind == NX_RPC_INVALID) {
-        send_json(ws, nx_rpc_reject_new(msg));
-        nx_rpc_batch_dispose(&batch);
-        return;
-    }
-    if (msg->kind == NX_RPC_REQUEST && strcmp(msg->method, "initialize") == 0) {
-        const char *v = json_string_value(json_object_get(msg->params, "protocolVersion"));
-        snprintf(ws->protocol_version, sizeof(ws->protocol_version), "%s", v ? v : "");
-    }
-    ws_exchange_t *x = calloc(1, sizeof(*x));
-    if (x == NULL) {
-        send_close(ws, NX_WS_CLOSE_INTERNAL, "out of memory");
-        nx_rpc_batch_dispose(&batch);
-        return;
-    }
-    x->ws = ws;
-    nx_list_insert_tail(&ws->exchanges, &x->link);
-    nx_mcp_request_ctx_t ctx = {
-        .reply = on_reply, .transport = x, .protocol_version = ws->protocol_version};
-    nx_mcp_call_t *pending = NULL;
-    nx_mcp_dispatch_t d = nx_mcp_server_dispatch(ws->es->engine->mcp, msg, &ctx, &pending);
-    if (d == NX_MCP_PENDING) {
-        x->pending = pending;
-    } else if (d == NX_MCP_NO_REPLY) {
-        nx_list_remove(&x->link);
-        free(x);
-    }
-    nx_rpc_batch_dispose(&batch);
+static void ws_send(nx_mcp_stream_t *st, json_t *msg) {
+    send_json(nx_container_of(st, mcp_ws_t, stream), msg);
 }
 
 static void handle_event(mcp_ws_t *ws, const nx_ws_event_t *ev) {
     switch (ev->type) {
     case NX_WS_TEXT:
-        handle_text(ws, ev->payload);
+        nx_mcp_stream_handle(&ws->stream, ev->payload.p, ev->payload.n);
         break;
     case NX_WS_BINARY:
         send_close(ws, NX_WS_CLOSE_UNSUPPORTED, "MCP over WebSocket uses text frames");
@@ -211,12 +161,7 @@ static void on_eof(nx_conn_t *c, int err) {
 
 static void on_free(nx_conn_t *c) {
     mcp_ws_t *ws = c->codec;
-    nx_list_t *n;
-    while ((n = nx_list_pop_head(&ws->exchanges)) != NULL) {
-        ws_exchange_t *x = nx_container_of(n, ws_exchange_t, link);
-        if (x->pending != NULL) nx_mcp_call_cancel(x->pending);
-        free(x);
-    }
+    nx_mcp_stream_cancel_all(&ws->stream);
     nx_timer_stop(&ws->keepalive);
     nx_ws_parser_dispose(&ws->parser);
     nx_buf_dispose(&ws->in);
@@ -290,7 +235,7 @@ void nx_mcp_ws_accept(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request
     ws->es = es;
     ws->conn = hc->conn;
     nx_ws_parser_init(&ws->parser, NX_WS_SERVER, es->config->config.mcp_limits.max_message);
-    nx_list_init(&ws->exchanges);
+    nx_mcp_stream_init(&ws->stream, es->engine->mcp, ws_send);
     nx_timer_init(&ws->keepalive, on_keepalive);
     nx_list_insert_tail(&es->ws_clients, &ws->link);
     es->ws_count++;

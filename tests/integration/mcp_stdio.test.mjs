@@ -45,7 +45,7 @@ test('the official SDK client talks to nexus over stdio', async () => {
 });
 
 /** Runs `nexus mcp` with <input> on stdin; resolves with stdout lines, stderr and exit code. */
-function runStdio(input, args = ['mcp', '--debug-routes']) {
+function runStdio(input, args = ['mcp', '--debug-routes'], { holdMs = 0 } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(nexusBin(), args, { env: nexusEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
@@ -60,7 +60,12 @@ function runStdio(input, args = ['mcp', '--debug-routes']) {
       clearTimeout(timer);
       resolve({ lines: out.split('\n').filter((l) => l.length), raw: out, err, code, signal });
     });
-    child.stdin.end(input);
+    if (holdMs > 0) {
+      child.stdin.write(input);
+      setTimeout(() => child.stdin.end(), holdMs);
+    } else {
+      child.stdin.end(input);
+    }
   });
 }
 
@@ -114,4 +119,21 @@ test('end of input cancels running calls and exits at once', async () => {
   assert.equal(r.code, 0, r.err);
   assert.ok(Date.now() - t0 < 4000, 'a pending 8 s call must not hold the exit');
   assertNoSanitizerReport(r.err);
+});
+
+test('notifications/cancelled stops a call: no answer for it, the others still come', async () => {
+  const r = await runStdio(
+    [
+      init,
+      JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'debug_sleep', arguments: { ms: 300 } } }),
+      JSON.stringify({ jsonrpc: '2.0', id: 6, method: 'tools/call', params: { name: 'debug_sleep', arguments: { ms: 200 } } }),
+      JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 5 } }),
+    ].join('\n') + '\n',
+    ['mcp', '--debug-routes'],
+    { holdMs: 600 },
+  );
+  assert.equal(r.code, 0, r.err);
+  assertNoSanitizerReport(r.err);
+  const ids = r.lines.map((l) => JSON.parse(l).id);
+  assert.deepEqual(ids, [1, 6], `answers: ${r.raw}`);
 });

@@ -90,6 +90,23 @@ test('bad JSON and bad requests get JSON-RPC errors on the same connection', asy
   }
 });
 
+test('notifications/cancelled stops a running call and no answer is sent for it', async () => {
+  const ws = await connect(nx.mcpPort);
+  try {
+    ws.rpc(1, 'initialize', INIT);
+    await ws.next();
+    ws.rpc(7, 'tools/call', { name: 'debug_sleep', arguments: { ms: 400 } });
+    ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 7, reason: 'user' } }));
+    ws.rpc(8, 'ping', {});
+    const m = await ws.next();
+    assert.equal(m.id, 8);
+    // Had the call not been cancelled, its answer would arrive at ~400 ms.
+    await assert.rejects(ws.next(800), /no message/, 'a cancelled request must not be answered');
+  } finally {
+    ws.close();
+  }
+});
+
 test('a message over the size limit closes with 1009, a binary frame with 1003', async () => {
   const big = await connect(nx.mcpPort);
   big.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: { pad: 'x'.repeat(70 * 1024) } }));
