@@ -176,6 +176,18 @@ static void route_plaintext(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_r
 
 /* ---- test-only routes (debug_routes: true) ---- */
 
+/* Reads the first path parameter as a decimal integer in [0, max]; false when it is not one. */
+static bool param_uint(const nx_route_match_t *m, unsigned long long max, unsigned long long *out) {
+    char num[24];
+    nx_str_t v = m->params[0];
+    if (m->param_count == 0 || v.n == 0 || v.n >= sizeof(num)) return false;
+    memcpy(num, v.p, v.n);
+    num[v.n] = '\0';
+    char *end = NULL;
+    *out = strtoull(num, &end, 10);
+    return num[0] >= '0' && num[0] <= '9' && *end == '\0' && *out <= max;
+}
+
 /* A response delayed on the shard's timer wheel: a stand-in for a slow backend in the drain
  * and timeout tests. Owned by itself; freed when it fires or when the client goes away. */
 typedef struct delayed_reply {
@@ -200,14 +212,11 @@ static void on_delay_abort(nx_http_conn_t *hc, void *arg) {
 
 static void route_debug_delay(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
                               const nx_route_match_t *m) {
-    char num[24];
-    nx_str_t v = m->params[0];
-    char *end = NULL;
-    if (v.n == 0 || v.n >= sizeof(num)) goto bad;
-    memcpy(num, v.p, v.n);
-    num[v.n] = '\0';
-    unsigned long long ms = strtoull(num, &end, 10);
-    if (*end != '\0' || ms > 600000) goto bad;
+    unsigned long long ms;
+    if (!param_uint(m, 600000, &ms)) {
+        nx_http_respond_error(hc, 400, "ms must be an integer between 0 and 600000", NULL);
+        return;
+    }
     delayed_reply_t *d = calloc(1, sizeof(*d));
     if (d == NULL) {
         nx_http_respond_error(hc, 503, "out of memory", "Retry-After: 1\r\n");
@@ -218,9 +227,6 @@ static void route_debug_delay(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http
     nx_timer_init(&d->timer, on_delay_done);
     nx_http_defer(hc, on_delay_abort, d);
     nx_shard_timer_start(es->shard, &d->timer, ms);
-    return;
-bad:
-    nx_http_respond_error(hc, 400, "ms must be an integer between 0 and 600000", NULL);
 }
 
 /* A streamed text/event-stream response of {n} events 20 ms apart: exercises chunked streaming,
@@ -255,16 +261,8 @@ static void on_stream_abort(nx_http_conn_t *hc, void *arg) {
 
 static void route_debug_stream(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
                                const nx_route_match_t *m) {
-    char num[12];
-    nx_str_t v = m->params[0];
-    char *end = NULL;
-    unsigned long n = 0;
-    if (v.n > 0 && v.n < sizeof(num)) {
-        memcpy(num, v.p, v.n);
-        num[v.n] = '\0';
-        n = strtoul(num, &end, 10);
-    }
-    if (end == NULL || *end != '\0' || n > 10000) {
+    unsigned long long n;
+    if (!param_uint(m, 10000, &n)) {
         nx_http_respond_error(hc, 400, "n must be an integer between 0 and 10000", NULL);
         return;
     }
