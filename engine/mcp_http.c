@@ -375,6 +375,19 @@ static nx_engine_shard_t *session_owner(nx_engine_shard_t *es, nx_http_conn_t *h
     return es->engine->shards[shard];
 }
 
+/* An exchange answered on <hc> by this shard, for session <sid> (may be absent); NULL after
+ * answering 503 when memory is short. */
+static mcp_exchange_t *local_exchange(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_str_t sid) {
+    mcp_exchange_t *ex = exchange_new(es);
+    if (ex == NULL) {
+        nx_http_respond_error(hc, 503, "out of memory", "Retry-After: 1\r\n");
+        return NULL;
+    }
+    ex->hc = hc;
+    if (sid.n == NX_MCP_SESSION_ID_LEN) memcpy(ex->session_id, sid.p, sid.n);
+    return ex;
+}
+
 void nx_mcp_route_post(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
                        const nx_route_match_t *m) {
     nx_str_t version;
@@ -413,14 +426,8 @@ void nx_mcp_route_post(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_reques
         forward(es, owner, hc, sid, version, req->body, false);
         return;
     }
-    mcp_exchange_t *ex = exchange_new(es);
-    if (ex == NULL) {
-        nx_http_respond_error(hc, 503, "out of memory", "Retry-After: 1\r\n");
-        return;
-    }
-    ex->hc = hc;
-    if (sid.n == NX_MCP_SESSION_ID_LEN) memcpy(ex->session_id, sid.p, sid.n);
-    process(ex, req->body.p, req->body.n, version);
+    mcp_exchange_t *ex = local_exchange(es, hc, sid);
+    if (ex != NULL) process(ex, req->body.p, req->body.n, version);
 }
 
 void nx_mcp_route_delete(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
@@ -434,14 +441,8 @@ void nx_mcp_route_delete(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_requ
         forward(es, owner, hc, sid, version, (nx_str_t){NULL, 0}, true);
         return;
     }
-    mcp_exchange_t *ex = exchange_new(es);
-    if (ex == NULL) {
-        nx_http_respond_error(hc, 503, "out of memory", "Retry-After: 1\r\n");
-        return;
-    }
-    ex->hc = hc;
-    memcpy(ex->session_id, sid.p, NX_MCP_SESSION_ID_LEN);
-    process_delete(ex);
+    mcp_exchange_t *ex = local_exchange(es, hc, sid);
+    if (ex != NULL) process_delete(ex);
 }
 
 void nx_mcp_route_get(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
