@@ -20,20 +20,18 @@ void nx_respond_json(nx_http_conn_t *hc, int status, json_t *j) {
         nx_http_respond_error(hc, 500, "could not encode the response", NULL);
         return;
     }
-    size_t n = strlen(body);
-    body[n] = '\0';
-    nx_http_respond(hc, status, "application/json", body, n, NULL);
+    nx_http_respond(hc, status, "application/json", body, strlen(body), NULL);
     free(body);
 }
 
 static json_t *channels_json(nx_engine_shard_t *es) {
     nx_engine_t *e = es->engine;
     const nx_config_t *c = &es->config->config;
-    bool serving = !es->draining && !e->draining;
-    json_t *rest = json_pack("{s:b, s:s, s:i}", "listening", c->rest.enabled && serving, "host",
-                             c->rest.host, "port", (int)e->rest_port);
-    json_t *mcp = json_pack("{s:b, s:s, s:i, s:s}", "listening", c->mcp.enabled && serving, "host",
-                            c->mcp.host, "port", (int)e->mcp_port, "state",
+    /* The listeners of the shard answering: off when disabled, failed to start, or draining. */
+    json_t *rest = json_pack("{s:b, s:s, s:i}", "listening", es->rest.listening && !e->draining,
+                             "host", c->rest.host, "port", (int)e->rest_port);
+    json_t *mcp = json_pack("{s:b, s:s, s:i, s:s}", "listening", es->mcp.listening && !e->draining,
+                            "host", c->mcp.host, "port", (int)e->mcp_port, "state",
                             c->mcp.enabled ? "serving" : "disabled");
     return json_pack("{s:o, s:o}", "rest", rest, "mcp", mcp);
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #define SESSION_HEADER "Mcp-Session-Id"
+#define MISSING_SESSION "the " SESSION_HEADER " header is required after initialize"
 
 typedef struct mcp_forward mcp_forward_t;
 
@@ -45,7 +46,6 @@ struct mcp_forward {
     nx_http_conn_t *hc;
     bool is_delete;
     char session_id[NX_MCP_SESSION_ID_LEN + 1];
-    char version[16];
     char *body;
     size_t body_len;
     /* the answer */
@@ -133,7 +133,7 @@ static void on_client_gone(nx_http_conn_t *hc, void *arg) {
 
 /* ---- processing on the owner shard ---- */
 
-static void process(mcp_exchange_t *ex, const char *body, size_t len, nx_str_t version) {
+static void process(mcp_exchange_t *ex, const char *body, size_t len) {
     nx_engine_shard_t *es = ex->es;
     uint64_t now = nx_shard_now_ms(es->shard);
     nx_rpc_decode_opts_t opts = {0};
@@ -163,6 +163,10 @@ static void process(mcp_exchange_t *ex, const char *body, size_t len, nx_str_t v
         }
         memcpy(ex->session_id, session->id, sizeof(ex->session_id));
         ex->is_init = true;
+    } else if (ex->session_id[0] == '\0') {
+        finish_rpc_error(ex, 400, NX_RPC_INVALID_REQUEST, MISSING_SESSION, NULL);
+        nx_rpc_batch_dispose(&batch);
+        return;
     } else {
         session = nx_mcp_session_find(&es->sessions, nx_str_from(ex->session_id), now);
         if (session == NULL) {
@@ -174,17 +178,11 @@ static void process(mcp_exchange_t *ex, const char *body, size_t len, nx_str_t v
         }
     }
     if (msg->kind != NX_RPC_REQUEST) {
-        if (msg->kind == NX_RPC_NOTIFICATION &&
-            strcmp(msg->method, "notifications/initialized") == 0)
-            session->initialized = true;
         exchange_finish(ex, 202, NULL, 0, NULL);
         nx_rpc_batch_dispose(&batch);
         return;
     }
-    snprintf(session->protocol_version, sizeof(session->protocol_version), "%.*s", (int)version.n,
-             version.p);
-    nx_mcp_request_ctx_t ctx = {
-        .reply = on_reply, .transport = ex, .protocol_version = session->protocol_version};
+    nx_mcp_request_ctx_t ctx = {.reply = on_reply, .transport = ex};
     nx_mcp_call_t *pending = NULL;
     nx_mcp_dispatch_t d = nx_mcp_server_dispatch(es->engine->mcp, msg, &ctx, &pending);
     if (d == NX_MCP_PENDING) {
@@ -251,7 +249,7 @@ static void on_forwarded(nx_shard_t *s, nx_msg_t *m) {
     if (f->is_delete) {
         process_delete(ex);
     } else {
-        process(ex, f->body, f->body_len, nx_str_from(f->version));
+        process(ex, f->body, f->body_len);
     }
 }
 
@@ -296,7 +294,7 @@ static void on_forward_client_gone(nx_http_conn_t *hc, void *arg) {
 }
 
 static void forward(nx_engine_shard_t *es, nx_engine_shard_t *owner, nx_http_conn_t *hc,
-                    nx_str_t sid, nx_str_t version, nx_str_t body, bool is_delete) {
+                    nx_str_t sid, nx_str_t body, bool is_delete) {
     if (es->draining) {
         /* The owner may already have stopped: do not start work that could not be answered. */
         nx_http_respond_error(hc, 503, "draining: not accepting new MCP requests",
@@ -317,8 +315,6 @@ static void forward(nx_engine_shard_t *es, nx_engine_shard_t *owner, nx_http_con
     f->hc = hc;
     f->is_delete = is_delete;
     memcpy(f->session_id, sid.p, sid.n);
-    snprintf(f->version, sizeof(f->version), "%.*s", (int)(version.n < 15 ? version.n : 15),
-             version.p);
     nx_timer_init(&f->retry, post_answer);
     f->msg.fn = on_forwarded;
     if (nx_shard_post(owner->shard, es->shard->loop, &f->msg) < 0) {
@@ -336,8 +332,9 @@ static void forward(nx_engine_shard_t *es, nx_engine_shard_t *owner, nx_http_con
 
 /* The checks every /mcp request passes first; returns 0 or the HTTP status it answered. */
 static int check_request(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
-                         bool needs_accept, bool is_post, nx_str_t *version) {
+                         bool needs_accept, bool is_post) {
     char msg[256];
+    nx_str_t version;
     nx_mcp_origin_policy_t policy = {.allowed_hosts = es->engine->mcp_allowed_hosts};
     int status = nx_mcp_check_origin(&policy, nx_http_request_header(req, "Origin"), req->host, msg,
                                      sizeof(msg));
@@ -346,30 +343,30 @@ static int check_request(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_requ
             nx_mcp_check_accept(nx_http_request_header(req, "Accept"), is_post, msg, sizeof(msg));
     if (status == 0)
         status = nx_mcp_check_protocol_header(nx_http_request_header(req, "MCP-Protocol-Version"),
-                                              version, msg, sizeof(msg));
+                                              &version, msg, sizeof(msg));
     if (status != 0) nx_http_respond_error(hc, status, msg, NULL);
     return status;
 }
 
 /* Finds the shard owning the session named in the request; answers 400/404 and returns NULL
  * when there is none. */
+static void respond_rpc_error(nx_http_conn_t *hc, int status, int code, const char *message) {
+    json_t *err = nx_rpc_error_new(NULL, code, message, NULL);
+    size_t len = 0;
+    char *text = err ? nx_rpc_encode(err, &len) : NULL;
+    json_decref(err);
+    nx_http_respond(hc, status, "application/json", text, len, NULL);
+    free(text);
+}
+
 static nx_engine_shard_t *session_owner(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_str_t sid) {
-    char body[200];
     if (sid.p == NULL || sid.n == 0) {
-        snprintf(body, sizeof(body),
-                 "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":%d,\"message\":"
-                 "\"the " SESSION_HEADER " header is required after initialize\"}}",
-                 NX_RPC_INVALID_REQUEST);
-        nx_http_respond(hc, 400, "application/json", body, strlen(body), NULL);
+        respond_rpc_error(hc, 400, NX_RPC_INVALID_REQUEST, MISSING_SESSION);
         return NULL;
     }
     int shard = nx_mcp_session_id_shard(sid);
     if (shard < 0 || (uint32_t)shard >= es->engine->shard_count) {
-        snprintf(body, sizeof(body),
-                 "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":%d,\"message\":\"unknown "
-                 "or terminated session\"}}",
-                 NX_RPC_INVALID_REQUEST);
-        nx_http_respond(hc, 404, "application/json", body, strlen(body), NULL);
+        respond_rpc_error(hc, 404, NX_RPC_INVALID_REQUEST, "unknown or terminated session");
         return NULL;
     }
     return es->engine->shards[shard];
@@ -390,55 +387,28 @@ static mcp_exchange_t *local_exchange(nx_engine_shard_t *es, nx_http_conn_t *hc,
 
 void nx_mcp_route_post(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
                        const nx_route_match_t *m) {
-    nx_str_t version;
-    if (check_request(es, hc, req, true, true, &version) != 0) return;
+    if (check_request(es, hc, req, true, true) != 0) return;
     nx_str_t sid = nx_http_request_header(req, SESSION_HEADER);
-    /* Only initialize may come without a session; let the owner (this shard) decide what the
-     * body is when there is no session id, and reject a missing id for anything else there. */
+    /* Without a session id the message must be an initialize, answered here; process()
+     * refuses anything else once it has decoded the body. */
     nx_engine_shard_t *owner = es;
-    if (sid.p != NULL && sid.n > 0) {
-        owner = session_owner(es, hc, sid);
-        if (owner == NULL) return;
-    } else {
-        /* Peek: without a session id only initialize is acceptable. */
-        nx_rpc_batch_t b;
-        int rc = nx_rpc_decode(req->body.p, req->body.n, NULL, &b);
-        bool init = rc == 0 && b.msgs[0].kind == NX_RPC_REQUEST &&
-                    strcmp(b.msgs[0].method, "initialize") == 0;
-        bool broken = rc < 0 || b.msgs[0].kind == NX_RPC_INVALID;
-        if (broken) {
-            json_t *err = nx_rpc_reject_new(&b.msgs[0]);
-            nx_rpc_batch_dispose(&b);
-            size_t len = 0;
-            char *text = err ? nx_rpc_encode(err, &len) : NULL;
-            json_decref(err);
-            nx_http_respond(hc, 400, "application/json", text, len, NULL);
-            free(text);
-            return;
-        }
-        nx_rpc_batch_dispose(&b);
-        if (!init) {
-            session_owner(es, hc, (nx_str_t){NULL, 0}); /* answers 400 */
-            return;
-        }
-    }
+    if (sid.p != NULL && sid.n > 0 && (owner = session_owner(es, hc, sid)) == NULL) return;
     if (owner != es) {
-        forward(es, owner, hc, sid, version, req->body, false);
+        forward(es, owner, hc, sid, req->body, false);
         return;
     }
     mcp_exchange_t *ex = local_exchange(es, hc, sid);
-    if (ex != NULL) process(ex, req->body.p, req->body.n, version);
+    if (ex != NULL) process(ex, req->body.p, req->body.n);
 }
 
 void nx_mcp_route_delete(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
                          const nx_route_match_t *m) {
-    nx_str_t version;
-    if (check_request(es, hc, req, false, false, &version) != 0) return;
+    if (check_request(es, hc, req, false, false) != 0) return;
     nx_str_t sid = nx_http_request_header(req, SESSION_HEADER);
     nx_engine_shard_t *owner = session_owner(es, hc, sid);
     if (owner == NULL) return;
     if (owner != es) {
-        forward(es, owner, hc, sid, version, (nx_str_t){NULL, 0}, true);
+        forward(es, owner, hc, sid, (nx_str_t){NULL, 0}, true);
         return;
     }
     mcp_exchange_t *ex = local_exchange(es, hc, sid);
@@ -447,12 +417,11 @@ void nx_mcp_route_delete(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_requ
 
 void nx_mcp_route_get(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
                       const nx_route_match_t *m) {
-    nx_str_t version;
     if (nx_mcp_ws_is_upgrade(req)) {
         nx_mcp_ws_accept(es, hc, req);
         return;
     }
-    if (check_request(es, hc, req, false, false, &version) != 0) return;
+    if (check_request(es, hc, req, false, false) != 0) return;
     nx_http_respond_error(hc, 405,
                           "this server offers no standalone server-to-client stream on GET; "
                           "use POST",

@@ -18,7 +18,6 @@ typedef void (*nx_mcp_reply_fn)(void *transport, json_t *response);
 typedef struct nx_mcp_request_ctx {
     nx_mcp_reply_fn reply;
     void *transport;
-    const char *protocol_version; /* negotiated for the session, NULL before initialize */
 } nx_mcp_request_ctx_t;
 
 /* Outcome of dispatching one message. */

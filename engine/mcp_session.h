@@ -25,10 +25,7 @@ struct nx_mcp_session {
     char id[NX_MCP_SESSION_ID_LEN + 1];
     uint64_t created_ms;
     uint64_t last_used_ms;
-    char protocol_version[16]; /* negotiated at initialize */
-    bool initialized;          /* notifications/initialized received */
-    void *user;                /* the MCP server's per-session state */
-    nx_list_t lru;             /* in the table's LRU list, least recently used first */
+    nx_list_t lru; /* in the table's LRU list, least recently used first */
     nx_mcp_session_t *hash_next;
 };
 

@@ -70,10 +70,6 @@ void nx_mcp_stream_handle(nx_mcp_stream_t *st, const char *p, size_t n) {
         nx_rpc_batch_dispose(&batch);
         return;
     }
-    if (msg->kind == NX_RPC_REQUEST && strcmp(msg->method, "initialize") == 0) {
-        const char *v = json_string_value(json_object_get(msg->params, "protocolVersion"));
-        snprintf(st->protocol_version, sizeof(st->protocol_version), "%s", v ? v : "");
-    }
     stream_call_t *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         if (msg->kind == NX_RPC_REQUEST)
@@ -84,8 +80,7 @@ void nx_mcp_stream_handle(nx_mcp_stream_t *st, const char *p, size_t n) {
     c->st = st;
     c->id = json_incref(msg->id);
     nx_list_insert_tail(&st->calls, &c->link);
-    nx_mcp_request_ctx_t ctx = {
-        .reply = on_reply, .transport = c, .protocol_version = st->protocol_version};
+    nx_mcp_request_ctx_t ctx = {.reply = on_reply, .transport = c};
     nx_mcp_call_t *pending = NULL;
     nx_mcp_dispatch_t d = nx_mcp_server_dispatch(st->server, msg, &ctx, &pending);
     if (d == NX_MCP_PENDING)

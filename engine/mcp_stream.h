@@ -20,7 +20,6 @@ struct nx_mcp_stream {
     nx_mcp_server_t *server;
     nx_mcp_stream_send_fn send;
     nx_list_t calls; /* requests not answered yet */
-    char protocol_version[16];
 };
 
 /** Prepares <st> to dispatch to <server> and answer through <send>. */

@@ -260,10 +260,6 @@ int nx_http_stream_write(nx_http_conn_t *hc, const void *data, size_t len) {
     return 0;
 }
 
-size_t nx_http_stream_backlog(const nx_http_conn_t *hc) {
-    return nx_conn_unsent(hc->conn);
-}
-
 void nx_http_stream_end(nx_http_conn_t *hc) {
     if (!hc->streaming) return;
     hc->streaming = false;

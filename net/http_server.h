@@ -111,8 +111,6 @@ int nx_http_stream_begin(nx_http_conn_t *hc, int status, const char *content_typ
                          const char *extra_headers, nx_http_abort_fn abort, void *arg);
 /** Sends <len> bytes of the streamed body now; NX_ECLOSED once the connection is going away. */
 int nx_http_stream_write(nx_http_conn_t *hc, const void *data, size_t len);
-/** Bytes written but not yet sent: a producer should slow down when this grows. */
-size_t nx_http_stream_backlog(const nx_http_conn_t *hc);
 /** Ends the streamed body; the connection then serves its next request. */
 void nx_http_stream_end(nx_http_conn_t *hc);
 /** From inside the handler, after queuing a 101 response: hands the connection to <ops>/<codec>
