@@ -152,7 +152,8 @@ static void front_start(nx_engine_shard_t *es, nx_front_t *f, nx_router_t *route
 
 void nx_engine_shard_maybe_stop(nx_engine_shard_t *es) {
     if (es->draining && es->rest.http.conn_count == 0 && es->mcp.http.conn_count == 0 &&
-        es->ws_count == 0 && nx_list_empty(&es->mcp_owned) && es->mcp_forwards_out == 0) {
+        es->ws_count == 0 && nx_list_empty(&es->mcp_owned) && es->mcp_forwards_out == 0 &&
+        nx_list_empty(&es->mcp_outbox)) {
         /* In stdio mode a signal stops the shard here too; on_shard_stop then cancels the
          * read and frees the stdio state. */
         nx_timer_stop(&es->drain_timer);
@@ -214,6 +215,7 @@ static int on_shard_start(nx_shard_t *s) {
     nx_timer_init(&es->session_sweep, on_session_sweep);
     nx_list_init(&es->ws_clients);
     nx_list_init(&es->mcp_owned);
+    nx_mcp_http_shard_init(es);
     nx_shard_timer_start(s, &es->session_sweep, NX_MCP_SESSION_SWEEP_MS);
     t_current_shard = es;
     s->user = es;
@@ -249,6 +251,7 @@ static void on_shard_stop(nx_shard_t *s) {
     nx_http_server_dispose(&es->mcp.http);
     nx_timer_stop(&es->session_sweep);
     nx_mcp_sessions_dispose(&es->sessions);
+    nx_mcp_http_free_outbox(es);
     t_current_shard = NULL;
 }
 
@@ -270,6 +273,7 @@ static void on_drain_msg(nx_shard_t *s, nx_msg_t *m) {
     nx_http_server_drain(&es->rest.http);
     nx_http_server_drain(&es->mcp.http);
     nx_mcp_ws_drain(es);
+    nx_mcp_http_drain(es);
     nx_engine_shard_maybe_stop(es);
 }
 
@@ -427,7 +431,8 @@ int nx_engine_new(nx_config_snapshot_t *snap, char **overrides, nx_engine_t **ou
     for (uint32_t i = 0; nx_rest_routes[i].method != NULL; i++) {
         const nx_route_def_t *d = &nx_rest_routes[i];
         if (strcmp(d->pattern, "/health") == 0 || strcmp(d->pattern, "/mcp") == 0 ||
-            strcmp(d->pattern, "/ws") == 0)
+            strcmp(d->pattern, "/ws") == 0 || strcmp(d->pattern, "/sse") == 0 ||
+            strcmp(d->pattern, "/messages") == 0)
             nx_router_add(e->mcp_router, d->method, d->pattern, (void *)d, NULL);
     }
     /* DNS-rebinding protection: loopback names plus the addresses we were told to bind. */

@@ -51,6 +51,8 @@ struct nx_engine_shard {
     nx_list_t mcp_owned;       /* forwarded MCP requests this shard is still answering */
     uint32_t mcp_forwards_out; /* requests this shard forwarded and awaits answers for */
     uint64_t mcp_forward_seq;  /* numbers this shard's forwards, for cancellation by id */
+    nx_list_t mcp_outbox;      /* stream frames for other shards whose mailbox was full */
+    nx_timer_t mcp_outbox_timer;
     bool drain_deadline_passed;
     struct nx_mcp_stdio *stdio; /* `nexus mcp`: MCP on stdin/stdout (shard 0 only) */
     nx_timer_t session_sweep;

@@ -1,6 +1,7 @@
-/* MCP server core (see mcp_server.h and include/nexus/mcp.h): the tool catalog, lifecycle
- * methods and tools/call dispatch. The catalog is built before serving and then only read, so
- * every shard shares one server. */
+/* MCP server core (see mcp_server.h and include/nexus/mcp.h): the catalog, lifecycle methods,
+ * dispatch to native handlers, and what a handler may do while it runs (progress, logging,
+ * server-to-client requests). The catalog is built before serving and then only read, so every
+ * shard shares one server; per-client state lives in peers, each on one shard thread. */
 #include "mcp_server.h"
 
 #include "jsonschema.h"
@@ -12,31 +13,149 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct tool {
-    char *name;
-    json_t *descriptor; /* the Tool object tools/list returns */
-    nx_schema_t *input; /* compiled inputSchema */
-    nx_mcp_tool_fn handler;
+typedef enum call_kind { KIND_TOOL, KIND_RESOURCE, KIND_PROMPT, KIND_COMPLETION } call_kind_t;
+
+/* One catalog entry: a tool, a resource, a resource template or a prompt. */
+typedef struct entry {
+    char *name;         /* tool/prompt name, resource URI or URI template */
+    json_t *descriptor; /* the object the list method returns */
+    nx_schema_t *input; /* tools: compiled inputSchema */
+    json_t *required;   /* prompts: names of required arguments */
+    nx_mcp_handler_fn handler;
     void *data;
-} tool_t;
+} entry_t;
+
+typedef struct catalog {
+    entry_t *items;
+    uint32_t count, cap;
+} catalog_t;
 
 struct nx_mcp_server {
-    char *name, *version;
-    tool_t *tools;
-    uint32_t tool_count, tool_cap;
+    char *name, *version, *instructions;
+    catalog_t tools, resources, templates, prompts;
+    nx_mcp_handler_fn complete;
+    void *complete_data;
     uint32_t page_size;
 };
 
-/* One tools/call in flight; owned by the tool handler until it answers. */
+/* One request answered by a handler; owned by the handler until it answers. */
 struct nx_mcp_call {
-    const tool_t *tool;
+    nx_list_t peer_link; /* in peer->calls while the peer lives */
+    call_kind_t kind;
+    char *target; /* tool/prompt name or resource URI */
     json_t *id;
-    nx_mcp_reply_fn reply; /* NULL once cancelled */
+    json_t *progress_token; /* NULL when the client asked for no progress */
+    json_t *client_caps;    /* as the client declared them when the call started */
+    nx_mcp_reply_fn reply;  /* NULL once cancelled */
+    nx_mcp_reply_fn send;
     void *transport;
+    nx_mcp_peer_t *peer;   /* NULL when stateless or once the client is forgotten */
+    nx_list_t outgoing;    /* this call's server-to-client requests awaiting answers */
     bool *answered_inline; /* set while the handler runs: tells dispatch it answered at once */
     nx_mcp_cancel_fn on_cancel;
     void *cancel_arg;
 };
+
+/* A server-to-client request awaiting the client's answer. */
+typedef struct outgoing {
+    nx_list_t peer_link, call_link;
+    json_int_t id;
+    nx_mcp_call_t *call;
+    nx_mcp_response_fn fn;
+    void *arg;
+} outgoing_t;
+
+static const char *const level_names[] = {"debug", "info",     "notice", "warning",
+                                          "error", "critical", "alert",  "emergency"};
+
+int nx_mcp_log_level_from_name(const char *name) {
+    for (int i = 0; i < (int)(sizeof(level_names) / sizeof(level_names[0])); i++)
+        if (strcmp(level_names[i], name) == 0) return i;
+    return -1;
+}
+
+/* ---- peers ---- */
+
+/* Clients of this thread, for broadcasts and resource updates. */
+static __thread nx_list_t thread_peers;
+
+static nx_list_t *peers_of_thread(void) {
+    if (thread_peers.next == NULL) nx_list_init(&thread_peers);
+    return &thread_peers;
+}
+
+void nx_mcp_peer_init(nx_mcp_peer_t *p, nx_mcp_push_fn push, void *owner) {
+    memset(p, 0, sizeof(*p));
+    p->log_level = NX_MCP_LOG_DEBUG;
+    p->client_capabilities = json_object();
+    p->subscriptions = json_object();
+    nx_list_init(&p->calls);
+    nx_list_init(&p->outgoing);
+    p->push = push;
+    p->owner = owner;
+    nx_list_insert_tail(peers_of_thread(), &p->link);
+}
+
+static json_t *client_gone_error(void) {
+    return json_pack("{s:i, s:s}", "code", NX_RPC_INTERNAL_ERROR, "message",
+                     "the client went away before answering");
+}
+
+/* Unlinks <o> from its peer and call, runs its callback with <result> or <error>, frees it. */
+static void outgoing_finish(outgoing_t *o, const json_t *result, const json_t *error) {
+    nx_list_remove(&o->peer_link);
+    nx_list_remove(&o->call_link);
+    nx_mcp_response_fn fn = o->fn;
+    nx_mcp_call_t *call = o->call;
+    void *arg = o->arg;
+    free(o);
+    fn(call, result, error, arg);
+}
+
+void nx_mcp_peer_dispose(nx_mcp_peer_t *p) {
+    json_t *gone = client_gone_error();
+    /* Callbacks may answer their calls, which unlinks them: take one entry at a time. */
+    while (!nx_list_empty(&p->outgoing))
+        outgoing_finish(nx_container_of(p->outgoing.next, outgoing_t, peer_link), NULL, gone);
+    json_decref(gone);
+    while (!nx_list_empty(&p->calls)) {
+        nx_mcp_call_t *c = nx_container_of(p->calls.next, nx_mcp_call_t, peer_link);
+        nx_list_remove(&c->peer_link);
+        c->peer = NULL;
+    }
+    nx_list_remove(&p->link);
+    json_decref(p->client_capabilities);
+    json_decref(p->subscriptions);
+    p->client_capabilities = p->subscriptions = NULL;
+}
+
+size_t nx_mcp_broadcast(const char *method, json_t *params) {
+    size_t told = 0;
+    nx_list_t *pos, *list = peers_of_thread();
+    nx_list_foreach(pos, list) {
+        nx_mcp_peer_t *p = nx_container_of(pos, nx_mcp_peer_t, link);
+        if (p->push == NULL) continue;
+        json_t *n = nx_rpc_notification_new(method, params ? json_deep_copy(params) : NULL);
+        if (n != NULL && p->push(p, n)) told++;
+    }
+    json_decref(params);
+    return told;
+}
+
+size_t nx_mcp_resource_updated(const char *uri) {
+    size_t told = 0;
+    nx_list_t *pos, *list = peers_of_thread();
+    nx_list_foreach(pos, list) {
+        nx_mcp_peer_t *p = nx_container_of(pos, nx_mcp_peer_t, link);
+        if (p->push == NULL || json_object_get(p->subscriptions, uri) == NULL) continue;
+        json_t *n = nx_rpc_notification_new("notifications/resources/updated",
+                                            json_pack("{s:s}", "uri", uri));
+        if (n != NULL && p->push(p, n)) told++;
+    }
+    return told;
+}
+
+/* ---- the catalog ---- */
 
 nx_mcp_server_t *nx_mcp_server_new(const char *name, const char *version) {
     nx_mcp_server_t *s = calloc(1, sizeof(*s));
@@ -51,17 +170,36 @@ nx_mcp_server_t *nx_mcp_server_new(const char *name, const char *version) {
     return s;
 }
 
+static void catalog_free(catalog_t *c) {
+    for (uint32_t i = 0; i < c->count; i++) {
+        free(c->items[i].name);
+        json_decref(c->items[i].descriptor);
+        json_decref(c->items[i].required);
+        nx_schema_free(c->items[i].input);
+    }
+    free(c->items);
+}
+
 void nx_mcp_server_free(nx_mcp_server_t *s) {
     if (s == NULL) return;
-    for (uint32_t i = 0; i < s->tool_count; i++) {
-        free(s->tools[i].name);
-        json_decref(s->tools[i].descriptor);
-        nx_schema_free(s->tools[i].input);
-    }
-    free(s->tools);
+    catalog_free(&s->tools);
+    catalog_free(&s->resources);
+    catalog_free(&s->templates);
+    catalog_free(&s->prompts);
     free(s->name);
     free(s->version);
+    free(s->instructions);
     free(s);
+}
+
+void nx_mcp_server_set_instructions(nx_mcp_server_t *s, const char *instructions) {
+    free(s->instructions);
+    s->instructions = instructions ? strdup(instructions) : NULL;
+}
+
+void nx_mcp_server_set_completion(nx_mcp_server_t *s, nx_mcp_handler_fn handler, void *data) {
+    s->complete = handler;
+    s->complete_data = data;
 }
 
 void nx_mcp_server_set_page_size(nx_mcp_server_t *s, uint32_t page_size) {
@@ -69,14 +207,33 @@ void nx_mcp_server_set_page_size(nx_mcp_server_t *s, uint32_t page_size) {
 }
 
 uint32_t nx_mcp_server_tool_count(const nx_mcp_server_t *s) {
-    return s->tool_count;
+    return s->tools.count;
 }
 
 json_t *nx_mcp_server_tool_names(const nx_mcp_server_t *s) {
     json_t *names = json_array();
-    for (uint32_t i = 0; i < s->tool_count; i++)
-        json_array_append_new(names, json_string(s->tools[i].name));
+    for (uint32_t i = 0; i < s->tools.count; i++)
+        json_array_append_new(names, json_string(s->tools.items[i].name));
     return names;
+}
+
+static const entry_t *catalog_find(const catalog_t *c, const char *name) {
+    for (uint32_t i = 0; i < c->count; i++)
+        if (strcmp(c->items[i].name, name) == 0) return &c->items[i];
+    return NULL;
+}
+
+/* Appends <e> (its members now owned by the catalog); -ENOMEM leaves them to the caller. */
+static int catalog_add(catalog_t *c, entry_t e) {
+    if (c->count == c->cap) {
+        uint32_t cap = c->cap ? c->cap * 2 : 16;
+        entry_t *items = realloc(c->items, cap * sizeof(*items));
+        if (items == NULL) return -ENOMEM;
+        c->items = items;
+        c->cap = cap;
+    }
+    c->items[c->count++] = e;
+    return 0;
 }
 
 static bool valid_tool_name(const char *n) {
@@ -100,6 +257,11 @@ static json_t *parse_field(const char *text, const char *what, char *err, size_t
     return j;
 }
 
+/* Sets <key> of <obj> to the string <value> when it is not NULL. */
+static void set_opt_string(json_t *obj, const char *key, const char *value) {
+    if (value != NULL) json_object_set_new(obj, key, json_string(value));
+}
+
 int nx_mcp_server_add_tool(nx_mcp_server_t *s, const nx_mcp_tool_def_t *def, char *err,
                            size_t errlen) {
     if (def->name == NULL || !valid_tool_name(def->name)) {
@@ -107,11 +269,9 @@ int nx_mcp_server_add_tool(nx_mcp_server_t *s, const nx_mcp_tool_def_t *def, cha
                  def->name ? def->name : "");
         return NX_ECONFIG;
     }
-    for (uint32_t i = 0; i < s->tool_count; i++) {
-        if (strcmp(s->tools[i].name, def->name) == 0) {
-            snprintf(err, errlen, "tool '%s' is registered twice", def->name);
-            return NX_ECONFIG;
-        }
+    if (catalog_find(&s->tools, def->name) != NULL) {
+        snprintf(err, errlen, "tool '%s' is registered twice", def->name);
+        return NX_ECONFIG;
     }
     if (def->handler == NULL) {
         snprintf(err, errlen, "tool '%s' has no handler", def->name);
@@ -123,8 +283,7 @@ int nx_mcp_server_add_tool(nx_mcp_server_t *s, const nx_mcp_tool_def_t *def, cha
     if (!json_is_object(input) || !json_is_string(json_object_get(input, "type")) ||
         strcmp(json_string_value(json_object_get(input, "type")), "object") != 0) {
         snprintf(err, errlen,
-                 "tool '%s': inputSchema must be an object schema (\"type\": "
-                 "\"object\")",
+                 "tool '%s': inputSchema must be an object schema (\"type\": \"object\")",
                  def->name);
         json_decref(input);
         return NX_ECONFIG;
@@ -137,36 +296,148 @@ int nx_mcp_server_add_tool(nx_mcp_server_t *s, const nx_mcp_tool_def_t *def, cha
         return NX_ECONFIG;
     }
     json_t *desc = json_pack("{s:s, s:o}", "name", def->name, "inputSchema", input);
-    if (def->title) json_object_set_new(desc, "title", json_string(def->title));
-    if (def->description) json_object_set_new(desc, "description", json_string(def->description));
-    static const struct {
-        const char *key, *label;
-    } optional[] = {{"outputSchema", "outputSchema"}, {"annotations", "annotations"}};
+    set_opt_string(desc, "title", def->title);
+    set_opt_string(desc, "description", def->description);
+    const char *keys[] = {"outputSchema", "annotations"};
     const char *texts[] = {def->output_schema, def->annotations};
     for (size_t i = 0; i < 2; i++) {
         if (texts[i] == NULL) continue;
-        json_t *j = parse_field(texts[i], optional[i].label, err, errlen);
+        json_t *j = parse_field(texts[i], keys[i], err, errlen);
         if (j == NULL) {
             json_decref(desc);
             nx_schema_free(compiled);
             return NX_ECONFIG;
         }
-        json_object_set_new(desc, optional[i].key, j);
+        json_object_set_new(desc, keys[i], j);
     }
-    if (s->tool_count == s->tool_cap) {
-        uint32_t cap = s->tool_cap ? s->tool_cap * 2 : 16;
-        tool_t *t = realloc(s->tools, cap * sizeof(*t));
-        if (t == NULL) {
-            json_decref(desc);
-            nx_schema_free(compiled);
-            return -ENOMEM;
-        }
-        s->tools = t;
-        s->tool_cap = cap;
+    entry_t e = {.name = strdup(def->name),
+                 .descriptor = desc,
+                 .input = compiled,
+                 .handler = def->handler,
+                 .data = def->data};
+    if (e.name == NULL || catalog_add(&s->tools, e) < 0) {
+        free(e.name);
+        json_decref(desc);
+        nx_schema_free(compiled);
+        return -ENOMEM;
     }
-    s->tools[s->tool_count++] =
-        (tool_t){strdup(def->name), desc, compiled, def->handler, def->data};
     return 0;
+}
+
+/* A level-1 URI template: balanced {name} expressions with non-empty names. */
+static bool valid_template(const char *t) {
+    bool open = false, any = false;
+    size_t name_len = 0;
+    for (const char *p = t; *p; p++) {
+        if (*p == '{') {
+            if (open) return false;
+            open = true;
+            name_len = 0;
+        } else if (*p == '}') {
+            if (!open || name_len == 0) return false;
+            open = false;
+            any = true;
+        } else if (open) {
+            name_len++;
+        }
+    }
+    return !open && any;
+}
+
+int nx_mcp_server_add_resource(nx_mcp_server_t *s, const nx_mcp_resource_def_t *def, char *err,
+                               size_t errlen) {
+    catalog_t *c = def->is_template ? &s->templates : &s->resources;
+    const char *what = def->is_template ? "resource template" : "resource";
+    if (def->uri == NULL || def->uri[0] == '\0' || strchr(def->uri, ':') == NULL) {
+        snprintf(err, errlen, "%s URI '%s' must be an absolute URI (scheme:...)", what,
+                 def->uri ? def->uri : "");
+        return NX_ECONFIG;
+    }
+    if (def->is_template && !valid_template(def->uri)) {
+        snprintf(err, errlen, "resource template '%s' needs balanced {name} expressions", def->uri);
+        return NX_ECONFIG;
+    }
+    if (def->name == NULL || def->name[0] == '\0' || def->handler == NULL) {
+        snprintf(err, errlen, "%s '%s' needs a name and a handler", what, def->uri);
+        return NX_ECONFIG;
+    }
+    if (catalog_find(c, def->uri) != NULL) {
+        snprintf(err, errlen, "%s '%s' is registered twice", what, def->uri);
+        return NX_ECONFIG;
+    }
+    json_t *desc = json_pack("{s:s, s:s}", def->is_template ? "uriTemplate" : "uri", def->uri,
+                             "name", def->name);
+    set_opt_string(desc, "title", def->title);
+    set_opt_string(desc, "description", def->description);
+    set_opt_string(desc, "mimeType", def->mime_type);
+    entry_t e = {
+        .name = strdup(def->uri), .descriptor = desc, .handler = def->handler, .data = def->data};
+    if (e.name == NULL || catalog_add(c, e) < 0) {
+        free(e.name);
+        json_decref(desc);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+int nx_mcp_server_add_prompt(nx_mcp_server_t *s, const nx_mcp_prompt_def_t *def, char *err,
+                             size_t errlen) {
+    if (def->name == NULL || def->name[0] == '\0' || def->handler == NULL) {
+        snprintf(err, errlen, "prompt '%s' needs a name and a handler", def->name ? def->name : "");
+        return NX_ECONFIG;
+    }
+    if (catalog_find(&s->prompts, def->name) != NULL) {
+        snprintf(err, errlen, "prompt '%s' is registered twice", def->name);
+        return NX_ECONFIG;
+    }
+    json_t *desc = json_pack("{s:s}", "name", def->name);
+    set_opt_string(desc, "title", def->title);
+    set_opt_string(desc, "description", def->description);
+    json_t *args = json_array(), *required = json_array();
+    for (size_t i = 0; i < def->argument_count; i++) {
+        const nx_mcp_prompt_arg_t *a = &def->arguments[i];
+        json_t *arg = json_pack("{s:s, s:b}", "name", a->name, "required", a->required);
+        set_opt_string(arg, "description", a->description);
+        json_array_append_new(args, arg);
+        if (a->required) json_array_append_new(required, json_string(a->name));
+    }
+    json_object_set_new(desc, "arguments", args);
+    entry_t e = {.name = strdup(def->name),
+                 .descriptor = desc,
+                 .required = required,
+                 .handler = def->handler,
+                 .data = def->data};
+    if (e.name == NULL || catalog_add(&s->prompts, e) < 0) {
+        free(e.name);
+        json_decref(desc);
+        json_decref(required);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Matches <uri> against level-1 template <t>; on a match fills <vars> with each expression's
+ * value (a value never spans a '/'). */
+static bool template_match(const char *t, const char *uri, json_t *vars) {
+    while (*t) {
+        if (*t != '{') {
+            if (*t++ != *uri++) return false;
+            continue;
+        }
+        const char *close = strchr(t, '}');
+        const char *stop = close + 1; /* the literal after the expression, if any */
+        const char *end = uri;
+        while (*end && *end != '/' && (*stop == '\0' || *end != *stop))
+            end++;
+        if (end == uri) return false;
+        char name[128], value[1024];
+        snprintf(name, sizeof(name), "%.*s", (int)(close - t - 1), t + 1);
+        snprintf(value, sizeof(value), "%.*s", (int)(end - uri), uri);
+        json_object_set_new(vars, name, json_string(value));
+        t = stop;
+        uri = end;
+    }
+    return *uri == '\0';
 }
 
 /* ---- answering ---- */
@@ -182,21 +453,40 @@ static nx_mcp_dispatch_t reply_result(const nx_mcp_request_ctx_t *ctx, json_t *i
     return NX_MCP_ANSWERED;
 }
 
-void nx_mcp_call_return(nx_mcp_call_t *call, json_t *result) {
+/* Ends <call>: unlinks it, drops its unanswered server-to-client requests, sends <msg> (stolen)
+ * unless cancelled, frees it. */
+static void call_finish(nx_mcp_call_t *call, json_t *msg) {
     if (call->answered_inline != NULL) *call->answered_inline = true;
-    if (call->reply != NULL) {
-        call->reply(call->transport, nx_rpc_result_new(call->id, result));
-    } else {
-        json_decref(result); /* cancelled: nobody is listening */
+    while (!nx_list_empty(&call->outgoing)) {
+        outgoing_t *o = nx_container_of(call->outgoing.next, outgoing_t, call_link);
+        nx_list_remove(&o->peer_link);
+        nx_list_remove(&o->call_link);
+        free(o);
     }
+    if (call->peer != NULL) nx_list_remove(&call->peer_link);
+    if (call->reply != NULL && msg != NULL)
+        call->reply(call->transport, msg);
+    else
+        json_decref(msg); /* cancelled: nobody is listening */
     json_decref(call->id);
+    json_decref(call->progress_token);
+    json_decref(call->client_caps);
+    free(call->target);
     free(call);
+}
+
+void nx_mcp_call_return(nx_mcp_call_t *call, json_t *result) {
+    call_finish(call, nx_rpc_result_new(call->id, result));
 }
 
 void nx_mcp_call_return_text(nx_mcp_call_t *call, const char *text, bool is_error) {
     json_t *r = json_pack("{s:[{s:s, s:s}]}", "content", "type", "text", "text", text);
     if (is_error) json_object_set_new(r, "isError", json_true());
     nx_mcp_call_return(call, r);
+}
+
+void nx_mcp_call_error(nx_mcp_call_t *call, int code, const char *message, json_t *data) {
+    call_finish(call, nx_rpc_error_new(call->id, code, message, data));
 }
 
 bool nx_mcp_call_cancelled(const nx_mcp_call_t *call) {
@@ -210,19 +500,155 @@ void nx_mcp_call_on_cancel(nx_mcp_call_t *call, nx_mcp_cancel_fn fn, void *arg) 
 
 void nx_mcp_call_cancel(nx_mcp_call_t *call) {
     call->reply = NULL;
+    call->send = NULL;
     call->transport = NULL;
     if (call->on_cancel != NULL) {
         call->on_cancel(call, call->cancel_arg);
-        json_decref(call->id);
-        free(call);
+        call_finish(call, NULL);
     }
 }
 
-const char *nx_mcp_call_tool(const nx_mcp_call_t *call) {
-    return call->tool->name;
+json_t *nx_mcp_call_id(const nx_mcp_call_t *call) {
+    return call->id;
+}
+
+const char *nx_mcp_call_target(const nx_mcp_call_t *call) {
+    return call->target;
+}
+
+const json_t *nx_mcp_call_client_capabilities(const nx_mcp_call_t *call) {
+    return call->client_caps;
+}
+
+/* Sends <msg> (stolen) related to <call> before its answer; false when it could not go. */
+static bool call_send(nx_mcp_call_t *call, json_t *msg) {
+    if (msg == NULL || call->reply == NULL) {
+        json_decref(msg);
+        return false;
+    }
+    if (call->send != NULL) {
+        call->send(call->transport, msg);
+        return true;
+    }
+    if (call->peer != NULL && call->peer->push != NULL) return call->peer->push(call->peer, msg);
+    json_decref(msg);
+    return false;
+}
+
+void nx_mcp_call_progress(nx_mcp_call_t *call, double progress, double total, const char *message) {
+    if (call->progress_token == NULL) return;
+    json_t *p =
+        json_pack("{s:O, s:f}", "progressToken", call->progress_token, "progress", progress);
+    if (total >= 0) json_object_set_new(p, "total", json_real(total));
+    set_opt_string(p, "message", message);
+    call_send(call, nx_rpc_notification_new("notifications/progress", p));
+}
+
+void nx_mcp_call_log(nx_mcp_call_t *call, nx_mcp_log_level_t level, const char *logger,
+                     json_t *data) {
+    if (call->peer != NULL && level < call->peer->log_level) {
+        json_decref(data);
+        return;
+    }
+    json_t *p =
+        json_pack("{s:s, s:o}", "level", level_names[level], "data", data ? data : json_null());
+    set_opt_string(p, "logger", logger);
+    call_send(call, nx_rpc_notification_new("notifications/message", p));
+}
+
+void nx_mcp_call_request(nx_mcp_call_t *call, const char *method, json_t *params,
+                         nx_mcp_response_fn fn, void *arg) {
+    nx_mcp_peer_t *peer = call->peer;
+    outgoing_t *o = peer && call->reply ? calloc(1, sizeof(*o)) : NULL;
+    if (o == NULL) {
+        json_decref(params);
+        json_t *e = json_pack("{s:i, s:s}", "code", NX_RPC_INTERNAL_ERROR, "message",
+                              peer ? "cannot send the request to the client"
+                                   : "this client has no session to receive server requests");
+        fn(call, NULL, e, arg);
+        json_decref(e);
+        return;
+    }
+    o->id = ++peer->next_request_id;
+    o->call = call;
+    o->fn = fn;
+    o->arg = arg;
+    nx_list_insert_tail(&peer->outgoing, &o->peer_link);
+    nx_list_insert_tail(&call->outgoing, &o->call_link);
+    json_t *id = json_integer(o->id);
+    json_t *req = nx_rpc_request_new(id, method, params);
+    json_decref(id);
+    if (!call_send(call, req)) {
+        json_t *e = json_pack("{s:i, s:s}", "code", NX_RPC_INTERNAL_ERROR, "message",
+                              "the client has no open stream to receive the request");
+        outgoing_finish(o, NULL, e);
+        json_decref(e);
+    }
+}
+
+/* A response or error from the client to one of our requests. */
+static void take_response(nx_mcp_peer_t *peer, const nx_rpc_msg_t *msg) {
+    if (peer == NULL || !json_is_integer(msg->id)) return;
+    json_int_t id = json_integer_value(msg->id);
+    nx_list_t *pos;
+    nx_list_foreach(pos, &peer->outgoing) {
+        outgoing_t *o = nx_container_of(pos, outgoing_t, peer_link);
+        if (o->id == id) {
+            outgoing_finish(o, msg->kind == NX_RPC_RESPONSE ? msg->result : NULL,
+                            msg->kind == NX_RPC_ERROR_RESPONSE ? msg->error : NULL);
+            return;
+        }
+    }
+    /* Unknown: answered after its call ended; nothing waits for it. */
+}
+
+/* Starts a call of <kind> on <target> and runs <handler> with <args>. */
+static nx_mcp_dispatch_t run_handler(const nx_rpc_msg_t *msg, const nx_mcp_request_ctx_t *ctx,
+                                     nx_mcp_call_t **pending, call_kind_t kind, const char *target,
+                                     nx_mcp_handler_fn handler, void *data, json_t *args) {
+    nx_mcp_call_t *call = calloc(1, sizeof(*call));
+    if (call == NULL || (call->target = strdup(target)) == NULL) {
+        free(call);
+        return reply_error(ctx, msg->id, NX_RPC_INTERNAL_ERROR, "out of memory");
+    }
+    nx_rpc_error_t err;
+    json_t *token = NULL;
+    if (nx_rpc_progress_token(msg->params, &token, &err) == 1)
+        call->progress_token = json_incref(token);
+    call->kind = kind;
+    call->id = json_incref(msg->id);
+    call->reply = ctx->reply;
+    call->send = ctx->send;
+    call->transport = ctx->transport;
+    call->peer = ctx->peer;
+    call->client_caps = ctx->peer && ctx->peer->client_capabilities
+                            ? json_incref(ctx->peer->client_capabilities)
+                            : json_object();
+    nx_list_init(&call->outgoing);
+    nx_list_init(&call->peer_link);
+    if (call->peer != NULL) nx_list_insert_tail(&call->peer->calls, &call->peer_link);
+    /* A handler that answers inside this call frees <call> before returning. */
+    bool answered = false;
+    call->answered_inline = &answered;
+    handler(call, args, data);
+    if (answered) return NX_MCP_ANSWERED;
+    call->answered_inline = NULL;
+    if (pending != NULL) *pending = call;
+    return NX_MCP_PENDING;
 }
 
 /* ---- methods ---- */
+
+static json_t *capabilities(const nx_mcp_server_t *s) {
+    json_t *caps =
+        json_pack("{s:{s:b}, s:{}, s:{}}", "tools", "listChanged", 1, "logging", "completions");
+    if (s->resources.count + s->templates.count > 0)
+        json_object_set_new(caps, "resources",
+                            json_pack("{s:b, s:b}", "subscribe", 1, "listChanged", 1));
+    if (s->prompts.count > 0)
+        json_object_set_new(caps, "prompts", json_pack("{s:b}", "listChanged", 1));
+    return caps;
+}
 
 static nx_mcp_dispatch_t do_initialize(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
                                        const nx_mcp_request_ctx_t *ctx) {
@@ -237,35 +663,55 @@ static nx_mcp_dispatch_t do_initialize(nx_mcp_server_t *s, const nx_rpc_msg_t *m
     if (nx_rpc_param(msg->params, "clientInfo", NX_RPC_T_OBJECT, true, &info, &err) < 0)
         return reply_error(ctx, msg->id, err.code, err.message);
     const char *answer = nx_mcp_negotiate_version(nx_str_from(version));
-    return reply_result(ctx, msg->id,
-                        json_pack("{s:s, s:{s:{s:b}}, s:{s:s, s:s}}", "protocolVersion", answer,
-                                  "capabilities", "tools", "listChanged", 0, "serverInfo", "name",
-                                  s->name, "version", s->version));
+    nx_mcp_peer_t *peer = ctx->peer;
+    if (peer != NULL) {
+        json_decref(peer->client_capabilities);
+        peer->client_capabilities = json_deep_copy(caps);
+        snprintf(peer->protocol_version, sizeof(peer->protocol_version), "%s", answer);
+        peer->initialized = true;
+    }
+    json_t *result =
+        json_pack("{s:s, s:o, s:{s:s, s:s}}", "protocolVersion", answer, "capabilities",
+                  capabilities(s), "serverInfo", "name", s->name, "version", s->version);
+    set_opt_string(result, "instructions", s->instructions);
+    return reply_result(ctx, msg->id, result);
 }
 
-/* Cursors are opaque to clients: "t" + the offset of the next page in hex. */
-static nx_mcp_dispatch_t do_tools_list(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
-                                       const nx_mcp_request_ctx_t *ctx) {
+/* Reads params.cursor for list <c> with cursor prefix <tag>: the offset it names, 0 without a
+ * cursor, or -1 after answering -32602. Cursors are opaque to clients: tag + hex offset. */
+static long read_cursor(const nx_rpc_msg_t *msg, const nx_mcp_request_ctx_t *ctx, char tag,
+                        uint32_t count) {
     nx_rpc_error_t err;
     const char *cursor = NULL;
-    if (nx_rpc_param_string(msg->params, "cursor", false, &cursor, &err) < 0)
-        return reply_error(ctx, msg->id, err.code, err.message);
-    unsigned long offset = 0;
-    if (cursor != NULL) {
-        char *end = NULL;
-        offset = cursor[0] == 't' && cursor[1] != '\0' ? strtoul(cursor + 1, &end, 16) : 0;
-        if (end == NULL || *end != '\0' || offset > s->tool_count)
-            return reply_error(ctx, msg->id, NX_RPC_INVALID_PARAMS,
-                               "params.cursor is not a cursor this server returned");
+    if (nx_rpc_param_string(msg->params, "cursor", false, &cursor, &err) < 0) {
+        reply_error(ctx, msg->id, err.code, err.message);
+        return -1;
     }
-    json_t *tools = json_array();
+    if (cursor == NULL) return 0;
+    char *end = NULL;
+    unsigned long offset =
+        cursor[0] == tag && cursor[1] != '\0' ? strtoul(cursor + 1, &end, 16) : 0;
+    if (end == NULL || *end != '\0' || offset > count) {
+        reply_error(ctx, msg->id, NX_RPC_INVALID_PARAMS,
+                    "params.cursor is not a cursor this server returned");
+        return -1;
+    }
+    return (long)offset;
+}
+
+static nx_mcp_dispatch_t do_list(const nx_mcp_server_t *s, const catalog_t *c, const char *key,
+                                 char tag, const nx_rpc_msg_t *msg,
+                                 const nx_mcp_request_ctx_t *ctx) {
+    long offset = read_cursor(msg, ctx, tag, c->count);
+    if (offset < 0) return NX_MCP_ANSWERED;
+    json_t *items = json_array();
     uint32_t i = (uint32_t)offset;
-    for (; i < s->tool_count && json_array_size(tools) < s->page_size; i++)
-        json_array_append(tools, s->tools[i].descriptor);
-    json_t *result = json_pack("{s:o}", "tools", tools);
-    if (i < s->tool_count) {
+    for (; i < c->count && json_array_size(items) < s->page_size; i++)
+        json_array_append(items, c->items[i].descriptor);
+    json_t *result = json_pack("{s:o}", key, items);
+    if (i < c->count) {
         char next[24];
-        snprintf(next, sizeof(next), "t%x", i);
+        snprintf(next, sizeof(next), "%c%x", tag, i);
         json_object_set_new(result, "nextCursor", json_string(next));
     }
     return reply_result(ctx, msg->id, result);
@@ -280,9 +726,7 @@ static nx_mcp_dispatch_t do_tools_call(nx_mcp_server_t *s, const nx_rpc_msg_t *m
     json_t *args = NULL;
     if (nx_rpc_param(msg->params, "arguments", NX_RPC_T_OBJECT, false, &args, &err) < 0)
         return reply_error(ctx, msg->id, err.code, err.message);
-    const tool_t *tool = NULL;
-    for (uint32_t i = 0; i < s->tool_count && tool == NULL; i++)
-        if (strcmp(s->tools[i].name, name) == 0) tool = &s->tools[i];
+    const entry_t *tool = catalog_find(&s->tools, name);
     if (tool == NULL) {
         char m[200];
         snprintf(m, sizeof(m), "Unknown tool: %.128s", name);
@@ -303,24 +747,135 @@ static nx_mcp_dispatch_t do_tools_call(nx_mcp_server_t *s, const nx_rpc_msg_t *m
             ctx, msg->id,
             json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text", m, "isError", 1));
     }
-    nx_mcp_call_t *call = calloc(1, sizeof(*call));
-    if (call == NULL) {
-        json_decref(empty);
-        return reply_error(ctx, msg->id, NX_RPC_INTERNAL_ERROR, "out of memory");
-    }
-    call->tool = tool;
-    call->id = json_incref(msg->id);
-    call->reply = ctx->reply;
-    call->transport = ctx->transport;
-    /* A handler that answers inside this call frees <call> before returning. */
-    bool answered = false;
-    call->answered_inline = &answered;
-    tool->handler(call, args, tool->data);
+    nx_mcp_dispatch_t d =
+        run_handler(msg, ctx, pending, KIND_TOOL, tool->name, tool->handler, tool->data, args);
     json_decref(empty);
-    if (answered) return NX_MCP_ANSWERED;
-    call->answered_inline = NULL;
-    if (pending != NULL) *pending = call;
-    return NX_MCP_PENDING;
+    return d;
+}
+
+static nx_mcp_dispatch_t do_resources_read(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
+                                           const nx_mcp_request_ctx_t *ctx,
+                                           nx_mcp_call_t **pending) {
+    nx_rpc_error_t err;
+    const char *uri = NULL;
+    if (nx_rpc_param_string(msg->params, "uri", true, &uri, &err) < 0)
+        return reply_error(ctx, msg->id, err.code, err.message);
+    json_t *vars = json_object();
+    const entry_t *e = catalog_find(&s->resources, uri);
+    for (uint32_t i = 0; e == NULL && i < s->templates.count; i++) {
+        json_object_clear(vars);
+        if (template_match(s->templates.items[i].name, uri, vars)) e = &s->templates.items[i];
+    }
+    if (e == NULL) {
+        json_decref(vars);
+        char m[300];
+        snprintf(m, sizeof(m), "Resource not found: %.256s", uri);
+        ctx->reply(ctx->transport, nx_rpc_error_new(msg->id, NX_RPC_RESOURCE_NOT_FOUND, m,
+                                                    json_pack("{s:s}", "uri", uri)));
+        return NX_MCP_ANSWERED;
+    }
+    json_t *args = json_pack("{s:s, s:o}", "uri", uri, "variables", vars);
+    nx_mcp_dispatch_t d =
+        run_handler(msg, ctx, pending, KIND_RESOURCE, uri, e->handler, e->data, args);
+    json_decref(args);
+    return d;
+}
+
+/* resources/subscribe and resources/unsubscribe {uri}. */
+static nx_mcp_dispatch_t do_subscription(const nx_rpc_msg_t *msg, const nx_mcp_request_ctx_t *ctx,
+                                         bool subscribe) {
+    nx_rpc_error_t err;
+    const char *uri = NULL;
+    if (nx_rpc_param_string(msg->params, "uri", true, &uri, &err) < 0)
+        return reply_error(ctx, msg->id, err.code, err.message);
+    if (ctx->peer == NULL)
+        return reply_error(ctx, msg->id, NX_RPC_INVALID_REQUEST,
+                           "subscriptions need a session (or a WebSocket/stdio connection)");
+    if (subscribe)
+        json_object_set_new(ctx->peer->subscriptions, uri, json_true());
+    else
+        json_object_del(ctx->peer->subscriptions, uri);
+    return reply_result(ctx, msg->id, json_object());
+}
+
+static nx_mcp_dispatch_t do_prompts_get(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
+                                        const nx_mcp_request_ctx_t *ctx, nx_mcp_call_t **pending) {
+    nx_rpc_error_t err;
+    const char *name = NULL;
+    if (nx_rpc_param_string(msg->params, "name", true, &name, &err) < 0)
+        return reply_error(ctx, msg->id, err.code, err.message);
+    json_t *args = NULL;
+    if (nx_rpc_param(msg->params, "arguments", NX_RPC_T_OBJECT, false, &args, &err) < 0)
+        return reply_error(ctx, msg->id, err.code, err.message);
+    const entry_t *p = catalog_find(&s->prompts, name);
+    if (p == NULL) {
+        char m[200];
+        snprintf(m, sizeof(m), "Unknown prompt: %.128s", name);
+        return reply_error(ctx, msg->id, NX_RPC_INVALID_PARAMS, m);
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(args, key, v) {
+        if (!json_is_string(v)) {
+            char m[200];
+            snprintf(m, sizeof(m), "params.arguments.%.64s must be a string", key);
+            return reply_error(ctx, msg->id, NX_RPC_INVALID_PARAMS, m);
+        }
+    }
+    size_t i;
+    json_array_foreach(p->required, i, v) {
+        if (json_object_get(args, json_string_value(v)) == NULL) {
+            char m[200];
+            snprintf(m, sizeof(m), "params.arguments.%.64s is required by prompt %.64s",
+                     json_string_value(v), name);
+            return reply_error(ctx, msg->id, NX_RPC_INVALID_PARAMS, m);
+        }
+    }
+    json_t *empty = NULL;
+    if (args == NULL) args = empty = json_object();
+    nx_mcp_dispatch_t d =
+        run_handler(msg, ctx, pending, KIND_PROMPT, p->name, p->handler, p->data, args);
+    json_decref(empty);
+    return d;
+}
+
+static nx_mcp_dispatch_t do_complete(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
+                                     const nx_mcp_request_ctx_t *ctx, nx_mcp_call_t **pending) {
+    nx_rpc_error_t err;
+    json_t *ref = NULL, *argument = NULL;
+    if (nx_rpc_param(msg->params, "ref", NX_RPC_T_OBJECT, true, &ref, &err) < 0 ||
+        nx_rpc_param(msg->params, "argument", NX_RPC_T_OBJECT, true, &argument, &err) < 0)
+        return reply_error(ctx, msg->id, err.code, err.message);
+    const char *type = json_string_value(json_object_get(ref, "type"));
+    if (type == NULL || (strcmp(type, "ref/prompt") != 0 && strcmp(type, "ref/resource") != 0))
+        return reply_error(ctx, msg->id, NX_RPC_INVALID_PARAMS,
+                           "params.ref.type must be \"ref/prompt\" or \"ref/resource\"");
+    if (!json_is_string(json_object_get(argument, "name")) ||
+        !json_is_string(json_object_get(argument, "value")))
+        return reply_error(ctx, msg->id, NX_RPC_INVALID_PARAMS,
+                           "params.argument needs string members name and value");
+    if (s->complete == NULL)
+        return reply_result(
+            ctx, msg->id,
+            json_pack("{s:{s:[], s:i, s:b}}", "completion", "values", "total", 0, "hasMore", 0));
+    const char *target = json_string_value(json_object_get(ref, "name"));
+    if (target == NULL) target = json_string_value(json_object_get(ref, "uri"));
+    return run_handler(msg, ctx, pending, KIND_COMPLETION, target ? target : "", s->complete,
+                       s->complete_data, msg->params);
+}
+
+static nx_mcp_dispatch_t do_set_level(const nx_rpc_msg_t *msg, const nx_mcp_request_ctx_t *ctx) {
+    nx_rpc_error_t err;
+    const char *level = NULL;
+    if (nx_rpc_param_string(msg->params, "level", true, &level, &err) < 0)
+        return reply_error(ctx, msg->id, err.code, err.message);
+    int l = nx_mcp_log_level_from_name(level);
+    if (l < 0)
+        return reply_error(ctx, msg->id, NX_RPC_INVALID_PARAMS,
+                           "params.level must be one of debug, info, notice, warning, error, "
+                           "critical, alert, emergency");
+    if (ctx->peer != NULL) ctx->peer->log_level = (nx_mcp_log_level_t)l;
+    return reply_result(ctx, msg->id, json_object());
 }
 
 nx_mcp_dispatch_t nx_mcp_server_dispatch(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
@@ -330,18 +885,66 @@ nx_mcp_dispatch_t nx_mcp_server_dispatch(nx_mcp_server_t *s, const nx_rpc_msg_t 
     case NX_RPC_INVALID:
         ctx->reply(ctx->transport, nx_rpc_reject_new(msg));
         return NX_MCP_ANSWERED;
-    case NX_RPC_NOTIFICATION:
     case NX_RPC_RESPONSE:
     case NX_RPC_ERROR_RESPONSE:
+        take_response(ctx->peer, msg);
+        return NX_MCP_NO_REPLY;
+    case NX_RPC_NOTIFICATION:
         return NX_MCP_NO_REPLY;
     case NX_RPC_REQUEST:
         break;
     }
     const char *m = msg->method;
-    if (strcmp(m, "initialize") == 0) return do_initialize(s, msg, ctx);
-    if (strcmp(m, "ping") == 0) return reply_result(ctx, msg->id, json_object());
-    if (strcmp(m, "tools/list") == 0) return do_tools_list(s, msg, ctx);
-    if (strcmp(m, "tools/call") == 0) return do_tools_call(s, msg, ctx, pending);
+    static const char *const methods[] = {"initialize",
+                                          "ping",
+                                          "tools/list",
+                                          "tools/call",
+                                          "resources/list",
+                                          "resources/templates/list",
+                                          "resources/read",
+                                          "resources/subscribe",
+                                          "resources/unsubscribe",
+                                          "prompts/list",
+                                          "prompts/get",
+                                          "completion/complete",
+                                          "logging/setLevel"};
+    size_t which = 0, n = sizeof(methods) / sizeof(methods[0]);
+    while (which < n && strcmp(methods[which], m) != 0)
+        which++;
+    /* Before initialize only initialize and ping make sense on a connection (legacy era). */
+    if (which >= 2 && which < n && ctx->peer != NULL && !ctx->peer->initialized)
+        return reply_error(ctx, msg->id, NX_RPC_INVALID_REQUEST,
+                           "the connection is not initialized: send initialize first");
+    switch (which) {
+    case 0:
+        return do_initialize(s, msg, ctx);
+    case 1:
+        return reply_result(ctx, msg->id, json_object());
+    case 2:
+        return do_list(s, &s->tools, "tools", 't', msg, ctx);
+    case 3:
+        return do_tools_call(s, msg, ctx, pending);
+    case 4:
+        return do_list(s, &s->resources, "resources", 'r', msg, ctx);
+    case 5:
+        return do_list(s, &s->templates, "resourceTemplates", 'u', msg, ctx);
+    case 6:
+        return do_resources_read(s, msg, ctx, pending);
+    case 7:
+        return do_subscription(msg, ctx, true);
+    case 8:
+        return do_subscription(msg, ctx, false);
+    case 9:
+        return do_list(s, &s->prompts, "prompts", 'p', msg, ctx);
+    case 10:
+        return do_prompts_get(s, msg, ctx, pending);
+    case 11:
+        return do_complete(s, msg, ctx, pending);
+    case 12:
+        return do_set_level(msg, ctx);
+    default:
+        break;
+    }
     char text[200];
     snprintf(text, sizeof(text), "Method not found: %.128s", m);
     return reply_error(ctx, msg->id, NX_RPC_METHOD_NOT_FOUND, text);

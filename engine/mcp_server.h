@@ -1,45 +1,82 @@
-/* The MCP server core, independent of transports: lifecycle and capability negotiation, the tool
- * catalog and its pagination, argument validation and dispatch to native tools. A transport
- * decodes JSON-RPC, hands each message to nx_mcp_server_dispatch and sends what comes back
- * through its reply function. */
+/* The MCP server core, independent of transports: lifecycle and capability negotiation, the
+ * catalog (tools, resources, templates, prompts, completions) with pagination, argument
+ * validation, dispatch to native handlers, and the per-client state (nx_mcp_peer_t) that
+ * logging levels, subscriptions and server-to-client requests need. A transport decodes
+ * JSON-RPC, hands each message to nx_mcp_server_dispatch with the client's peer and sends what
+ * comes back through its functions. */
 #ifndef NX_ENGINE_MCP_SERVER_H
 #define NX_ENGINE_MCP_SERVER_H
 
 #include "jsonrpc.h"
+#include "nexus/list.h"
 #include "nexus/mcp.h"
 
 #include <stdint.h>
 
-/* Sends a complete JSON-RPC response (stolen) for one request to the transport that received
- * it; called exactly once per request, possibly after dispatch has returned. */
-typedef void (*nx_mcp_reply_fn)(void *transport, json_t *response);
+/* Sends a JSON-RPC message (stolen) to the transport of one request. */
+typedef void (*nx_mcp_reply_fn)(void *transport, json_t *msg);
+
+typedef struct nx_mcp_peer nx_mcp_peer_t;
+/* Sends an unsolicited message (stolen) on the client's own stream (WebSocket, stdio, HTTP GET
+ * stream); returns false, having released <msg>, when there is no such stream now. */
+typedef bool (*nx_mcp_push_fn)(nx_mcp_peer_t *peer, json_t *msg);
+
+/* What the server remembers about one client (a session, a WebSocket, stdio). Embedded in the
+ * transport's object; lives on one shard thread. */
+struct nx_mcp_peer {
+    nx_list_t link; /* in the calling thread's peer list (broadcasts) */
+    nx_mcp_log_level_t log_level;
+    bool initialized;        /* initialize answered (legacy era) */
+    char protocol_version[16];
+    json_t *client_capabilities; /* {} until initialize */
+    json_t *subscriptions;       /* resource URIs subscribed to: {uri: true} */
+    nx_list_t calls;             /* calls in flight on behalf of this client */
+    nx_list_t outgoing;          /* server-to-client requests awaiting an answer */
+    json_int_t next_request_id;
+    nx_mcp_push_fn push; /* NULL: no stream of its own */
+    void *owner;         /* the transport object embedding the peer */
+};
+
+/** Prepares <p> for a new client; <push> may be NULL. Registers it on the calling thread. */
+void nx_mcp_peer_init(nx_mcp_peer_t *p, nx_mcp_push_fn push, void *owner);
+/** Forgets the client: its pending server-to-client requests fail (their callbacks run), its
+ *  calls keep running without it. */
+void nx_mcp_peer_dispose(nx_mcp_peer_t *p);
 
 /* What a transport knows about the request it dispatches. */
 typedef struct nx_mcp_request_ctx {
-    nx_mcp_reply_fn reply;
+    nx_mcp_reply_fn reply; /* the response, exactly once */
+    nx_mcp_reply_fn send;  /* messages related to the request before its response (progress,
+                              log, server-to-client requests); NULL = the peer's push */
     void *transport;
+    nx_mcp_peer_t *peer; /* NULL: a stateless request (modern era) */
 } nx_mcp_request_ctx_t;
 
 /* Outcome of dispatching one message. */
 typedef enum nx_mcp_dispatch {
     NX_MCP_ANSWERED, /* the reply function has run */
-    NX_MCP_PENDING,  /* a tool is running: the reply comes later (nx_mcp_call_t owns it) */
+    NX_MCP_PENDING,  /* a handler is running: the reply comes later (nx_mcp_call_t owns it) */
     NX_MCP_NO_REPLY, /* a notification or a response: nothing to send (HTTP 202) */
 } nx_mcp_dispatch_t;
 
 /** Handles <msg> (borrowed) under <ctx>; see nx_mcp_dispatch_t for when the reply is sent.
- *  A pending call is handed back in <*pending> (if non-NULL) so the transport can cancel it. */
+ *  A pending call is handed back in <*pending> (if non-NULL) so the transport can cancel it.
+ *  notifications/cancelled is the transport's business (it knows its requests). */
 nx_mcp_dispatch_t nx_mcp_server_dispatch(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
                                          const nx_mcp_request_ctx_t *ctx, nx_mcp_call_t **pending);
 /** Cancels <call> (client gone, notifications/cancelled, shutdown): with a cancel hook the hook
- *  runs and the call is freed now; without one the call lives until the tool answers, and the
- *  answer is dropped. Either way the transport must forget <call>. */
+ *  runs and the call is freed now; without one the call lives until the handler answers, and
+ *  the answer is dropped. Either way the transport must forget <call>. */
 void nx_mcp_call_cancel(nx_mcp_call_t *call);
-/** Page size of tools/list (default 100). */
+/** The JSON-RPC id of the request <call> answers (borrowed). */
+json_t *nx_mcp_call_id(const nx_mcp_call_t *call);
+/** Page size of the list methods (default 100). */
 void nx_mcp_server_set_page_size(nx_mcp_server_t *s, uint32_t page_size);
 /** The names of the registered tools, in order (a new JSON array). */
 json_t *nx_mcp_server_tool_names(const nx_mcp_server_t *s);
 /** Number of registered tools. */
 uint32_t nx_mcp_server_tool_count(const nx_mcp_server_t *s);
+/** The log level named <name> ("debug" ... "emergency"), or -1. */
+int nx_mcp_log_level_from_name(const char *name);
 
 #endif

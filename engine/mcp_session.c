@@ -133,3 +133,8 @@ int nx_mcp_session_id_shard(nx_str_t id) {
         if (hex_value(id.p[i]) < 0) return -1;
     return hex_value(id.p[0]) * 16 + hex_value(id.p[1]);
 }
+
+void nx_mcp_sessions_on_release(nx_mcp_sessions_t *t, nx_mcp_session_release_fn fn, void *arg) {
+    t->release = fn;
+    t->release_arg = arg;
+}

@@ -27,6 +27,7 @@ struct nx_mcp_session {
     uint64_t last_used_ms;
     nx_list_t lru; /* in the table's LRU list, least recently used first */
     nx_mcp_session_t *hash_next;
+    void *user; /* the transport's state for the session, released by the release hook */
 };
 
 /* Owned by one shard. */
@@ -44,6 +45,8 @@ struct nx_mcp_sessions {
     uint64_t evicted, expired; /* counters for metrics */
 };
 
+/** Sets the hook run just before each session is freed. */
+void nx_mcp_sessions_on_release(nx_mcp_sessions_t *t, nx_mcp_session_release_fn fn, void *arg);
 /** Prepares an empty table for shard <shard> holding at most <max> sessions. */
 int nx_mcp_sessions_init(nx_mcp_sessions_t *t, uint32_t shard, uint32_t max, uint64_t idle_ms,
                          uint64_t evict_idle_ms);

@@ -191,7 +191,7 @@ void nx_mcp_stdio_stop(nx_mcp_stdio_t *io) {
 
 void nx_mcp_stdio_free(nx_mcp_stdio_t *io) {
     if (io == NULL) return;
-    nx_mcp_stream_cancel_all(&io->stream);
+    nx_mcp_stream_dispose(&io->stream);
     nx_buf_dispose(&io->line);
     nx_buf_dispose(&io->out);
     nx_buf_dispose(&io->sending);

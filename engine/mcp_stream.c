@@ -16,17 +16,31 @@ typedef struct stream_call {
     nx_mcp_call_t *pending; /* a tool still running */
 } stream_call_t;
 
+/* Unsolicited messages (broadcasts, resource updates) share the one stream. */
+static bool push(nx_mcp_peer_t *peer, json_t *msg) {
+    nx_mcp_stream_t *st = peer->owner;
+    st->send(st, msg);
+    return true;
+}
+
 void nx_mcp_stream_init(nx_mcp_stream_t *st, nx_mcp_server_t *server, nx_mcp_stream_send_fn send) {
     memset(st, 0, sizeof(*st));
     st->server = server;
     st->send = send;
     nx_list_init(&st->calls);
+    nx_mcp_peer_init(&st->peer, push, st);
 }
 
 static void free_call(stream_call_t *c) {
     nx_list_remove(&c->link);
     json_decref(c->id);
     free(c);
+}
+
+/* Progress, log messages and server-to-client requests of a call go on the same stream. */
+static void on_related(void *transport, json_t *msg) {
+    stream_call_t *c = transport;
+    c->st->send(c->st, msg);
 }
 
 static void on_reply(void *transport, json_t *response) {
@@ -80,7 +94,8 @@ void nx_mcp_stream_handle(nx_mcp_stream_t *st, const char *p, size_t n) {
     c->st = st;
     c->id = json_incref(msg->id);
     nx_list_insert_tail(&st->calls, &c->link);
-    nx_mcp_request_ctx_t ctx = {.reply = on_reply, .transport = c};
+    nx_mcp_request_ctx_t ctx = {
+        .reply = on_reply, .send = on_related, .transport = c, .peer = &st->peer};
     nx_mcp_call_t *pending = NULL;
     nx_mcp_dispatch_t d = nx_mcp_server_dispatch(st->server, msg, &ctx, &pending);
     if (d == NX_MCP_PENDING)
@@ -101,4 +116,9 @@ void nx_mcp_stream_cancel_all(nx_mcp_stream_t *st) {
         if (c->pending != NULL) nx_mcp_call_cancel(c->pending);
         free_call(c);
     }
+}
+
+void nx_mcp_stream_dispose(nx_mcp_stream_t *st) {
+    nx_mcp_stream_cancel_all(st);
+    nx_mcp_peer_dispose(&st->peer);
 }

@@ -19,7 +19,8 @@ typedef void (*nx_mcp_stream_send_fn)(nx_mcp_stream_t *st, json_t *msg);
 struct nx_mcp_stream {
     nx_mcp_server_t *server;
     nx_mcp_stream_send_fn send;
-    nx_list_t calls; /* requests not answered yet */
+    nx_list_t calls;    /* requests not answered yet */
+    nx_mcp_peer_t peer; /* the client: log level, subscriptions, server-to-client requests */
 };
 
 /** Prepares <st> to dispatch to <server> and answer through <send>. */
@@ -30,5 +31,7 @@ void nx_mcp_stream_handle(nx_mcp_stream_t *st, const char *p, size_t n);
 bool nx_mcp_stream_busy(const nx_mcp_stream_t *st);
 /** Cancels every running call (the transport is ending); their answers are dropped. */
 void nx_mcp_stream_cancel_all(nx_mcp_stream_t *st);
+/** Cancels what still runs and forgets the client; <st> is unusable afterwards. */
+void nx_mcp_stream_dispose(nx_mcp_stream_t *st);
 
 #endif

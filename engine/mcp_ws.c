@@ -161,7 +161,7 @@ static void on_eof(nx_conn_t *c, int err) {
 
 static void on_free(nx_conn_t *c) {
     mcp_ws_t *ws = c->codec;
-    nx_mcp_stream_cancel_all(&ws->stream);
+    nx_mcp_stream_dispose(&ws->stream);
     nx_timer_stop(&ws->keepalive);
     nx_ws_parser_dispose(&ws->parser);
     nx_buf_dispose(&ws->in);

@@ -46,6 +46,9 @@ static inline nx_list_t *nx_list_pop_head(nx_list_t *h) {
     return n;
 }
 
+/* Visits every node; the loop body must not remove <pos> (see nx_list_foreach_safe). */
+#define nx_list_foreach(pos, head) for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
+
 #define nx_list_foreach_safe(pos, tmp, head)                                                       \
     for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                               \
          (pos) = (tmp), (tmp) = (pos)->next)

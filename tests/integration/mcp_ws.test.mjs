@@ -83,6 +83,10 @@ test('bad JSON and bad requests get JSON-RPC errors on the same connection', asy
     assert.equal(e2.id, 5, 'the id is echoed');
     ws.rpc(6, 'no/such/method', {});
     assert.equal((await ws.next()).error.code, -32601);
+    ws.rpc(9, 'tools/list', {});
+    const early = await ws.next();
+    assert.equal(early.error.code, -32600, 'a request before initialize is refused');
+    assert.match(early.error.message, /initialize/);
     ws.rpc(7, 'ping', {});
     assert.deepEqual((await ws.next()).result, {}, 'still usable after errors');
   } finally {
