@@ -241,7 +241,7 @@ static void number_stream(mcp_exchange_t *ex, nx_list_t *list) {
     http_session_t *hs = ex->hs;
     hs->next_stream += 1 + ((hs->next_stream & 1u) == (ex->standalone ? 1u : 0u));
     ex->stream = hs->next_stream;
-    nx_list_insert_tail(list, &ex->session_link);
+    if (!nx_list_linked(&ex->session_link)) nx_list_insert_tail(list, &ex->session_link);
 }
 
 static mcp_exchange_t *standalone_of(http_session_t *hs) {
@@ -345,7 +345,10 @@ static void on_client_gone(nx_http_conn_t *hc, void *arg) {
         return;
     }
     cancel_calls(ex);
+    /* A legacy HTTP+SSE session lives exactly as long as its event stream. */
+    http_session_t *legacy = ex->standalone && ex->hs && ex->hs->legacy_sse ? ex->hs : NULL;
     exchange_free(ex);
+    if (legacy != NULL) nx_mcp_session_close(&legacy->es->sessions, legacy->session);
 }
 
 /* ---- sessions ---- */
@@ -988,7 +991,7 @@ void nx_mcp_route_sse(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request
     if (ex == NULL || create_session(ex, true) < 0) return;
     http_session_t *hs = ex->hs;
     ex->standalone = true;
-    nx_list_insert_tail(&hs->standalone, &ex->session_link);
+    number_stream(ex, &hs->standalone);
     /* The session is initialized by the initialize message that arrives on /messages. */
     char data[96];
     int n = snprintf(data, sizeof(data), "/messages?sessionId=%s", ex->session_id);

@@ -1,6 +1,7 @@
 /* Built-in MCP tools every nexus serves: health_check, get_server_metrics and
- * get_available_tools; with debug routes also debug_echo and debug_sleep, the stand-ins for a
- * fast and a slow tool in tests. */
+ * get_available_tools; with debug routes also the test stand-ins debug_echo (fast), debug_sleep
+ * (slow, asynchronous), debug_progress (progress and log notifications while it runs) and
+ * debug_sample (asks the client to sample, answers with what it said). */
 #include "mcp_http.h"
 
 #include <stdio.h>
@@ -97,6 +98,79 @@ static void tool_debug_sleep(nx_mcp_call_t *call, json_t *args, void *data) {
     nx_shard_timer_start(es->shard, &sl->timer, (uint64_t)sl->ms);
 }
 
+/* debug_progress: <steps> steps <ms> apart, each reported as progress and logged. */
+typedef struct stepper {
+    nx_timer_t timer;
+    nx_mcp_call_t *call;
+    json_int_t step, steps, ms;
+} stepper_t;
+
+static void on_step(nx_timer_t *t) {
+    stepper_t *st = nx_container_of(t, stepper_t, timer);
+    if (st->step < st->steps) {
+        st->step++;
+        char msg[64];
+        snprintf(msg, sizeof(msg), "step %lld of %lld", (long long)st->step, (long long)st->steps);
+        nx_mcp_call_progress(st->call, (double)st->step, (double)st->steps, msg);
+        nx_mcp_call_log(st->call, NX_MCP_LOG_INFO, "debug_progress", json_string(msg));
+        nx_engine_shard_t *es = nx_engine_current_shard();
+        nx_shard_timer_start(es->shard, &st->timer, (uint64_t)st->ms);
+        return;
+    }
+    char text[64];
+    snprintf(text, sizeof(text), "done after %lld steps", (long long)st->steps);
+    nx_mcp_call_return_text(st->call, text, false);
+    free(st);
+}
+
+static void on_steps_cancelled(nx_mcp_call_t *call, void *arg) {
+    stepper_t *st = arg;
+    nx_timer_stop(&st->timer);
+    free(st);
+}
+
+static void tool_debug_progress(nx_mcp_call_t *call, json_t *args, void *data) {
+    nx_engine_shard_t *es = nx_engine_current_shard();
+    stepper_t *st = calloc(1, sizeof(*st));
+    if (st == NULL || es == NULL) {
+        free(st);
+        nx_mcp_call_return_text(call, "out of memory", true);
+        return;
+    }
+    st->call = call;
+    st->steps = json_integer_value(json_object_get(args, "steps"));
+    st->ms = json_integer_value(json_object_get(args, "ms"));
+    nx_timer_init(&st->timer, on_step);
+    nx_mcp_call_on_cancel(call, on_steps_cancelled, st);
+    nx_shard_timer_start(es->shard, &st->timer, (uint64_t)st->ms);
+}
+
+static void on_sampled(nx_mcp_call_t *call, const json_t *result, const json_t *error, void *arg) {
+    if (error != NULL) {
+        char text[300];
+        snprintf(text, sizeof(text), "sampling failed: %s",
+                 json_string_value(json_object_get(error, "message")));
+        nx_mcp_call_return_text(call, text, true);
+        return;
+    }
+    const char *said =
+        json_string_value(json_object_get(json_object_get(result, "content"), "text"));
+    char text[600];
+    snprintf(text, sizeof(text), "the client said: %s", said ? said : "(no text)");
+    nx_mcp_call_return_text(call, text, false);
+}
+
+static void tool_debug_sample(nx_mcp_call_t *call, json_t *args, void *data) {
+    if (json_object_get(nx_mcp_call_client_capabilities(call), "sampling") == NULL) {
+        nx_mcp_call_return_text(call, "the client does not offer sampling", true);
+        return;
+    }
+    json_t *params =
+        json_pack("{s:[{s:s, s:{s:s, s:O}}], s:i}", "messages", "role", "user", "content", "type",
+                  "text", "text", json_object_get(args, "prompt"), "maxTokens", 100);
+    nx_mcp_call_request(call, "sampling/createMessage", params, on_sampled, NULL);
+}
+
 int nx_mcp_register_builtin_tools(nx_engine_t *e, bool debug) {
     static const char *const no_args = "{\"type\":\"object\",\"properties\":{},"
                                        "\"additionalProperties\":false}";
@@ -120,9 +194,20 @@ int nx_mcp_register_builtin_tools(nx_engine_t *e, bool debug) {
          "{\"type\":\"object\",\"properties\":{\"ms\":{\"type\":\"integer\",\"minimum\":0,"
          "\"maximum\":60000}},\"required\":[\"ms\"],\"additionalProperties\":false}",
          NULL, NULL, tool_debug_sleep, e},
+        {"debug_progress", "Progress (test)",
+         "Test only: <steps> steps <ms> apart, each sent as a progress and a log notification.",
+         "{\"type\":\"object\",\"properties\":{\"steps\":{\"type\":\"integer\",\"minimum\":0,"
+         "\"maximum\":1000},\"ms\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":10000}},"
+         "\"required\":[\"steps\",\"ms\"],\"additionalProperties\":false}",
+         NULL, NULL, tool_debug_progress, e},
+        {"debug_sample", "Sample (test)",
+         "Test only: asks the client to sample a reply to <prompt> and returns its text.",
+         "{\"type\":\"object\",\"properties\":{\"prompt\":{\"type\":\"string\"}},"
+         "\"required\":[\"prompt\"],\"additionalProperties\":false}",
+         NULL, NULL, tool_debug_sample, e},
     };
     size_t n = sizeof(tools) / sizeof(tools[0]);
-    if (!debug) n -= 2;
+    if (!debug) n -= 4;
     char err[256];
     for (size_t i = 0; i < n; i++) {
         int rc = nx_mcp_server_add_tool(e->mcp, &tools[i], err, sizeof(err));

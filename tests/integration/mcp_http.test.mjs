@@ -18,7 +18,7 @@ const ACCEPT = 'application/json, text/event-stream';
 const PV = '2025-11-25'; // newest legacy-era revision: the default negotiated by nexus
 const LEGACY_REVISIONS = ['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25'];
 const SYSTEM_TOOLS = ['health_check', 'get_server_metrics', 'get_available_tools'];
-const DEBUG_TOOLS = ['debug_echo', 'debug_sleep'];
+const DEBUG_TOOLS = ['debug_echo', 'debug_sleep', 'debug_progress', 'debug_sample'];
 const SESSION_RE = /^[0-9a-f]{34}$/;
 
 // One nexus (2 shards, debug routes) for everything but the disconnect tests, which start their
