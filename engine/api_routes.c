@@ -4,6 +4,7 @@
 #include "engine.h"
 
 #include "log.h"
+#include "mcp_admin.h"
 #include "mcp_http.h"
 #include "mcp_ws.h"
 #include "nexus/errors.h"
@@ -348,6 +349,13 @@ const nx_route_def_t nx_rest_routes[] = {
     {"POST", "/messages", nx_mcp_route_messages,
      "Legacy MCP HTTP+SSE transport: one JSON-RPC message for session ?sessionId=; 202, the "
      "reply arrives on the stream",
+     "mcp", "application/json", "application/json", false},
+    {"GET", "/api/v1/mcp/clients", nx_mcp_route_clients,
+     "Connected MCP clients: WebSocket connections and live sessions, over all shards", "mcp",
+     "application/json", NULL, false},
+    {"POST", "/api/v1/mcp/broadcast", nx_mcp_route_broadcast,
+     "Sends a notification {method, params} to every connected MCP client; answers how many "
+     "received it",
      "mcp", "application/json", "application/json", false},
     {"GET", "/ws", nx_mcp_route_ws,
      "MCP over WebSocket (subprotocol mcp): one JSON-RPC message per text frame", "mcp",

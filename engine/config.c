@@ -525,6 +525,7 @@ int nx_cfg_parse(const char *name, const char *text, size_t len, nx_cfg_node_t *
 
 typedef enum key_type {
     KT_HOST,
+    KT_HOSTS, /* comma-separated host names, stored joined by ',' */
     KT_PORT,
     KT_UINT,
     KT_BOOL,
@@ -537,6 +538,8 @@ static const char *expect_phrase(key_type_t t) {
     switch (t) {
     case KT_HOST:
         return "expected a host name or address";
+    case KT_HOSTS:
+        return "expected host names or addresses separated by commas";
     case KT_PORT:
         return "expected a port number (0..65535)";
     case KT_UINT:
@@ -829,6 +832,29 @@ static int parse_host(const char *s, size_t n, char *out, size_t outcap, char *m
     return 0;
 }
 
+/* A comma-separated list of hosts ("a.example, 10.0.0.5"; empty = none), each checked like a
+ * host, stored as "a.example,10.0.0.5". */
+static int parse_hosts(const char *s, size_t n, char *out, size_t outcap, char *msg, size_t cap) {
+    size_t len = 0;
+    out[0] = '\0';
+    while (n > 0) {
+        while (n > 0 && (*s == ',' || *s == ' ')) s++, n--;
+        size_t item = 0;
+        while (item < n && s[item] != ',' && s[item] != ' ') item++;
+        if (item == 0) break;
+        char one[256];
+        if (parse_host(s, item, one, sizeof(one), msg, cap) < 0) return -1;
+        size_t need = strlen(one) + (len ? 1 : 0);
+        if (len + need >= outcap) {
+            msgf(msg, cap, "the host list is longer than %zu characters", outcap - 1);
+            return -1;
+        }
+        len += (size_t)snprintf(out + len, outcap - len, "%s%s", len ? "," : "", one);
+        s += item, n -= item;
+    }
+    return 0;
+}
+
 /* ---- the table of known keys ----
  * Every scalar key is one row: its dotted name, how its text converts, where it lives in
  * nx_config_t and its range. The file walker, nx_config_set, the environment, validation and
@@ -863,6 +889,8 @@ static const key_def_t keys[] = {
     {"mcp.ws_pong_timeout", KT_DURATION, FIELD(mcp_limits.ws_pong_timeout_ms), 1,
      NX_MAX_DURATION_MS},
     {"mcp.max_message", KT_SIZE, FIELD(mcp_limits.max_message), 1024, 1u << 30},
+    {"mcp.allowed_hosts", KT_HOSTS, FIELD(mcp_limits.allowed_hosts), 0, 0},
+    {"mcp.stream_buffer", KT_UINT, FIELD(mcp_limits.stream_buffer), 1, 1u << 20},
     {"log.level", KT_LEVEL, FIELD(log_level), 0, 0},
     {"log.access", KT_BOOL, FIELD(access_log), 0, 0},
     {"http.max_header_bytes", KT_SIZE, FIELD(http.max_header_bytes), 256, 1u << 20},
@@ -928,6 +956,8 @@ static int set_text(nx_config_t *c, int idx, const char *s, size_t n, char *msg,
     switch (d->type) {
     case KT_HOST:
         return parse_host(s, n, field, d->width, msg, cap);
+    case KT_HOSTS:
+        return parse_hosts(s, n, field, d->width, msg, cap);
     case KT_BOOL:
         return parse_bool(s, n, (bool *)field, msg, cap);
     case KT_LEVEL:
@@ -987,6 +1017,7 @@ void nx_config_defaults(nx_config_t *c) {
         .ws_ping_interval_ms = 30000,
         .ws_pong_timeout_ms = 10000,
         .max_message = 10u << 20,
+        .stream_buffer = 256,
     };
     c->debug_routes = false;
 }
@@ -1275,10 +1306,14 @@ int nx_config_validate(const nx_config_t *c, nx_config_error_t *err) {
         const key_def_t *d = &keys[i];
         const char *field = (const char *)c + d->off;
         char v[32], lo[32], hi[32];
-        if (d->type == KT_HOST) {
+        if (d->type == KT_HOST || d->type == KT_HOSTS) {
             size_t n = strnlen(field, d->width);
-            char tmp[256], msg[sizeof(err->message)];
-            if (n == d->width || parse_host(field, n, tmp, sizeof(tmp), msg, sizeof(msg)) < 0)
+            char tmp[1024], msg[sizeof(err->message)];
+            int bad = n == d->width ? -1
+                      : d->type == KT_HOST
+                          ? parse_host(field, n, tmp, sizeof(tmp), msg, sizeof(msg))
+                          : parse_hosts(field, n, tmp, sizeof(tmp), msg, sizeof(msg));
+            if (bad < 0)
                 return blame(c, i, err, "%s", n == d->width ? "host is not terminated" : msg);
         } else if (d->type == KT_LEVEL) {
             nx_log_level_t lvl = *(const nx_log_level_t *)field;
@@ -1340,6 +1375,7 @@ json_t *nx_config_to_json(const nx_config_t *c) {
         }
         switch (d->type) {
         case KT_HOST:
+        case KT_HOSTS:
             v = json_stringn(field, strnlen(field, d->width));
             break;
         case KT_BOOL:

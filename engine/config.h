@@ -12,7 +12,7 @@
 #include "log.h"
 
 /* Number of leaf keys in the key table of config.c (a static assert keeps the two in step). */
-#define NX_CONFIG_NKEYS 24
+#define NX_CONFIG_NKEYS 26
 
 /* One listener. Owned by nx_config_t. */
 typedef struct nx_listen_config {
@@ -42,6 +42,10 @@ typedef struct nx_mcp_limits {
     uint32_t ws_ping_interval_ms;     /* mcp.ws_ping_interval: default 30s, 0 = no pings */
     uint32_t ws_pong_timeout_ms;      /* mcp.ws_pong_timeout: default 10s */
     uint64_t max_message;             /* mcp.max_message (WebSocket): default 10 MiB -> 1009 */
+    char allowed_hosts[512];          /* mcp.allowed_hosts: more Host/Origin names accepted
+                                         besides loopback and the bound addresses ("a,b") */
+    uint32_t stream_buffer;           /* mcp.stream_buffer: events kept per session for
+                                         Last-Event-ID resumption; default 256 */
 } nx_mcp_limits_t;
 
 /* Where one key's value came from, so validation errors can point at it. */

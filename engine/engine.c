@@ -446,6 +446,13 @@ int nx_engine_new(nx_config_snapshot_t *snap, char **overrides, nx_engine_t **ou
         snprintf(e->mcp_host_storage[i], sizeof(e->mcp_host_storage[i]), "%s", h);
         e->mcp_allowed_hosts[nh++] = e->mcp_host_storage[i];
     }
+    /* mcp.allowed_hosts: names a reverse proxy or a DNS name in front of nexus sends. */
+    snprintf(e->mcp_hosts_config, sizeof(e->mcp_hosts_config), "%s", c->mcp_limits.allowed_hosts);
+    char *save = NULL;
+    const size_t max_hosts = sizeof(e->mcp_allowed_hosts) / sizeof(e->mcp_allowed_hosts[0]) - 1;
+    for (char *h = strtok_r(e->mcp_hosts_config, ",", &save); h != NULL && nh < max_hosts;
+         h = strtok_r(NULL, ",", &save))
+        e->mcp_allowed_hosts[nh++] = h;
     e->mcp_allowed_hosts[nh] = NULL;
     e->mcp = nx_mcp_server_new("nexus", NX_VERSION);
     if (e->mcp == NULL || (rc = nx_mcp_register_builtin_tools(e, c->debug_routes)) < 0) {

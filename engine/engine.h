@@ -92,8 +92,9 @@ struct nx_engine {
     const char *ring_mode;
     char *openapi_json;               /* serialized once at start */
     nx_mcp_server_t *mcp;             /* the MCP catalog: built before serving, then read-only */
-    const char *mcp_allowed_hosts[8]; /* Host/Origin allow-list (DNS-rebinding protection) */
-    char mcp_host_storage[2][256];
+    const char *mcp_allowed_hosts[48]; /* Host/Origin allow-list (DNS-rebinding protection) */
+    char mcp_host_storage[2][256];     /* the bound addresses */
+    char mcp_hosts_config[512];        /* mcp.allowed_hosts, split in place */
     nx_loop_t *control;
     bool draining;
     bool stdio_mode;      /* `nexus mcp`: one shard, no listeners, MCP on stdin/stdout */

@@ -31,8 +31,7 @@
 #define SESSION_HEADER "Mcp-Session-Id"
 #define MISSING_SESSION "the " SESSION_HEADER " header is required after initialize"
 #define STREAM_HEADERS "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
-#define EVENT_LOG_EVENTS 1024u
-#define EVENT_LOG_BYTES (4u << 20)
+#define EVENT_LOG_BYTES (4u << 20) /* per session, whatever mcp.stream_buffer says */
 
 typedef struct mcp_forward mcp_forward_t;
 typedef struct http_session http_session_t;
@@ -399,7 +398,8 @@ static int create_session(mcp_exchange_t *ex, bool legacy_sse) {
     nx_mcp_session_t *s = NULL;
     int rc = nx_mcp_session_create(&es->sessions, nx_shard_now_ms(es->shard), &s);
     http_session_t *hs = rc == 0 ? calloc(1, sizeof(*hs)) : NULL;
-    if (hs == NULL || nx_mcp_event_log_init(&hs->events, EVENT_LOG_EVENTS, EVENT_LOG_BYTES) < 0) {
+    if (hs == NULL || nx_mcp_event_log_init(&hs->events, es->config->config.mcp_limits.stream_buffer,
+                                           EVENT_LOG_BYTES) < 0) {
         free(hs);
         if (s != NULL) nx_mcp_session_close(&es->sessions, s);
         finish_rpc_error(ex, 503, NX_RPC_INTERNAL_ERROR,

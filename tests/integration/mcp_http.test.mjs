@@ -13,13 +13,13 @@ import {
   startNexus, request, RawConn, parseResponse, assertJsonError, assertCleanExit, sleep,
   withTimeout, HOST,
 } from './lib/nexus.mjs';
+import {
+  ACCEPT, PV, SESSION_RE, newId, mcpPost, sseEvents, rpcBody, rpc, rpcResult, callTool, toolText, initMsg, openSession, assertRpcError, rawToolCall,
+} from './lib/mcp.mjs';
 
-const ACCEPT = 'application/json, text/event-stream';
-const PV = '2025-11-25'; // newest legacy-era revision: the default negotiated by nexus
 const LEGACY_REVISIONS = ['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25'];
 const SYSTEM_TOOLS = ['health_check', 'get_server_metrics', 'get_available_tools'];
 const DEBUG_TOOLS = ['debug_echo', 'debug_sleep', 'debug_progress', 'debug_sample'];
-const SESSION_RE = /^[0-9a-f]{34}$/;
 
 // One nexus (2 shards, debug routes) for everything but the disconnect tests, which start their
 // own. The last test stops it and asserts a clean exit; after() only kills it if that did not run.
@@ -30,142 +30,6 @@ before(async () => {
 after(async () => {
   if (nx) await nx.kill();
 });
-
-// ---------------------------------------------------------------------------------------------
-// Raw HTTP helpers (node:http, one connection per request: agent false)
-
-let nextId = 1;
-
-/**
- * POSTs one JSON-RPC message (object, or a string sent as is) to /mcp. Default headers:
- * Content-Type application/json, Accept (both types), MCP-Protocol-Version PV; headers given as
- * null are left out. sid adds Mcp-Session-Id.
- */
-async function mcpPost(port, msg, { sid = null, headers = {}, timeoutMs = 10000 } = {}) {
-  const h = {
-    'content-type': 'application/json',
-    accept: ACCEPT,
-    'mcp-protocol-version': PV,
-    ...(sid ? { 'mcp-session-id': sid } : {}),
-    ...headers,
-  };
-  for (const k of Object.keys(h)) if (h[k] === null || h[k] === undefined) delete h[k];
-  const body = typeof msg === 'string' ? msg : JSON.stringify(msg);
-  return request(port, { method: 'POST', path: '/mcp', headers: h, body, timeoutMs });
-}
-
-/** SSE events of a text/event-stream body: [{event, id, data}] (data lines joined by \n). */
-function sseEvents(text) {
-  const out = [];
-  for (const block of text.replace(/\r\n/g, '\n').split('\n\n')) {
-    if (block.trim() === '') continue;
-    const ev = { event: 'message', id: undefined, data: [] };
-    for (const line of block.split('\n')) {
-      if (line.startsWith(':')) continue;
-      const i = line.indexOf(':');
-      const field = i < 0 ? line : line.slice(0, i);
-      let value = i < 0 ? '' : line.slice(i + 1);
-      if (value.startsWith(' ')) value = value.slice(1);
-      if (field === 'data') ev.data.push(value);
-      else if (field === 'event') ev.event = value;
-      else if (field === 'id') ev.id = value;
-    }
-    out.push({ ...ev, data: ev.data.join('\n') });
-  }
-  return out;
-}
-
-/**
- * The JSON-RPC message of a POST response: the JSON body (application/json), or the message
- * with the given id from an SSE body (text/event-stream). Both are valid per the spec.
- */
-function rpcBody(r, id = undefined) {
-  const ct = String(r.headers['content-type'] ?? '');
-  if (/^application\/json/i.test(ct)) {
-    try {
-      return JSON.parse(r.text);
-    } catch {
-      assert.fail(`response body is not JSON (status ${r.status}): ${JSON.stringify(r.text)}`);
-    }
-  }
-  if (/^text\/event-stream/i.test(ct)) {
-    const msgs = sseEvents(r.text).filter((e) => e.data.trim() !== '').map((e) => JSON.parse(e.data));
-    const hit = msgs.find((m) => ('result' in m || 'error' in m) && (id === undefined || m.id === id));
-    assert.ok(hit, `no JSON-RPC response with id ${id} in the SSE body: ${r.text}`);
-    return hit;
-  }
-  assert.fail(`unexpected content-type ${JSON.stringify(ct)} (status ${r.status}): ${r.text}`);
-}
-
-/** Sends a request (method, params) in session sid; asserts 200 and returns the JSON-RPC body. */
-async function rpc(port, sid, method, params = undefined, opts = {}) {
-  const id = nextId++;
-  const msg = { jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) };
-  const r = await mcpPost(port, msg, { sid, ...opts });
-  assert.equal(r.status, 200, `${method}: HTTP ${r.status}: ${r.text}`);
-  const body = rpcBody(r, id);
-  assert.equal(body.jsonrpc, '2.0', `${method}: ${JSON.stringify(body)}`);
-  assert.equal(body.id, id, `${method}: response id: ${JSON.stringify(body)}`);
-  return body;
-}
-
-/** rpc() that asserts a result (not an error) and returns it. */
-async function rpcResult(port, sid, method, params, opts) {
-  const body = await rpc(port, sid, method, params, opts);
-  assert.ok(!('error' in body), `${method}: JSON-RPC error: ${JSON.stringify(body)}`);
-  assert.equal(typeof body.result, 'object', `${method}: no result: ${JSON.stringify(body)}`);
-  return body.result;
-}
-
-/** tools/call; returns the result (a tool failure is a result with isError: true). */
-function callTool(port, sid, name, args) {
-  return rpcResult(port, sid, 'tools/call', { name, ...(args === undefined ? {} : { arguments: args }) });
-}
-
-/** Text of all text content items of a tool result. */
-function toolText(result) {
-  assert.ok(Array.isArray(result.content), `tool result without content[]: ${JSON.stringify(result)}`);
-  return result.content.filter((c) => c.type === 'text').map((c) => c.text).join('\n');
-}
-
-function initMsg(protocolVersion = PV) {
-  return {
-    jsonrpc: '2.0',
-    id: nextId++,
-    method: 'initialize',
-    params: { protocolVersion, capabilities: {}, clientInfo: { name: 'nexus-it-raw', version: '1.0.0' } },
-  };
-}
-
-/** initialize + notifications/initialized; returns the session id. */
-async function openSession(port, { protocolVersion = PV } = {}) {
-  const r = await mcpPost(port, initMsg(protocolVersion), { headers: { 'mcp-protocol-version': null } });
-  assert.equal(r.status, 200, `initialize: HTTP ${r.status}: ${r.text}`);
-  const sid = r.headers['mcp-session-id'];
-  assert.match(String(sid), SESSION_RE, `Mcp-Session-Id of the initialize response: ${sid}`);
-  const n = await mcpPost(port, { jsonrpc: '2.0', method: 'notifications/initialized' },
-    { sid, headers: { 'mcp-protocol-version': protocolVersion } });
-  assert.equal(n.status, 202, `notifications/initialized: HTTP ${n.status}: ${n.text}`);
-  return sid;
-}
-
-/** A JSON-RPC error body: {jsonrpc: "2.0", error: {code: integer, message: string}}. */
-function assertRpcError(body, code, what) {
-  assert.equal(body.jsonrpc, '2.0', `${what}: ${JSON.stringify(body)}`);
-  assert.ok(!('result' in body), `${what}: has a result: ${JSON.stringify(body)}`);
-  assert.equal(typeof body.error, 'object', `${what}: no error object: ${JSON.stringify(body)}`);
-  assert.ok(Number.isInteger(body.error.code), `${what}: error.code: ${JSON.stringify(body)}`);
-  if (code !== undefined) assert.equal(body.error.code, code, `${what}: error.code: ${JSON.stringify(body)}`);
-  assert.equal(typeof body.error.message, 'string', `${what}: error.message: ${JSON.stringify(body)}`);
-}
-
-/** The raw bytes of a POST /mcp carrying tools/call <name>(<args>) in session sid. */
-function rawToolCall(sid, id, name, args) {
-  const body = JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
-  return `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
-    `Accept: ${ACCEPT}\r\nMcp-Session-Id: ${sid}\r\nMCP-Protocol-Version: ${PV}\r\n` +
-    `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-}
 
 // ---------------------------------------------------------------------------------------------
 // SDK helpers
@@ -225,7 +89,7 @@ async function sdkRoundTrip(port) {
     // DELETE through the SDK, then the session is gone for everybody.
     const sid = transport.sessionId;
     await transport.terminateSession();
-    const gone = await mcpPost(port, { jsonrpc: '2.0', id: nextId++, method: 'ping' }, { sid });
+    const gone = await mcpPost(port, { jsonrpc: '2.0', id: newId(), method: 'ping' }, { sid });
     assert.equal(gone.status, 404, `ping in a session ended by the SDK: HTTP ${gone.status}: ${gone.text}`);
   } finally {
     await client.close();
@@ -350,7 +214,7 @@ test('MCP-Protocol-Version: each supported revision is accepted, others get 400'
   const none = await rpc(nx.mcpPort, sid, 'ping', undefined, { headers: { 'mcp-protocol-version': null } });
   assert.deepEqual(none.result, {});
   for (const v of ['1999-01-01', '2025-11-24', 'banana']) {
-    const r = await mcpPost(nx.mcpPort, { jsonrpc: '2.0', id: nextId++, method: 'ping' },
+    const r = await mcpPost(nx.mcpPort, { jsonrpc: '2.0', id: newId(), method: 'ping' },
       { sid, headers: { 'mcp-protocol-version': v } });
     assert.equal(r.status, 400, `MCP-Protocol-Version ${v}: HTTP ${r.status}: ${r.text}`);
   }
@@ -527,7 +391,7 @@ test('DELETE /mcp ends the session: 200/204, then 404 for it on any connection',
   assert.ok(d.status === 200 || d.status === 204, `DELETE: HTTP ${d.status}: ${d.text}`);
   for (let i = 0; i < 6; i++) {
     const port = i % 2 ? nx.restPort : nx.mcpPort;
-    const r = await mcpPost(port, { jsonrpc: '2.0', id: nextId++, method: i % 3 ? 'ping' : 'tools/list' }, { sid });
+    const r = await mcpPost(port, { jsonrpc: '2.0', id: newId(), method: i % 3 ? 'ping' : 'tools/list' }, { sid });
     assert.equal(r.status, 404, `request ${i} after DELETE: HTTP ${r.status}: ${r.text}`);
   }
   // DELETE without a session id is a client error, with an unknown one 404.
@@ -582,7 +446,7 @@ test('a session works on every shard: 20 separate connections (2 shards), then D
     headers: { 'mcp-session-id': sid, 'mcp-protocol-version': PV } });
   assert.ok(d.status === 200 || d.status === 204, `DELETE: HTTP ${d.status}: ${d.text}`);
   const gone = await Promise.all(Array.from({ length: 20 }, () =>
-    mcpPost(nx.mcpPort, { jsonrpc: '2.0', id: nextId++, method: 'ping' }, { sid })));
+    mcpPost(nx.mcpPort, { jsonrpc: '2.0', id: newId(), method: 'ping' }, { sid })));
   assert.deepEqual(gone.map((r) => r.status), Array(20).fill(404), 'requests after DELETE on 20 connections');
 });
 
