@@ -838,9 +838,11 @@ static int parse_hosts(const char *s, size_t n, char *out, size_t outcap, char *
     size_t len = 0;
     out[0] = '\0';
     while (n > 0) {
-        while (n > 0 && (*s == ',' || *s == ' ')) s++, n--;
+        while (n > 0 && (*s == ',' || *s == ' '))
+            s++, n--;
         size_t item = 0;
-        while (item < n && s[item] != ',' && s[item] != ' ') item++;
+        while (item < n && s[item] != ',' && s[item] != ' ')
+            item++;
         if (item == 0) break;
         char one[256];
         if (parse_host(s, item, one, sizeof(one), msg, cap) < 0) return -1;

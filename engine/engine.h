@@ -90,8 +90,8 @@ struct nx_engine {
     uint64_t start_ms;
     int64_t started_at; /* wall clock, seconds */
     const char *ring_mode;
-    char *openapi_json;               /* serialized once at start */
-    nx_mcp_server_t *mcp;             /* the MCP catalog: built before serving, then read-only */
+    char *openapi_json;                /* serialized once at start */
+    nx_mcp_server_t *mcp;              /* the MCP catalog: built before serving, then read-only */
     const char *mcp_allowed_hosts[48]; /* Host/Origin allow-list (DNS-rebinding protection) */
     char mcp_host_storage[2][256];     /* the bound addresses */
     char mcp_hosts_config[512];        /* mcp.allowed_hosts, split in place */

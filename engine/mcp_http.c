@@ -398,8 +398,9 @@ static int create_session(mcp_exchange_t *ex, bool legacy_sse) {
     nx_mcp_session_t *s = NULL;
     int rc = nx_mcp_session_create(&es->sessions, nx_shard_now_ms(es->shard), &s);
     http_session_t *hs = rc == 0 ? calloc(1, sizeof(*hs)) : NULL;
-    if (hs == NULL || nx_mcp_event_log_init(&hs->events, es->config->config.mcp_limits.stream_buffer,
-                                           EVENT_LOG_BYTES) < 0) {
+    if (hs == NULL ||
+        nx_mcp_event_log_init(&hs->events, es->config->config.mcp_limits.stream_buffer,
+                              EVENT_LOG_BYTES) < 0) {
         free(hs);
         if (s != NULL) nx_mcp_session_close(&es->sessions, s);
         finish_rpc_error(ex, 503, NX_RPC_INTERNAL_ERROR,

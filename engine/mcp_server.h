@@ -26,7 +26,7 @@ typedef bool (*nx_mcp_push_fn)(nx_mcp_peer_t *peer, json_t *msg);
 struct nx_mcp_peer {
     nx_list_t link; /* in the calling thread's peer list (broadcasts) */
     nx_mcp_log_level_t log_level;
-    bool initialized;        /* initialize answered (legacy era) */
+    bool initialized; /* initialize answered (legacy era) */
     char protocol_version[16];
     json_t *client_capabilities; /* {} until initialize */
     json_t *subscriptions;       /* resource URIs subscribed to: {uri: true} */

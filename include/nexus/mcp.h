@@ -43,7 +43,7 @@ typedef struct nx_mcp_tool_def {
 typedef struct nx_mcp_resource_def {
     const char *uri; /* a URI, or a template when is_template */
     bool is_template;
-    const char *name; /* required */
+    const char *name;                            /* required */
     const char *title, *description, *mime_type; /* may be NULL */
     nx_mcp_handler_fn handler;
     void *data;
@@ -123,8 +123,7 @@ const char *nx_mcp_call_target(const nx_mcp_call_t *call);
 
 /** Sends notifications/progress for <call> when the client asked for it (a progressToken in
  *  the request's _meta); <total> < 0 and <message> NULL are omitted. Progress must increase. */
-void nx_mcp_call_progress(nx_mcp_call_t *call, double progress, double total,
-                          const char *message);
+void nx_mcp_call_progress(nx_mcp_call_t *call, double progress, double total, const char *message);
 /** Sends notifications/message at <level> from <logger> (may be NULL) with <data> (stolen),
  *  unless the client set a higher level with logging/setLevel. */
 void nx_mcp_call_log(nx_mcp_call_t *call, nx_mcp_log_level_t level, const char *logger,
@@ -136,8 +135,8 @@ const json_t *nx_mcp_call_client_capabilities(const nx_mcp_call_t *call);
  * <error> (both borrowed for the duration of the callback) is non-NULL. <error> is a JSON-RPC
  * error object; the server also fails the request itself (code -32603) when the client went
  * away or cannot be asked. The callback may answer <call>. */
-typedef void (*nx_mcp_response_fn)(nx_mcp_call_t *call, const json_t *result,
-                                   const json_t *error, void *arg);
+typedef void (*nx_mcp_response_fn)(nx_mcp_call_t *call, const json_t *result, const json_t *error,
+                                   void *arg);
 /** Sends the request <method> with <params> (stolen) to the client on whose behalf <call> runs
  *  (sampling/createMessage, elicitation/create, roots/list) and calls <fn> with its answer.
  *  The answer is awaited only while <call> is unanswered. */
