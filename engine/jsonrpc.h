@@ -18,6 +18,7 @@ enum {
     NX_RPC_INTERNAL_ERROR = -32603,
     NX_RPC_RESOURCE_NOT_FOUND = -32002,  /* MCP legacy era */
     NX_RPC_HEADER_MISMATCH = -32020,     /* MCP 2026-07-28: Mcp-Method/Mcp-Name vs body */
+    NX_RPC_MISSING_CAPABILITY = -32021,  /* MCP 2026-07-28: data.requiredCapabilities */
     NX_RPC_UNSUPPORTED_VERSION = -32022, /* MCP 2026-07-28: data.supported lists versions */
 };
 

@@ -66,6 +66,7 @@ typedef struct mcp_exchange {
     uint64_t fwd_seq;
     char session_id[NX_MCP_SESSION_ID_LEN + 1];
     bool is_init;
+    bool stateless;              /* a 2026-07-28 request: errors map to HTTP statuses */
     bool standalone;             /* a GET stream: never ends by itself */
     nx_mcp_call_t *pending;      /* a handler still running */
     json_t *batch_answers;       /* a batch being answered: the responses so far */
@@ -232,6 +233,28 @@ static int encode_event(mcp_exchange_t *ex, json_t *msg, nx_buf_t *out) {
     return rc;
 }
 
+/* Clients of revision 2025-11-25 and later understand priming events (an id with empty data):
+ * each request stream starts with one, so that it can be resumed before its first message. */
+#define PRIMING_RETRY_MS 1000u
+
+static bool primes_streams(const mcp_exchange_t *ex) {
+    return ex->hs != NULL && ex->stream != 0 &&
+           strcmp(ex->hs->peer.protocol_version, "2025-11-25") >= 0;
+}
+
+/* Sends a priming event on <ex>'s stream: a logged id, a retry delay, no message. */
+static void send_priming(mcp_exchange_t *ex, uint32_t retry_ms) {
+    uint64_t seq = nx_mcp_event_log_append(&ex->hs->events, ex->stream, "", 0);
+    if (seq == 0) return;
+    char id[24];
+    snprintf(id, sizeof(id), "%llu", (unsigned long long)seq);
+    nx_buf_t out;
+    nx_buf_init(&out);
+    nx_sse_event_t ev = {.id = id, .retry_ms = retry_ms, .data = "", .data_len = 0};
+    if (nx_sse_encode(&out, &ev) == 0) sink_send(ex, FRAME_EVENT, 0, out.data, out.len, NULL);
+    nx_buf_dispose(&out);
+}
+
 /* Gives <ex> a stream number in its session (its events become resumable) and lists it there.
  * Requests' streams get even numbers, standalone streams odd ones, so that a Last-Event-ID
  * still tells which kind of stream it resumes after the request has ended. */
@@ -259,10 +282,26 @@ static void send_event(mcp_exchange_t *ex, json_t *msg) {
         return;
     }
     if (ex->hs != NULL) number_stream(ex, &ex->hs->exchanges);
+    if (!ex->streaming && primes_streams(ex)) send_priming(ex, PRIMING_RETRY_MS);
     nx_buf_t out;
     nx_buf_init(&out);
     if (encode_event(ex, msg, &out) == 0) sink_write(ex, FRAME_EVENT, 0, out.data, out.len, NULL);
     nx_buf_dispose(&out);
+}
+
+/* The request's handler asks the client to poll (SEP-1699): prime the stream with a resumable
+ * id and a retry delay, end it, and keep the handler running detached; what it sends next waits
+ * in the event log for the client's GET with Last-Event-ID. */
+static void close_stream(void *transport, uint32_t retry_ms) {
+    mcp_exchange_t *ex = transport;
+    if (ex->hs == NULL || ex->batch_answers != NULL ||
+        (ex->sink != SINK_HTTP && ex->sink != SINK_REMOTE))
+        return;
+    number_stream(ex, &ex->hs->exchanges);
+    send_priming(ex, retry_ms);
+    sink_send(ex, FRAME_FINAL, 200, NULL, 0, NULL);
+    if (ex->sink == SINK_HTTP) ex->hc = NULL;
+    ex->sink = SINK_DETACHED;
 }
 
 static void finish_json(mcp_exchange_t *ex, int status, json_t *msg, const char *extra) {
@@ -450,6 +489,25 @@ static void batch_answer(mcp_exchange_t *ex, json_t *msg) {
     finish_json(ex, 200, all, NULL);
 }
 
+/* The HTTP status of a 2026-07-28 answer: errors of the request's form are 400, an unknown
+ * method 404; everything else, tool failures and missing resources included, is 200. */
+static int stateless_status(const json_t *response) {
+    json_int_t code =
+        json_integer_value(json_object_get(json_object_get(response, "error"), "code"));
+    switch (code) {
+    case NX_RPC_METHOD_NOT_FOUND:
+        return 404;
+    case NX_RPC_PARSE_ERROR:
+    case NX_RPC_INVALID_REQUEST:
+    case NX_RPC_HEADER_MISMATCH:
+    case NX_RPC_MISSING_CAPABILITY:
+    case NX_RPC_UNSUPPORTED_VERSION:
+        return 400;
+    default:
+        return 200;
+    }
+}
+
 /* The MCP server's reply function: the response to the request of <transport>. */
 static void on_reply(void *transport, json_t *response) {
     mcp_exchange_t *ex = transport;
@@ -467,7 +525,7 @@ static void on_reply(void *transport, json_t *response) {
     }
     char extra[96] = "";
     if (ex->is_init) snprintf(extra, sizeof(extra), SESSION_HEADER ": %s\r\n", ex->session_id);
-    finish_json(ex, 200, response, extra);
+    finish_json(ex, ex->stateless ? stateless_status(response) : 200, response, extra);
 }
 
 static void on_related(void *transport, json_t *msg) {
@@ -564,6 +622,7 @@ static void process(mcp_exchange_t *ex, const char *body, size_t len, bool legac
     }
     nx_mcp_request_ctx_t ctx = {.reply = on_reply,
                                 .send = on_related,
+                                .close_stream = close_stream,
                                 .transport = ex,
                                 .peer = ex->hs ? &ex->hs->peer : NULL};
     uint32_t requests = 0;
@@ -602,6 +661,66 @@ out:
     nx_rpc_batch_dispose(&batch);
 }
 
+/* A 2026-07-28 request: no session, everything about the client in _meta, the routing headers
+ * checked against the body. Checked in the order the spec fixes so that each mistake gets its
+ * own error (and every error echoes the request's id). */
+static void process_stateless(mcp_exchange_t *ex, nx_http_request_t *req) {
+    nx_rpc_batch_t batch;
+    int rc = nx_rpc_decode(req->body.p, req->body.n, NULL, &batch);
+    if (rc == -ENOMEM) {
+        finish_rpc_error(ex, 503, NX_RPC_INTERNAL_ERROR, "out of memory", "Retry-After: 1\r\n");
+        return;
+    }
+    const nx_rpc_msg_t *msg = &batch.msgs[0];
+    ex->stateless = true;
+    if (rc < 0 || msg->kind == NX_RPC_INVALID) {
+        finish_json(ex, 400, nx_rpc_reject_new(msg), NULL);
+        goto out;
+    }
+    if (msg->kind != NX_RPC_REQUEST) {
+        finish_empty(ex, 202); /* notifications and responses: nothing to answer */
+        goto out;
+    }
+    char text[320];
+    json_t *data = NULL;
+    nx_str_t header = nx_http_request_header(req, "MCP-Protocol-Version");
+    int code = 0;
+    if (header.p == NULL) {
+        code = NX_RPC_HEADER_MISMATCH;
+        snprintf(text, sizeof(text), "the MCP-Protocol-Version header is required (%s)",
+                 NX_MCP_MODERN_VERSION);
+    }
+    if (code == 0) code = nx_mcp_check_modern_meta(msg->params, header, text, sizeof(text), &data);
+    if (code == 0)
+        code = nx_mcp_check_routing_headers(nx_http_request_header(req, "Mcp-Method"),
+                                            nx_http_request_header(req, "Mcp-Name"), msg->method,
+                                            msg->params, text, sizeof(text));
+    if (code != 0) {
+        finish_json(ex, 400, nx_rpc_error_new(msg->id, code, text, data), NULL);
+        goto out;
+    }
+    nx_mcp_request_ctx_t ctx = {
+        .reply = on_reply, .send = on_related, .transport = ex, .stateless = true};
+    nx_mcp_call_t *pending = NULL;
+    if (nx_mcp_server_dispatch(ex->es->engine->mcp, msg, &ctx, &pending) == NX_MCP_PENDING) {
+        ex->pending = pending;
+        park(ex);
+    }
+out:
+    nx_rpc_batch_dispose(&batch);
+}
+
+/* True when a POST without a session speaks the 2026-07-28 era: its MCP-Protocol-Version
+ * header names no legacy revision, or its body carries the modern _meta. A legacy initialize
+ * with a version header and no _meta stays legacy. */
+static bool is_stateless_post(nx_http_request_t *req) {
+    nx_str_t v = nx_http_request_header(req, "MCP-Protocol-Version");
+    if (v.p != NULL && !nx_mcp_version_is_legacy(v)) return true;
+    static const char key[] = NX_MCP_META_VERSION;
+    return req->body.n >= sizeof(key) - 1 &&
+           memmem(req->body.p, req->body.n, key, sizeof(key) - 1) != NULL;
+}
+
 /* Sends one logged event again, into the exchange <arg>. */
 static int replay_one(const nx_mcp_event_t *e, void *arg) {
     mcp_exchange_t *ex = arg;
@@ -609,7 +728,9 @@ static int replay_one(const nx_mcp_event_t *e, void *arg) {
     snprintf(id, sizeof(id), "%llu", (unsigned long long)e->seq);
     nx_buf_t out;
     nx_buf_init(&out);
-    nx_sse_event_t ev = {.id = id, .event = "message", .data = e->text, .data_len = e->len};
+    /* An empty event was a priming event: replayed as one (no event type, empty data). */
+    nx_sse_event_t ev = {
+        .id = id, .event = e->len ? "message" : NULL, .data = e->text, .data_len = e->len};
     if (nx_sse_encode(&out, &ev) == 0) sink_send(ex, FRAME_EVENT, 0, out.data, out.len, NULL);
     nx_buf_dispose(&out);
     return 0;
@@ -869,7 +990,7 @@ static void forward(nx_engine_shard_t *es, nx_engine_shard_t *owner, nx_http_con
 
 /* The checks every MCP HTTP request passes first; returns 0 or the HTTP status it answered. */
 static int check_request(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
-                         bool needs_accept, bool is_post) {
+                         bool needs_accept, bool is_post, bool check_version) {
     char msg[256];
     nx_str_t version;
     nx_mcp_origin_policy_t policy = {.allowed_hosts = es->engine->mcp_allowed_hosts};
@@ -878,7 +999,7 @@ static int check_request(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_requ
     if (status == 0 && needs_accept)
         status =
             nx_mcp_check_accept(nx_http_request_header(req, "Accept"), is_post, msg, sizeof(msg));
-    if (status == 0)
+    if (status == 0 && check_version)
         status = nx_mcp_check_protocol_header(nx_http_request_header(req, "MCP-Protocol-Version"),
                                               &version, msg, sizeof(msg));
     if (status != 0) nx_http_respond_error(hc, status, msg, NULL);
@@ -953,21 +1074,27 @@ static void route_to_owner(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_str_t s
 
 void nx_mcp_route_post(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
                        const nx_route_match_t *m) {
-    if (check_request(es, hc, req, true, true) != 0) return;
     nx_str_t sid = nx_http_request_header(req, SESSION_HEADER);
+    bool has_session = sid.p != NULL && sid.n > 0;
+    /* A stateless request's version is checked against its _meta (-32022), not here. */
+    if (check_request(es, hc, req, true, true, has_session || !is_stateless_post(req)) != 0) return;
     if (sid.p != NULL && sid.n > 0) {
         route_to_owner(es, hc, sid, FWD_POST, req->body, (nx_str_t){NULL, 0});
         return;
     }
-    /* Without a session id the message must be an initialize, answered here; process()
-     * refuses anything else once it has decoded the body. */
+    /* Without a session id: a stateless request, or an initialize answered here (process()
+     * refuses anything else once it has decoded the body). */
     mcp_exchange_t *ex = local_exchange(es, hc, sid);
-    if (ex != NULL) process(ex, req->body.p, req->body.n, false);
+    if (ex == NULL) return;
+    if (is_stateless_post(req))
+        process_stateless(ex, req);
+    else
+        process(ex, req->body.p, req->body.n, false);
 }
 
 void nx_mcp_route_delete(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
                          const nx_route_match_t *m) {
-    if (check_request(es, hc, req, false, false) != 0) return;
+    if (check_request(es, hc, req, false, false, true) != 0) return;
     route_to_owner(es, hc, nx_http_request_header(req, SESSION_HEADER), FWD_DELETE,
                    (nx_str_t){NULL, 0}, (nx_str_t){NULL, 0});
 }
@@ -978,7 +1105,7 @@ void nx_mcp_route_get(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request
         nx_mcp_ws_accept(es, hc, req);
         return;
     }
-    if (check_request(es, hc, req, true, false) != 0) return;
+    if (check_request(es, hc, req, true, false, true) != 0) return;
     route_to_owner(es, hc, nx_http_request_header(req, SESSION_HEADER), FWD_GET,
                    (nx_str_t){NULL, 0}, nx_http_request_header(req, "Last-Event-ID"));
 }
@@ -987,7 +1114,7 @@ void nx_mcp_route_get(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request
 
 void nx_mcp_route_sse(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
                       const nx_route_match_t *m) {
-    if (check_request(es, hc, req, false, false) != 0) return;
+    if (check_request(es, hc, req, false, false, true) != 0) return;
     mcp_exchange_t *ex = local_exchange(es, hc, (nx_str_t){NULL, 0});
     if (ex == NULL || create_session(ex, true) < 0) return;
     http_session_t *hs = ex->hs;
@@ -1021,7 +1148,7 @@ static nx_str_t query_param(nx_str_t q, const char *name) {
 
 void nx_mcp_route_messages(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
                            const nx_route_match_t *m) {
-    if (check_request(es, hc, req, false, false) != 0) return;
+    if (check_request(es, hc, req, false, false, true) != 0) return;
     nx_str_t sid = query_param(req->query, "sessionId");
     if (sid.p == NULL || sid.n == 0) {
         respond_rpc_error(hc, 400, NX_RPC_INVALID_REQUEST,

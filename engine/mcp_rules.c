@@ -16,18 +16,89 @@ bool nx_mcp_version_supported(nx_str_t v) {
     return false;
 }
 
-const char *nx_mcp_negotiate_version(nx_str_t requested) {
-    for (const char *const *p = nx_mcp_legacy_versions; *p != NULL; p++)
-        if (nx_str_eq(requested, nx_str_from(*p))) return *p;
-    return nx_mcp_legacy_versions[0];
-}
-
 static nx_str_t trim(nx_str_t s) {
     while (s.n > 0 && (s.p[0] == ' ' || s.p[0] == '\t'))
         s.p++, s.n--;
     while (s.n > 0 && (s.p[s.n - 1] == ' ' || s.p[s.n - 1] == '\t'))
         s.n--;
     return s;
+}
+
+bool nx_mcp_version_is_legacy(nx_str_t v) {
+    for (const char *const *p = nx_mcp_legacy_versions; *p != NULL; p++)
+        if (nx_str_eq(v, nx_str_from(*p))) return true;
+    return false;
+}
+
+bool nx_mcp_params_are_modern(const json_t *params) {
+    return json_object_get(json_object_get(params, "_meta"), NX_MCP_META_VERSION) != NULL;
+}
+
+int nx_mcp_check_modern_meta(const json_t *params, nx_str_t header_version, char *msg,
+                             size_t msglen, json_t **data) {
+    *data = NULL;
+    json_t *meta = json_object_get(params, "_meta");
+    const char *version = json_string_value(json_object_get(meta, NX_MCP_META_VERSION));
+    if (!json_is_object(meta) || version == NULL) {
+        snprintf(msg, msglen, "params._meta[\"%s\"] is required (a string) in protocol %s",
+                 NX_MCP_META_VERSION, NX_MCP_MODERN_VERSION);
+        return -32602;
+    }
+    if (!json_is_object(json_object_get(meta, NX_MCP_META_CAPABILITIES))) {
+        snprintf(msg, msglen, "params._meta[\"%s\"] is required (an object) in protocol %s",
+                 NX_MCP_META_CAPABILITIES, NX_MCP_MODERN_VERSION);
+        return -32602;
+    }
+    if (header_version.p != NULL && !nx_str_eq(header_version, nx_str_from(version))) {
+        snprintf(msg, msglen,
+                 "the MCP-Protocol-Version header (%.*s) does not match params._meta (%.40s)",
+                 (int)(header_version.n > 40 ? 40 : header_version.n), header_version.p, version);
+        return -32020;
+    }
+    if (strcmp(version, NX_MCP_MODERN_VERSION) != 0) {
+        snprintf(msg, msglen, "unsupported protocol version '%.40s'; supported: %s", version,
+                 NX_MCP_MODERN_VERSION);
+        *data = json_pack("{s:[s], s:s}", "supported", NX_MCP_MODERN_VERSION, "requested", version);
+        return -32022;
+    }
+    return 0;
+}
+
+int nx_mcp_check_routing_headers(nx_str_t mcp_method, nx_str_t mcp_name, const char *method,
+                                 const json_t *params, char *msg, size_t msglen) {
+    if (mcp_method.p == NULL) {
+        snprintf(msg, msglen, "the Mcp-Method header is required (it must repeat the method)");
+        return -32020;
+    }
+    if (!nx_str_eq(mcp_method, nx_str_from(method))) {
+        snprintf(msg, msglen, "the Mcp-Method header (%.*s) does not match the method (%.64s)",
+                 (int)(mcp_method.n > 64 ? 64 : mcp_method.n), mcp_method.p, method);
+        return -32020;
+    }
+    const char *key = strcmp(method, "tools/call") == 0 || strcmp(method, "prompts/get") == 0
+                          ? "name"
+                      : strcmp(method, "resources/read") == 0 ? "uri"
+                                                              : NULL;
+    if (key == NULL) return 0;
+    const char *want = json_string_value(json_object_get(params, key));
+    nx_str_t got = trim(mcp_name);
+    if (mcp_name.p == NULL) {
+        snprintf(msg, msglen, "the Mcp-Name header is required for %s (it must repeat params.%s)",
+                 method, key);
+        return -32020;
+    }
+    if (want == NULL || !nx_str_eq(got, nx_str_from(want))) {
+        snprintf(msg, msglen, "the Mcp-Name header (%.*s) does not match params.%s",
+                 (int)(got.n > 64 ? 64 : got.n), got.p, key);
+        return -32020;
+    }
+    return 0;
+}
+
+const char *nx_mcp_negotiate_version(nx_str_t requested) {
+    for (const char *const *p = nx_mcp_legacy_versions; *p != NULL; p++)
+        if (nx_str_eq(requested, nx_str_from(*p))) return *p;
+    return nx_mcp_legacy_versions[0];
 }
 
 /* True if some media range of <accept> with q > 0 covers <type>/<sub>. */

@@ -7,6 +7,7 @@
 
 #include "nexus/str.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -28,6 +29,29 @@ int nx_mcp_check_accept(nx_str_t accept, bool is_post, char *msg, size_t msglen)
 /** Validates the MCP-Protocol-Version header: 0 with <*version> set (the header, or the
  *  default when absent), or 400 for an unsupported value. */
 int nx_mcp_check_protocol_header(nx_str_t header, nx_str_t *version, char *msg, size_t msglen);
+
+/* _meta keys of the 2026-07-28 (modern, stateless) era. */
+#define NX_MCP_META_VERSION "io.modelcontextprotocol/protocolVersion"
+#define NX_MCP_META_CAPABILITIES "io.modelcontextprotocol/clientCapabilities"
+#define NX_MCP_META_CLIENT_INFO "io.modelcontextprotocol/clientInfo"
+#define NX_MCP_META_LOG_LEVEL "io.modelcontextprotocol/logLevel"
+#define NX_MCP_META_SERVER_INFO "io.modelcontextprotocol/serverInfo"
+
+/** True if <v> is a legacy-era revision. */
+bool nx_mcp_version_is_legacy(nx_str_t v);
+/** True if <params> carries the modern era's protocol version in its _meta. */
+bool nx_mcp_params_are_modern(const json_t *params);
+/** Checks the _meta of a modern request, in the order the spec fixes: _meta with protocolVersion
+ *  and clientCapabilities present (-32602), then equal to <header_version> when the transport
+ *  has one (-32020), then a version nexus speaks (-32022, with <*data> = {"supported",
+ *  "requested"}). Returns 0 or the JSON-RPC error code with a message in <msg>. */
+int nx_mcp_check_modern_meta(const json_t *params, nx_str_t header_version, char *msg,
+                             size_t msglen, json_t **data);
+/** Checks Mcp-Method against the body's <method> (exact) and, for tools/call, prompts/get and
+ *  resources/read, Mcp-Name against params.name / params.uri (surrounding spaces ignored).
+ *  Returns 0 or -32020 with a message in <msg>. */
+int nx_mcp_check_routing_headers(nx_str_t mcp_method, nx_str_t mcp_name, const char *method,
+                                 const json_t *params, char *msg, size_t msglen);
 
 /* Allowed hosts (names or addresses, no port) for the Host and Origin checks. Borrowed. */
 typedef struct nx_mcp_origin_policy {

@@ -46,7 +46,12 @@ struct nx_mcp_call {
     json_t *id;
     json_t *progress_token; /* NULL when the client asked for no progress */
     json_t *client_caps;    /* as the client declared them when the call started */
-    nx_mcp_reply_fn reply;  /* NULL once cancelled */
+    json_t *params;         /* the request's params ({} when absent) */
+    bool stateless;         /* 2026-07-28: results get resultType, logs need a logLevel */
+    bool cacheable;         /* a resources/read: results carry caching hints */
+    int log_threshold;      /* lowest level sent when there is no peer; > max = none */
+    nx_mcp_close_stream_fn close_stream;
+    nx_mcp_reply_fn reply; /* NULL once cancelled */
     nx_mcp_reply_fn send;
     void *transport;
     nx_mcp_peer_t *peer;   /* NULL when stateless or once the client is forgotten */
@@ -442,14 +447,45 @@ static bool template_match(const char *t, const char *uri, json_t *vars) {
 
 /* ---- answering ---- */
 
+/* Caching hints of list results and reads in the modern era: the catalog is fixed while
+ * serving, so lists may be shared for a minute; what a read returns is the handler's business. */
+#define LIST_TTL_MS 60000
+#define READ_TTL_MS 0
+
+/* Adds what the modern era requires of a result unless the handler set it: resultType and,
+ * for cacheable methods, ttlMs and cacheScope. */
+static json_t *decorate(json_t *result, bool stateless, int cache_kind) {
+    if (!stateless || !json_is_object(result)) return result;
+    if (json_object_get(result, "resultType") == NULL)
+        json_object_set_new(result, "resultType", json_string("complete"));
+    if (cache_kind != 0 && json_object_get(result, "ttlMs") == NULL) {
+        json_object_set_new(result, "ttlMs",
+                            json_integer(cache_kind == 1 ? LIST_TTL_MS : READ_TTL_MS));
+        json_object_set_new(result, "cacheScope",
+                            json_string(cache_kind == 1 ? "public" : "private"));
+    }
+    return result;
+}
+
+/* 1 for the list methods and server/discover (shared catalog), 2 for reads, 0 otherwise. */
+static int cache_kind_of(const char *method) {
+    static const char *const lists[] = {"tools/list", "prompts/list", "resources/list",
+                                        "resources/templates/list", "server/discover"};
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+        if (strcmp(method, lists[i]) == 0) return 1;
+    return strcmp(method, "resources/read") == 0 ? 2 : 0;
+}
+
 static nx_mcp_dispatch_t reply_error(const nx_mcp_request_ctx_t *ctx, json_t *id, int code,
                                      const char *message) {
     ctx->reply(ctx->transport, nx_rpc_error_new(id, code, message, NULL));
     return NX_MCP_ANSWERED;
 }
 
-static nx_mcp_dispatch_t reply_result(const nx_mcp_request_ctx_t *ctx, json_t *id, json_t *result) {
-    ctx->reply(ctx->transport, nx_rpc_result_new(id, result));
+static nx_mcp_dispatch_t reply_result(const nx_mcp_request_ctx_t *ctx, const nx_rpc_msg_t *msg,
+                                      json_t *result) {
+    result = decorate(result, ctx->stateless, cache_kind_of(msg->method));
+    ctx->reply(ctx->transport, nx_rpc_result_new(msg->id, result));
     return NX_MCP_ANSWERED;
 }
 
@@ -471,11 +507,13 @@ static void call_finish(nx_mcp_call_t *call, json_t *msg) {
     json_decref(call->id);
     json_decref(call->progress_token);
     json_decref(call->client_caps);
+    json_decref(call->params);
     free(call->target);
     free(call);
 }
 
 void nx_mcp_call_return(nx_mcp_call_t *call, json_t *result) {
+    result = decorate(result, call->stateless, call->cacheable ? 2 : 0);
     call_finish(call, nx_rpc_result_new(call->id, result));
 }
 
@@ -520,6 +558,19 @@ const json_t *nx_mcp_call_client_capabilities(const nx_mcp_call_t *call) {
     return call->client_caps;
 }
 
+const json_t *nx_mcp_call_params(const nx_mcp_call_t *call) {
+    return call->params;
+}
+
+bool nx_mcp_call_is_stateless(const nx_mcp_call_t *call) {
+    return call->stateless;
+}
+
+void nx_mcp_call_close_stream(nx_mcp_call_t *call, uint32_t retry_ms) {
+    if (call->close_stream != NULL && call->reply != NULL)
+        call->close_stream(call->transport, retry_ms);
+}
+
 /* Sends <msg> (stolen) related to <call> before its answer; false when it could not go. */
 static bool call_send(nx_mcp_call_t *call, json_t *msg) {
     if (msg == NULL || call->reply == NULL) {
@@ -535,18 +586,27 @@ static bool call_send(nx_mcp_call_t *call, json_t *msg) {
     return false;
 }
 
-void nx_mcp_call_progress(nx_mcp_call_t *call, double progress, double total, const char *message) {
+/* A JSON number for <v>: an integer when it is one (progress counts are usually whole). */
+static json_t *json_number(double v) {
+    if (v >= -9007199254740992.0 && v <= 9007199254740992.0 && v == (double)(json_int_t)v)
+        return json_integer((json_int_t)v);
+    return json_real(v);
+}
+
+void nx_mcp_call_progress(nx_mcp_call_t *call, double progress, double total,
+                          const char *message) {
     if (call->progress_token == NULL) return;
-    json_t *p =
-        json_pack("{s:O, s:f}", "progressToken", call->progress_token, "progress", progress);
-    if (total >= 0) json_object_set_new(p, "total", json_real(total));
+    json_t *p = json_pack("{s:O, s:o}", "progressToken", call->progress_token, "progress",
+                          json_number(progress));
+    if (total >= 0) json_object_set_new(p, "total", json_number(total));
     set_opt_string(p, "message", message);
     call_send(call, nx_rpc_notification_new("notifications/progress", p));
 }
 
 void nx_mcp_call_log(nx_mcp_call_t *call, nx_mcp_log_level_t level, const char *logger,
                      json_t *data) {
-    if (call->peer != NULL && level < call->peer->log_level) {
+    int threshold = call->peer != NULL ? (int)call->peer->log_level : call->log_threshold;
+    if ((int)level < threshold) {
         json_decref(data);
         return;
     }
@@ -621,9 +681,24 @@ static nx_mcp_dispatch_t run_handler(const nx_rpc_msg_t *msg, const nx_mcp_reque
     call->send = ctx->send;
     call->transport = ctx->transport;
     call->peer = ctx->peer;
-    call->client_caps = ctx->peer && ctx->peer->client_capabilities
-                            ? json_incref(ctx->peer->client_capabilities)
-                            : json_object();
+    call->stateless = ctx->stateless;
+    call->cacheable = kind == KIND_RESOURCE;
+    call->close_stream = ctx->close_stream;
+    call->params = msg->params ? json_incref(msg->params) : json_object();
+    json_t *meta = json_object_get(msg->params, "_meta");
+    if (ctx->stateless) {
+        /* The modern era says everything about the client in each request's _meta; without a
+         * logLevel there the client wants no log messages at all. */
+        json_t *caps = json_object_get(meta, NX_MCP_META_CAPABILITIES);
+        call->client_caps = caps ? json_incref(caps) : json_object();
+        const char *lvl = json_string_value(json_object_get(meta, NX_MCP_META_LOG_LEVEL));
+        int l = lvl ? nx_mcp_log_level_from_name(lvl) : -1;
+        call->log_threshold = l >= 0 ? l : NX_MCP_LOG_EMERGENCY + 1;
+    } else {
+        call->client_caps = ctx->peer && ctx->peer->client_capabilities
+                                ? json_incref(ctx->peer->client_capabilities)
+                                : json_object();
+    }
     nx_list_init(&call->outgoing);
     nx_list_init(&call->peer_link);
     if (call->peer != NULL) nx_list_insert_tail(&call->peer->calls, &call->peer_link);
@@ -674,7 +749,7 @@ static nx_mcp_dispatch_t do_initialize(nx_mcp_server_t *s, const nx_rpc_msg_t *m
         json_pack("{s:s, s:o, s:{s:s, s:s}}", "protocolVersion", answer, "capabilities",
                   capabilities(s), "serverInfo", "name", s->name, "version", s->version);
     set_opt_string(result, "instructions", s->instructions);
-    return reply_result(ctx, msg->id, result);
+    return reply_result(ctx, msg, result);
 }
 
 /* Reads params.cursor for list <c> with cursor prefix <tag>: the offset it names, 0 without a
@@ -714,7 +789,7 @@ static nx_mcp_dispatch_t do_list(const nx_mcp_server_t *s, const catalog_t *c, c
         snprintf(next, sizeof(next), "%c%x", tag, i);
         json_object_set_new(result, "nextCursor", json_string(next));
     }
-    return reply_result(ctx, msg->id, result);
+    return reply_result(ctx, msg, result);
 }
 
 static nx_mcp_dispatch_t do_tools_call(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
@@ -744,7 +819,7 @@ static nx_mcp_dispatch_t do_tools_call(nx_mcp_server_t *s, const nx_rpc_msg_t *m
         snprintf(m + strlen(m), sizeof(m) - strlen(m), "%s", se.message);
         json_decref(empty);
         return reply_result(
-            ctx, msg->id,
+            ctx, msg,
             json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text", m, "isError", 1));
     }
     nx_mcp_dispatch_t d =
@@ -770,8 +845,10 @@ static nx_mcp_dispatch_t do_resources_read(nx_mcp_server_t *s, const nx_rpc_msg_
         json_decref(vars);
         char m[300];
         snprintf(m, sizeof(m), "Resource not found: %.256s", uri);
-        ctx->reply(ctx->transport, nx_rpc_error_new(msg->id, NX_RPC_RESOURCE_NOT_FOUND, m,
-                                                    json_pack("{s:s}", "uri", uri)));
+        /* -32002 was the legacy era's code; 2026-07-28 (SEP-2164) says invalid params. */
+        int code = ctx->stateless ? NX_RPC_INVALID_PARAMS : NX_RPC_RESOURCE_NOT_FOUND;
+        ctx->reply(ctx->transport,
+                   nx_rpc_error_new(msg->id, code, m, json_pack("{s:s}", "uri", uri)));
         return NX_MCP_ANSWERED;
     }
     json_t *args = json_pack("{s:s, s:o}", "uri", uri, "variables", vars);
@@ -795,7 +872,7 @@ static nx_mcp_dispatch_t do_subscription(const nx_rpc_msg_t *msg, const nx_mcp_r
         json_object_set_new(ctx->peer->subscriptions, uri, json_true());
     else
         json_object_del(ctx->peer->subscriptions, uri);
-    return reply_result(ctx, msg->id, json_object());
+    return reply_result(ctx, msg, json_object());
 }
 
 static nx_mcp_dispatch_t do_prompts_get(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
@@ -856,12 +933,25 @@ static nx_mcp_dispatch_t do_complete(nx_mcp_server_t *s, const nx_rpc_msg_t *msg
                            "params.argument needs string members name and value");
     if (s->complete == NULL)
         return reply_result(
-            ctx, msg->id,
+            ctx, msg,
             json_pack("{s:{s:[], s:i, s:b}}", "completion", "values", "total", 0, "hasMore", 0));
     const char *target = json_string_value(json_object_get(ref, "name"));
     if (target == NULL) target = json_string_value(json_object_get(ref, "uri"));
     return run_handler(msg, ctx, pending, KIND_COMPLETION, target ? target : "", s->complete,
                        s->complete_data, msg->params);
+}
+
+/* server/discover (2026-07-28): versions, capabilities and who we are, in one cacheable answer.
+ * listChanged and subscribe are not offered: the stateless era delivers them through
+ * subscriptions/listen, which nexus does not serve yet. */
+static nx_mcp_dispatch_t do_discover(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
+                                     const nx_mcp_request_ctx_t *ctx) {
+    json_t *result = json_pack("{s:[s], s:{s:{}, s:{}, s:{}, s:{}}, s:{s:{s:s, s:s}}}",
+                               "supportedVersions", NX_MCP_MODERN_VERSION, "capabilities", "tools",
+                               "resources", "prompts", "completions", "_meta",
+                               NX_MCP_META_SERVER_INFO, "name", s->name, "version", s->version);
+    set_opt_string(result, "instructions", s->instructions);
+    return reply_result(ctx, msg, result);
 }
 
 static nx_mcp_dispatch_t do_set_level(const nx_rpc_msg_t *msg, const nx_mcp_request_ctx_t *ctx) {
@@ -875,7 +965,7 @@ static nx_mcp_dispatch_t do_set_level(const nx_rpc_msg_t *msg, const nx_mcp_requ
                            "params.level must be one of debug, info, notice, warning, error, "
                            "critical, alert, emergency");
     if (ctx->peer != NULL) ctx->peer->log_level = (nx_mcp_log_level_t)l;
-    return reply_result(ctx, msg->id, json_object());
+    return reply_result(ctx, msg, json_object());
 }
 
 nx_mcp_dispatch_t nx_mcp_server_dispatch(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
@@ -911,6 +1001,12 @@ nx_mcp_dispatch_t nx_mcp_server_dispatch(nx_mcp_server_t *s, const nx_rpc_msg_t 
     size_t which = 0, n = sizeof(methods) / sizeof(methods[0]);
     while (which < n && strcmp(methods[which], m) != 0)
         which++;
+    if (ctx->stateless) {
+        /* What needs a session (initialize, ping, setLevel, subscriptions) is gone in
+         * 2026-07-28; server/discover is new. */
+        if (strcmp(m, "server/discover") == 0) return do_discover(s, msg, ctx);
+        if (which == 0 || which == 1 || which == 7 || which == 8 || which == 12) which = n;
+    }
     /* Before initialize only initialize and ping make sense on a connection (legacy era). */
     if (which >= 2 && which < n && ctx->peer != NULL && !ctx->peer->initialized)
         return reply_error(ctx, msg->id, NX_RPC_INVALID_REQUEST,
@@ -919,7 +1015,7 @@ nx_mcp_dispatch_t nx_mcp_server_dispatch(nx_mcp_server_t *s, const nx_rpc_msg_t 
     case 0:
         return do_initialize(s, msg, ctx);
     case 1:
-        return reply_result(ctx, msg->id, json_object());
+        return reply_result(ctx, msg, json_object());
     case 2:
         return do_list(s, &s->tools, "tools", 't', msg, ctx);
     case 3:
@@ -946,6 +1042,7 @@ nx_mcp_dispatch_t nx_mcp_server_dispatch(nx_mcp_server_t *s, const nx_rpc_msg_t 
         break;
     }
     char text[200];
-    snprintf(text, sizeof(text), "Method not found: %.128s", m);
+    snprintf(text, sizeof(text), "Method not found: %.128s%s", m,
+             ctx->stateless ? " (in protocol " NX_MCP_MODERN_VERSION ")" : "");
     return reply_error(ctx, msg->id, NX_RPC_METHOD_NOT_FOUND, text);
 }

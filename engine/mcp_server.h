@@ -43,13 +43,18 @@ void nx_mcp_peer_init(nx_mcp_peer_t *p, nx_mcp_push_fn push, void *owner);
  *  calls keep running without it. */
 void nx_mcp_peer_dispose(nx_mcp_peer_t *p);
 
+/* Ends the event stream of one request early (SEP-1699 polling); see nx_mcp_call_close_stream. */
+typedef void (*nx_mcp_close_stream_fn)(void *transport, uint32_t retry_ms);
+
 /* What a transport knows about the request it dispatches. */
 typedef struct nx_mcp_request_ctx {
     nx_mcp_reply_fn reply; /* the response, exactly once */
     nx_mcp_reply_fn send;  /* messages related to the request before its response (progress,
                               log, server-to-client requests); NULL = the peer's push */
+    nx_mcp_close_stream_fn close_stream; /* NULL when the transport cannot resume streams */
     void *transport;
-    nx_mcp_peer_t *peer; /* NULL: a stateless request (modern era) */
+    nx_mcp_peer_t *peer; /* NULL: no session (stateless requests) */
+    bool stateless;      /* the 2026-07-28 era: _meta already validated by the transport */
 } nx_mcp_request_ctx_t;
 
 /* Outcome of dispatching one message. */

@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct nx_mcp_server nx_mcp_server_t;
 /* One request being answered by a handler (tools/call, resources/read, prompts/get,
@@ -142,6 +143,20 @@ typedef void (*nx_mcp_response_fn)(nx_mcp_call_t *call, const json_t *result, co
  *  The answer is awaited only while <call> is unanswered. */
 void nx_mcp_call_request(nx_mcp_call_t *call, const char *method, json_t *params,
                          nx_mcp_response_fn fn, void *arg);
+
+/** The request's params as the client sent them (borrowed; {} when absent): for what a
+ *  handler needs beyond its arguments, such as _meta, or inputResponses and requestState when
+ *  a 2026-07-28 client answers an input_required result. */
+const json_t *nx_mcp_call_params(const nx_mcp_call_t *call);
+/** True when the request came in the stateless 2026-07-28 era: there is no session, so
+ *  nx_mcp_call_request always fails; a handler that needs input from the client returns
+ *  {"resultType": "input_required", "inputRequests": {...}, "requestState"?: "..."} instead. */
+bool nx_mcp_call_is_stateless(const nx_mcp_call_t *call);
+/** Ends the event stream the call's answer would go on, after a priming event that tells the
+ *  client to reconnect after <retry_ms> (SEP-1699 polling). The call goes on; its later
+ *  messages and its answer wait in the session's event log until the client resumes with
+ *  Last-Event-ID. No effect where streams cannot be resumed (no session, WebSocket, stdio). */
+void nx_mcp_call_close_stream(nx_mcp_call_t *call, uint32_t retry_ms);
 
 /** Tells the clients of the calling shard thread that subscribed to <uri>
  *  (resources/subscribe) that it changed: notifications/resources/updated on each one's
