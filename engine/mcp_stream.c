@@ -2,6 +2,7 @@
 #include "mcp_stream.h"
 
 #include "jsonrpc.h"
+#include "mcp_rules.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -96,6 +97,21 @@ void nx_mcp_stream_handle(nx_mcp_stream_t *st, const char *p, size_t n) {
     nx_list_insert_tail(&st->calls, &c->link);
     nx_mcp_request_ctx_t ctx = {
         .reply = on_reply, .send = on_related, .transport = c, .peer = &st->peer};
+    if (msg->kind == NX_RPC_REQUEST && nx_mcp_params_are_modern(msg->params)) {
+        /* A 2026-07-28 request: self-contained, whatever the connection negotiated before. */
+        char text[320];
+        json_t *data = NULL;
+        int code = nx_mcp_check_modern_meta(msg->params, (nx_str_t){NULL, 0}, text,
+                                            sizeof(text), &data);
+        if (code != 0) {
+            free_call(c);
+            st->send(st, nx_rpc_error_new(msg->id, code, text, data));
+            nx_rpc_batch_dispose(&batch);
+            return;
+        }
+        ctx.peer = NULL;
+        ctx.stateless = true;
+    }
     nx_mcp_call_t *pending = NULL;
     nx_mcp_dispatch_t d = nx_mcp_server_dispatch(st->server, msg, &ctx, &pending);
     if (d == NX_MCP_PENDING)
