@@ -148,6 +148,11 @@ typedef struct nxl_config {
     bool json, quiet;
     char *req;      /* <depth> copies of the request, back to back */
     size_t req_len; /* bytes of one copy */
+    /* --conn-headers: one request set per header line; connection i sends set i % nvariants
+     * (e.g. one MCP session per connection). Without it there is one set, req. */
+    char **variants;
+    size_t *variant_len;
+    unsigned nvariants;
     size_t rbuf_size;
 } nxl_config_t;
 
@@ -189,6 +194,8 @@ typedef struct nxl_thread nxl_thread_t;
  * intended start (latency origin) and actual send time (timeout origin). */
 typedef struct nxl_conn {
     nxl_thread_t *t;
+    const char *req; /* <depth> copies of this connection's request */
+    size_t req_len;
     int fd;
     nxl_conn_state_t state;
     nx_op_t op_connect, op_send, op_recv;
@@ -213,6 +220,7 @@ typedef struct nxl_conn {
 
 struct nxl_thread {
     int id;
+    unsigned first_conn; /* global index of conns[0] */
     const nxl_config_t *cfg;
     nx_loop_t *loop;
     pthread_t tid;
@@ -340,7 +348,7 @@ static void conn_arm_recv(nxl_conn_t *c) {
 }
 
 static void conn_start_send(nxl_conn_t *c) {
-    int rc = nx_loop_send(c->t->loop, &c->op_send, c->fd, c->t->cfg->req + c->send_off,
+    int rc = nx_loop_send(c->t->loop, &c->op_send, c->fd, c->req + c->send_off,
                           c->send_len - c->send_off);
     if (rc < 0) {
         conn_fail(c, NXL_ERR_WRITE, true, -rc);
@@ -361,7 +369,7 @@ static void conn_send_requests(nxl_conn_t *c, unsigned k, const uint64_t *start,
     c->inflight += k;
     c->t->outstanding += k;
     c->send_off = 0;
-    c->send_len = (size_t)k * cfg->req_len;
+    c->send_len = (size_t)k * c->req_len;
     conn_start_send(c);
 }
 
@@ -784,6 +792,13 @@ static int thread_setup(nxl_thread_t *t) {
     for (unsigned i = 0; i < t->nconns; i++) {
         nxl_conn_t *c = &t->conns[i];
         c->t = t;
+        c->req = cfg->req;
+        c->req_len = cfg->req_len;
+        if (cfg->nvariants > 0) {
+            unsigned v = (t->first_conn + i) % cfg->nvariants;
+            c->req = cfg->variants[v];
+            c->req_len = cfg->variant_len[v];
+        }
         c->fd = -1;
         c->op_connect.cb = on_connect;
         c->op_send.cb = on_send;
@@ -895,6 +910,8 @@ static void usage(FILE *f) {
             "  -H 'Name: v'    extra request header (repeatable)\n"
             "  -b BODY         request body\n"
             "  --body-file F   request body from file F\n"
+            "  --conn-headers F  one more header per connection, round-robin over the lines\n"
+            "                  of F (e.g. a distinct Mcp-Session-Id for each connection)\n"
             "  --warmup DUR    load for DUR before recording\n"
             "  --timeout MS    per-request and connect timeout (default 2000)\n"
             "  --json          print one JSON object with the results on stdout\n"
@@ -988,13 +1005,17 @@ static char *read_file(const char *path, size_t *len) {
     size_t n = fread(data, 1, (size_t)sb.st_size, f);
     fclose(f);
     if (n != (size_t)sb.st_size) die_usage("--body-file %s: short read", path);
+    data[n] = '\0'; /* for the line-oriented readers */
     *len = n;
     return data;
 }
 
-static void build_request(nxl_config_t *cfg, const char **hdrs, unsigned nhdrs, const char *body,
-                          size_t body_len, bool have_body) {
-    size_t cap = strlen(cfg->method) + strlen(cfg->path) + strlen(cfg->host) + 64 + body_len;
+/* Builds <depth> copies of the request with <hdrs> plus <extra> (NULL or one header line);
+ * returns them, one copy's length in <*len>. */
+static char *build_request(nxl_config_t *cfg, const char **hdrs, unsigned nhdrs, const char *extra,
+                           const char *body, size_t body_len, bool have_body, size_t *len) {
+    size_t cap = strlen(cfg->method) + strlen(cfg->path) + strlen(cfg->host) + 64 + body_len +
+                 (extra ? strlen(extra) + 2 : 0);
     for (unsigned i = 0; i < nhdrs; i++)
         cap += strlen(hdrs[i]) + 2;
     char *one = malloc(cap);
@@ -1008,24 +1029,53 @@ static void build_request(nxl_config_t *cfg, const char **hdrs, unsigned nhdrs, 
     if (!user_host) n += (size_t)snprintf(one + n, cap - n, "Host: %s\r\n", cfg->host);
     for (unsigned i = 0; i < nhdrs; i++)
         n += (size_t)snprintf(one + n, cap - n, "%s\r\n", hdrs[i]);
+    if (extra != NULL) n += (size_t)snprintf(one + n, cap - n, "%s\r\n", extra);
     if (have_body && !user_len)
         n += (size_t)snprintf(one + n, cap - n, "Content-Length: %zu\r\n", body_len);
     n += (size_t)snprintf(one + n, cap - n, "\r\n");
     if (body_len) memcpy(one + n, body, body_len);
     n += body_len;
-    cfg->req_len = n;
-    cfg->req = malloc(n * cfg->depth);
-    if (cfg->req == NULL) die_usage("out of memory for %u request copies", cfg->depth);
+    char *all = malloc(n * cfg->depth);
+    if (all == NULL) die_usage("out of memory for %u request copies", cfg->depth);
     for (unsigned i = 0; i < cfg->depth; i++)
-        memcpy(cfg->req + (size_t)i * n, one, n);
+        memcpy(all + (size_t)i * n, one, n);
     free(one);
+    *len = n;
+    return all;
 }
 
-enum { OPT_BODY_FILE = 256, OPT_WARMUP, OPT_TIMEOUT, OPT_JSON };
+/* --conn-headers FILE: a request set per non-empty line ("Name: value"). */
+static void build_variants(nxl_config_t *cfg, const char *file, const char **hdrs, unsigned nhdrs,
+                           const char *body, size_t body_len, bool have_body) {
+    size_t flen = 0;
+    char *text = read_file(file, &flen);
+    unsigned cap = 0;
+    for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        size_t l = strlen(line);
+        if (l > 0 && line[l - 1] == '\r') line[--l] = '\0';
+        if (l == 0) continue;
+        if (strchr(line, ':') == NULL)
+            die_usage("--conn-headers: expected 'Name: value', got '%s'", line);
+        if (cfg->nvariants == cap) {
+            cap = cap ? cap * 2 : 16;
+            cfg->variants = realloc(cfg->variants, cap * sizeof(char *));
+            cfg->variant_len = realloc(cfg->variant_len, cap * sizeof(size_t));
+            if (cfg->variants == NULL || cfg->variant_len == NULL) die_usage("out of memory");
+        }
+        cfg->variants[cfg->nvariants] = build_request(cfg, hdrs, nhdrs, line, body, body_len,
+                                                      have_body, &cfg->variant_len[cfg->nvariants]);
+        cfg->nvariants++;
+    }
+    free(text);
+    if (cfg->nvariants == 0) die_usage("--conn-headers %s: no header lines", file);
+}
+
+enum { OPT_BODY_FILE = 256, OPT_WARMUP, OPT_TIMEOUT, OPT_JSON, OPT_CONN_HEADERS };
 
 static void parse_args(nxl_config_t *cfg, int argc, char **argv) {
     static const struct option longopts[] = {
         {"body-file", required_argument, NULL, OPT_BODY_FILE},
+        {"conn-headers", required_argument, NULL, OPT_CONN_HEADERS},
         {"warmup", required_argument, NULL, OPT_WARMUP},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"json", no_argument, NULL, OPT_JSON},
@@ -1044,7 +1094,7 @@ static void parse_args(nxl_config_t *cfg, int argc, char **argv) {
     };
     const char **hdrs = calloc((size_t)argc, sizeof(char *));
     unsigned nhdrs = 0;
-    const char *body = NULL, *body_file = NULL;
+    const char *body = NULL, *body_file = NULL, *conn_headers = NULL;
     cfg->conns = 64;
     cfg->threads = 1;
     cfg->depth = 1;
@@ -1092,6 +1142,9 @@ static void parse_args(nxl_config_t *cfg, int argc, char **argv) {
         case OPT_BODY_FILE:
             body_file = optarg;
             break;
+        case OPT_CONN_HEADERS:
+            conn_headers = optarg;
+            break;
         case OPT_WARMUP:
             cfg->warmup_ns = parse_duration("--warmup", optarg);
             break;
@@ -1129,7 +1182,10 @@ static void parse_args(nxl_config_t *cfg, int argc, char **argv) {
     bool have_body = body || body_file;
     if (cfg->method == NULL) cfg->method = have_body ? "POST" : "GET";
     cfg->head = strcmp(cfg->method, "HEAD") == 0;
-    build_request(cfg, hdrs, nhdrs, body_file ? body_data : body, body_len, have_body);
+    const char *b = body_file ? body_data : body;
+    cfg->req = build_request(cfg, hdrs, nhdrs, NULL, b, body_len, have_body, &cfg->req_len);
+    if (conn_headers != NULL)
+        build_variants(cfg, conn_headers, hdrs, nhdrs, b, body_len, have_body);
     free(body_data);
     free(hdrs);
     /* receive buffers: big enough for long header lines, bounded in total */
@@ -1299,10 +1355,13 @@ int main(int argc, char **argv) {
     nxl_thread_t *ts = calloc(cfg.threads, sizeof(*ts));
     if (ts == NULL) return 1;
     pthread_barrier_init(&g_barrier, NULL, cfg.threads + 1);
+    unsigned first = 0;
     for (unsigned i = 0; i < cfg.threads; i++) {
         ts[i].id = (int)i;
         ts[i].cfg = &cfg;
         ts[i].nconns = cfg.conns / cfg.threads + (i < cfg.conns % cfg.threads ? 1 : 0);
+        ts[i].first_conn = first;
+        first += ts[i].nconns;
         int rc = pthread_create(&ts[i].tid, NULL, thread_main, &ts[i]);
         if (rc != 0) {
             fprintf(stderr, "nxload: pthread_create: %s\n", strerror(rc));
