@@ -661,6 +661,10 @@ out:
     nx_rpc_batch_dispose(&batch);
 }
 
+static nx_str_t request_header(void *req, const char *name) {
+    return nx_http_request_header(req, name);
+}
+
 /* A 2026-07-28 request: no session, everything about the client in _meta, the routing headers
  * checked against the body. Checked in the order the spec fixes so that each mistake gets its
  * own error (and every error echoes the request's id). */
@@ -695,6 +699,10 @@ static void process_stateless(mcp_exchange_t *ex, nx_http_request_t *req) {
         code = nx_mcp_check_routing_headers(nx_http_request_header(req, "Mcp-Method"),
                                             nx_http_request_header(req, "Mcp-Name"), msg->method,
                                             msg->params, text, sizeof(text));
+    if (code == 0 && strcmp(msg->method, "tools/call") == 0)
+        code = nx_mcp_server_check_param_headers(
+            ex->es->engine->mcp, json_string_value(json_object_get(msg->params, "name")),
+            json_object_get(msg->params, "arguments"), request_header, req, text, sizeof(text));
     if (code != 0) {
         finish_json(ex, 400, nx_rpc_error_new(msg->id, code, text, data), NULL);
         goto out;

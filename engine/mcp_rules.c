@@ -2,6 +2,7 @@
 #include "mcp_rules.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -92,6 +93,50 @@ int nx_mcp_check_routing_headers(nx_str_t mcp_method, nx_str_t mcp_name, const c
                  (int)(got.n > 64 ? 64 : got.n), got.p, key);
         return -32020;
     }
+    return 0;
+}
+
+static int b64_value(unsigned char c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+int nx_mcp_param_header_decode(nx_str_t v, char *out, size_t cap, size_t *len) {
+    static const char pre[] = "=?base64?", post[] = "?=";
+    size_t np = sizeof(pre) - 1, nq = sizeof(post) - 1;
+    if (v.n < np + nq || memcmp(v.p, pre, np) != 0 || memcmp(v.p + v.n - nq, post, nq) != 0) {
+        if (v.n > cap) return -1; /* a literal value */
+        memcpy(out, v.p, v.n);
+        *len = v.n;
+        return 0;
+    }
+    const unsigned char *p = (const unsigned char *)v.p + np;
+    size_t n = v.n - np - nq, o = 0;
+    if (n % 4 != 0) return -1; /* padding is required */
+    for (size_t i = 0; i < n; i += 4) {
+        int q[4];
+        size_t pad = 0;
+        for (size_t k = 0; k < 4; k++) {
+            bool last_quad = i + 4 == n;
+            if (p[i + k] == '=' && last_quad && k >= 2) {
+                q[k] = 0;
+                pad++;
+                continue;
+            }
+            if (pad > 0 || (q[k] = b64_value(p[i + k])) < 0) return -1;
+        }
+        uint32_t bits =
+            (uint32_t)q[0] << 18 | (uint32_t)q[1] << 12 | (uint32_t)q[2] << 6 | (uint32_t)q[3];
+        size_t bytes = 3 - pad;
+        if (o + bytes > cap) return -1;
+        for (size_t k = 0; k < bytes; k++)
+            out[o++] = (char)(bits >> (16 - 8 * k));
+    }
+    *len = o;
     return 0;
 }
 

@@ -53,6 +53,11 @@ int nx_mcp_check_modern_meta(const json_t *params, nx_str_t header_version, char
 int nx_mcp_check_routing_headers(nx_str_t mcp_method, nx_str_t mcp_name, const char *method,
                                  const json_t *params, char *msg, size_t msglen);
 
+/** Decodes an Mcp-Param-* header value: "=?base64?<standard base64 with padding>?=" is decoded
+ *  strictly (bad characters or padding fail), anything else is taken literally. Returns 0 with
+ *  the value in <out> (<*len> bytes), or -1 when the encoded form is malformed or too long. */
+int nx_mcp_param_header_decode(nx_str_t v, char *out, size_t cap, size_t *len);
+
 /* Allowed hosts (names or addresses, no port) for the Host and Origin checks. Borrowed. */
 typedef struct nx_mcp_origin_policy {
     const char *const *allowed_hosts; /* NULL-terminated */

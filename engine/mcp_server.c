@@ -21,6 +21,7 @@ typedef struct entry {
     json_t *descriptor; /* the object the list method returns */
     nx_schema_t *input; /* tools: compiled inputSchema */
     json_t *required;   /* prompts: names of required arguments */
+    json_t *headers;    /* tools: {"<H>": "<property>"} for properties marked x-mcp-header */
     nx_mcp_handler_fn handler;
     void *data;
 } entry_t;
@@ -180,6 +181,7 @@ static void catalog_free(catalog_t *c) {
         free(c->items[i].name);
         json_decref(c->items[i].descriptor);
         json_decref(c->items[i].required);
+        json_decref(c->items[i].headers);
         nx_schema_free(c->items[i].input);
     }
     free(c->items);
@@ -315,14 +317,24 @@ int nx_mcp_server_add_tool(nx_mcp_server_t *s, const nx_mcp_tool_def_t *def, cha
         }
         json_object_set_new(desc, keys[i], j);
     }
+    /* SEP-2243: properties mirrored in Mcp-Param-<H> request headers. */
+    json_t *headers = json_object();
+    const char *prop;
+    json_t *ps;
+    json_object_foreach(json_object_get(input, "properties"), prop, ps) {
+        const char *h = json_string_value(json_object_get(ps, "x-mcp-header"));
+        if (h != NULL) json_object_set_new(headers, h, json_string(prop));
+    }
     entry_t e = {.name = strdup(def->name),
                  .descriptor = desc,
+                 .headers = headers,
                  .input = compiled,
                  .handler = def->handler,
                  .data = def->data};
     if (e.name == NULL || catalog_add(&s->tools, e) < 0) {
         free(e.name);
         json_decref(desc);
+        json_decref(headers);
         nx_schema_free(compiled);
         return -ENOMEM;
     }
@@ -417,6 +429,46 @@ int nx_mcp_server_add_prompt(nx_mcp_server_t *s, const nx_mcp_prompt_def_t *def,
         json_decref(desc);
         json_decref(required);
         return -ENOMEM;
+    }
+    return 0;
+}
+
+int nx_mcp_server_check_param_headers(const nx_mcp_server_t *s, const char *tool,
+                                      const json_t *args, nx_mcp_header_fn header, void *arg,
+                                      char *msg, size_t msglen) {
+    const entry_t *e = tool ? catalog_find(&s->tools, tool) : NULL;
+    if (e == NULL || json_object_size(e->headers) == 0) return 0;
+    const char *h;
+    json_t *prop;
+    json_object_foreach(e->headers, h, prop) {
+        char name[160];
+        snprintf(name, sizeof(name), "Mcp-Param-%s", h);
+        nx_str_t got = header(arg, name);
+        json_t *v = json_object_get(args, json_string_value(prop));
+        if (v == NULL && got.p == NULL) continue;
+        if (got.p == NULL || v == NULL) {
+            snprintf(msg, msglen, "the %s header and argument %s must come together", name,
+                     json_string_value(prop));
+            return NX_RPC_HEADER_MISMATCH;
+        }
+        char want[1024], dec[1024];
+        size_t wlen, dlen = 0;
+        if (json_is_string(v)) {
+            wlen = (size_t)snprintf(want, sizeof(want), "%s", json_string_value(v));
+        } else {
+            char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+            wlen = (size_t)snprintf(want, sizeof(want), "%s", t ? t : "");
+            free(t);
+        }
+        if (nx_mcp_param_header_decode(got, dec, sizeof(dec), &dlen) < 0) {
+            snprintf(msg, msglen, "the %s header is not valid =?base64?...?= text", name);
+            return NX_RPC_HEADER_MISMATCH;
+        }
+        if (dlen != wlen || memcmp(dec, want, wlen) != 0) {
+            snprintf(msg, msglen, "the %s header does not match argument %s", name,
+                     json_string_value(prop));
+            return NX_RPC_HEADER_MISMATCH;
+        }
     }
     return 0;
 }
@@ -593,8 +645,7 @@ static json_t *json_number(double v) {
     return json_real(v);
 }
 
-void nx_mcp_call_progress(nx_mcp_call_t *call, double progress, double total,
-                          const char *message) {
+void nx_mcp_call_progress(nx_mcp_call_t *call, double progress, double total, const char *message) {
     if (call->progress_token == NULL) return;
     json_t *p = json_pack("{s:O, s:o}", "progressToken", call->progress_token, "progress",
                           json_number(progress));

@@ -9,6 +9,7 @@
 
 #include "jsonrpc.h"
 #include "nexus/list.h"
+#include "nexus/str.h"
 #include "nexus/mcp.h"
 
 #include <stdint.h>
@@ -81,6 +82,15 @@ void nx_mcp_server_set_page_size(nx_mcp_server_t *s, uint32_t page_size);
 json_t *nx_mcp_server_tool_names(const nx_mcp_server_t *s);
 /** Number of registered tools. */
 uint32_t nx_mcp_server_tool_count(const nx_mcp_server_t *s);
+/* Looks up request header <name> (case-insensitive); {NULL, 0} when absent. */
+typedef nx_str_t (*nx_mcp_header_fn)(void *arg, const char *name);
+/** Checks the Mcp-Param-<H> headers of a 2026-07-28 tools/call of <tool> with <args> against
+ *  the properties its inputSchema marks "x-mcp-header": "<H>": each argument given must come
+ *  with its header, equal (after =?base64?...?= decoding) to the argument as a string. Returns
+ *  0 (also for unknown tools: dispatch reports those), or -32020 with a message in <msg>. */
+int nx_mcp_server_check_param_headers(const nx_mcp_server_t *s, const char *tool,
+                                      const json_t *args, nx_mcp_header_fn header, void *arg,
+                                      char *msg, size_t msglen);
 /** The log level named <name> ("debug" ... "emergency"), or -1. */
 int nx_mcp_log_level_from_name(const char *name);
 
