@@ -216,6 +216,7 @@ static int on_shard_start(nx_shard_t *s) {
     nx_list_init(&es->ws_clients);
     nx_list_init(&es->mcp_owned);
     nx_mcp_http_shard_init(es);
+    nx_mcp_tasks_set_shard((uint32_t)s->id);
     nx_shard_timer_start(s, &es->session_sweep, NX_MCP_SESSION_SWEEP_MS);
     t_current_shard = es;
     s->user = es;
@@ -250,6 +251,7 @@ static void on_shard_stop(nx_shard_t *s) {
     nx_http_server_dispose(&es->rest.http);
     nx_http_server_dispose(&es->mcp.http);
     nx_timer_stop(&es->session_sweep);
+    nx_mcp_tasks_dispose();
     nx_mcp_sessions_dispose(&es->sessions);
     nx_mcp_http_free_outbox(es);
     t_current_shard = NULL;

@@ -96,7 +96,7 @@ struct mcp_forward {
     uint64_t seq; /* unique per origin */
     nx_http_conn_t *hc;
     bool streaming;
-    enum { FWD_POST, FWD_DELETE, FWD_GET, FWD_MESSAGES } kind;
+    enum { FWD_POST, FWD_DELETE, FWD_GET, FWD_MESSAGES, FWD_STATELESS } kind;
     char session_id[NX_MCP_SESSION_ID_LEN + 1];
     char last_event_id[24];
     char *body;
@@ -119,6 +119,8 @@ typedef struct fwd_frame {
 static void on_client_gone(nx_http_conn_t *hc, void *arg);
 static void on_forward_client_gone(nx_http_conn_t *hc, void *arg);
 static void post_frame(nx_engine_shard_t *es, fwd_frame_t *fr);
+static void forward(nx_engine_shard_t *es, nx_engine_shard_t *owner, nx_http_conn_t *hc,
+                    nx_str_t sid, nx_str_t body, int kind, nx_str_t last_event_id);
 
 /* ---- writing to a connection (on the shard that owns it) ---- */
 
@@ -665,6 +667,30 @@ static nx_str_t request_header(void *req, const char *name) {
     return nx_http_request_header(req, name);
 }
 
+/* Dispatches a validated 2026-07-28 request. */
+static void dispatch_stateless(mcp_exchange_t *ex, const nx_rpc_msg_t *msg) {
+    ex->stateless = true;
+    nx_mcp_request_ctx_t ctx = {
+        .reply = on_reply, .send = on_related, .transport = ex, .stateless = true};
+    nx_mcp_call_t *pending = NULL;
+    if (nx_mcp_server_dispatch(ex->es->engine->mcp, msg, &ctx, &pending) == NX_MCP_PENDING) {
+        ex->pending = pending;
+        park(ex);
+    }
+}
+
+/* A forwarded 2026-07-28 request (validated on the shard that received it). */
+static void process_forwarded_stateless(mcp_exchange_t *ex, const char *body, size_t len) {
+    nx_rpc_batch_t batch;
+    if (nx_rpc_decode(body, len, NULL, &batch) < 0 || batch.msgs[0].kind != NX_RPC_REQUEST) {
+        ex->stateless = true;
+        finish_rpc_error(ex, 400, NX_RPC_INVALID_REQUEST, "not a request", NULL);
+    } else {
+        dispatch_stateless(ex, &batch.msgs[0]);
+    }
+    nx_rpc_batch_dispose(&batch);
+}
+
 /* A 2026-07-28 request: no session, everything about the client in _meta, the routing headers
  * checked against the body. Checked in the order the spec fixes so that each mistake gets its
  * own error (and every error echoes the request's id). */
@@ -707,13 +733,21 @@ static void process_stateless(mcp_exchange_t *ex, nx_http_request_t *req) {
         finish_json(ex, 400, nx_rpc_error_new(msg->id, code, text, data), NULL);
         goto out;
     }
-    nx_mcp_request_ctx_t ctx = {
-        .reply = on_reply, .send = on_related, .transport = ex, .stateless = true};
-    nx_mcp_call_t *pending = NULL;
-    if (nx_mcp_server_dispatch(ex->es->engine->mcp, msg, &ctx, &pending) == NX_MCP_PENDING) {
-        ex->pending = pending;
-        park(ex);
+    /* A task lives on the shard that created it, which its id names. */
+    const char *task = strncmp(msg->method, "tasks/", 6) == 0
+                           ? json_string_value(json_object_get(msg->params, "taskId"))
+                           : NULL;
+    int owner = task ? nx_mcp_session_id_shard(nx_str_from(task)) : -1;
+    nx_engine_shard_t *es = ex->es;
+    if (owner >= 0 && (uint32_t)owner < es->engine->shard_count &&
+        (uint32_t)owner != (uint32_t)es->shard->id && ex->sink == SINK_HTTP) {
+        nx_http_conn_t *hc = ex->hc;
+        exchange_free(ex);
+        forward(es, es->engine->shards[owner], hc, (nx_str_t){NULL, 0}, req->body, FWD_STATELESS,
+                (nx_str_t){NULL, 0});
+        goto out;
     }
+    dispatch_stateless(ex, msg);
 out:
     nx_rpc_batch_dispose(&batch);
 }
@@ -906,6 +940,9 @@ static void on_forwarded(nx_shard_t *s, nx_msg_t *m) {
     case FWD_MESSAGES:
         process(ex, f->body, f->body_len, f->kind == FWD_MESSAGES);
         break;
+    case FWD_STATELESS:
+        process_forwarded_stateless(ex, f->body, f->body_len);
+        break;
     }
 }
 
@@ -977,7 +1014,7 @@ static void forward(nx_engine_shard_t *es, nx_engine_shard_t *owner, nx_http_con
     f->seq = ++es->mcp_forward_seq;
     f->hc = hc;
     f->kind = kind;
-    memcpy(f->session_id, sid.p, sid.n);
+    if (sid.n > 0) memcpy(f->session_id, sid.p, sid.n);
     if (last_event_id.n < sizeof(f->last_event_id)) {
         if (last_event_id.n > 0) memcpy(f->last_event_id, last_event_id.p, last_event_id.n);
     } else

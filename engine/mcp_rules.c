@@ -76,10 +76,14 @@ int nx_mcp_check_routing_headers(nx_str_t mcp_method, nx_str_t mcp_name, const c
                  (int)(mcp_method.n > 64 ? 64 : mcp_method.n), mcp_method.p, method);
         return -32020;
     }
-    const char *key = strcmp(method, "tools/call") == 0 || strcmp(method, "prompts/get") == 0
-                          ? "name"
-                      : strcmp(method, "resources/read") == 0 ? "uri"
-                                                              : NULL;
+    const char *key = NULL;
+    if (strcmp(method, "tools/call") == 0 || strcmp(method, "prompts/get") == 0)
+        key = "name";
+    else if (strcmp(method, "resources/read") == 0)
+        key = "uri";
+    else if (strcmp(method, "tasks/get") == 0 || strcmp(method, "tasks/update") == 0 ||
+             strcmp(method, "tasks/cancel") == 0)
+        key = "taskId";
     if (key == NULL) return 0;
     const char *want = json_string_value(json_object_get(params, key));
     nx_str_t got = trim(mcp_name);

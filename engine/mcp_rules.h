@@ -48,7 +48,8 @@ bool nx_mcp_params_are_modern(const json_t *params);
 int nx_mcp_check_modern_meta(const json_t *params, nx_str_t header_version, char *msg,
                              size_t msglen, json_t **data);
 /** Checks Mcp-Method against the body's <method> (exact) and, for tools/call, prompts/get and
- *  resources/read, Mcp-Name against params.name / params.uri (surrounding spaces ignored).
+ *  resources/read and tasks/get|update|cancel, Mcp-Name against params.name / params.uri /
+ *  params.taskId (surrounding spaces ignored).
  *  Returns 0 or -32020 with a message in <msg>. */
 int nx_mcp_check_routing_headers(nx_str_t mcp_method, nx_str_t mcp_name, const char *method,
                                  const json_t *params, char *msg, size_t msglen);

@@ -6,12 +6,14 @@
 
 #include "jsonschema.h"
 #include "mcp_rules.h"
+#include "mcp_session.h"
 #include "nexus/errors.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef enum call_kind { KIND_TOOL, KIND_RESOURCE, KIND_PROMPT, KIND_COMPLETION } call_kind_t;
 
@@ -24,6 +26,7 @@ typedef struct entry {
     json_t *headers;    /* tools: {"<H>": "<property>"} for properties marked x-mcp-header */
     nx_mcp_handler_fn handler;
     void *data;
+    nx_mcp_task_support_t task_support;
 } entry_t;
 
 typedef struct catalog {
@@ -325,10 +328,16 @@ int nx_mcp_server_add_tool(nx_mcp_server_t *s, const nx_mcp_tool_def_t *def, cha
         const char *h = json_string_value(json_object_get(ps, "x-mcp-header"));
         if (h != NULL) json_object_set_new(headers, h, json_string(prop));
     }
+    if (def->task_support != NX_MCP_TASK_FORBIDDEN)
+        json_object_set_new(
+            desc, "execution",
+            json_pack("{s:s}", "taskSupport",
+                      def->task_support == NX_MCP_TASK_REQUIRED ? "required" : "optional"));
     entry_t e = {.name = strdup(def->name),
                  .descriptor = desc,
                  .headers = headers,
                  .input = compiled,
+                 .task_support = def->task_support,
                  .handler = def->handler,
                  .data = def->data};
     if (e.name == NULL || catalog_add(&s->tools, e) < 0) {
@@ -763,17 +772,268 @@ static nx_mcp_dispatch_t run_handler(const nx_rpc_msg_t *msg, const nx_mcp_reque
     return NX_MCP_PENDING;
 }
 
+/* ---- tasks (extension io.modelcontextprotocol/tasks, SEP-2663, 2026-07-28 era) ----
+ * A tools/call from a client that declares the extension, for a tool that allows tasks and
+ * does not answer at once, is answered with a task id; the call goes on, its answer is kept in
+ * the task, and the client polls tasks/get, answers input requests with tasks/update and may
+ * tasks/cancel. Tasks live on the shard thread that created them (the id names it; transports
+ * route the tasks methods there) and are kept ttlMs after they end. */
+
+#define TASKS_EXT "io.modelcontextprotocol/tasks"
+#define TASK_TTL_MS 300000u
+#define TASK_POLL_MS 250u
+#define TASKS_PER_THREAD 10000u
+
+typedef struct task {
+    nx_list_t link;
+    char id[NX_MCP_SESSION_ID_LEN + 1];
+    const char *status; /* working, input_required, completed, failed, cancelled */
+    json_t *result, *error;
+    json_t *input_requests; /* while input_required: what the handler asked for */
+    json_t *responses;      /* the answers collected so far by tasks/update */
+    json_t *request_state;  /* handed back to the handler with the answers, never shown */
+    const entry_t *tool;
+    json_t *params; /* the tools/call params, to run the handler again with answers */
+    nx_mcp_call_t *call;
+    char created[32], updated[32];
+    uint64_t expires_ms; /* monotonic; 0 while not ended */
+} task_t;
+
+static __thread nx_list_t thread_tasks;
+static __thread uint32_t thread_task_count;
+static __thread uint32_t thread_shard;
+
+void nx_mcp_tasks_set_shard(uint32_t shard) {
+    thread_shard = shard;
+}
+
+static nx_list_t *tasks_of_thread(void) {
+    if (thread_tasks.next == NULL) nx_list_init(&thread_tasks);
+    return &thread_tasks;
+}
+
+static uint64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ISO-8601 UTC with milliseconds, as task timestamps are written. */
+static void iso_now(char out[32]) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03ldZ", ts.tv_nsec / 1000000L);
+}
+
+static bool task_ended(const task_t *t) {
+    return strcmp(t->status, "completed") == 0 || strcmp(t->status, "failed") == 0 ||
+           strcmp(t->status, "cancelled") == 0;
+}
+
+static void task_free(task_t *t) {
+    nx_list_remove(&t->link);
+    thread_task_count--;
+    json_decref(t->result);
+    json_decref(t->error);
+    json_decref(t->input_requests);
+    json_decref(t->responses);
+    json_decref(t->request_state);
+    json_decref(t->params);
+    free(t);
+}
+
+/* Drops ended tasks whose time to live is over. */
+static void tasks_sweep(void) {
+    uint64_t now = mono_ms();
+    nx_list_t *pos, *tmp, *list = tasks_of_thread();
+    nx_list_foreach_safe(pos, tmp, list) {
+        task_t *t = nx_container_of(pos, task_t, link);
+        if (t->expires_ms != 0 && t->expires_ms <= now) task_free(t);
+    }
+}
+
+static task_t *task_find(const char *id) {
+    nx_list_t *pos, *list = tasks_of_thread();
+    nx_list_foreach(pos, list) {
+        task_t *t = nx_container_of(pos, task_t, link);
+        if (strcmp(t->id, id) == 0) return t;
+    }
+    return NULL;
+}
+
+static void task_set_status(task_t *t, const char *status) {
+    t->status = status;
+    iso_now(t->updated);
+    if (task_ended(t)) t->expires_ms = mono_ms() + TASK_TTL_MS;
+}
+
+/* The reply function of a call running as a task: its answer becomes the task's state. */
+static void task_on_reply(void *transport, json_t *response) {
+    task_t *t = transport;
+    t->call = NULL;
+    json_t *error = json_object_get(response, "error");
+    json_t *result = json_object_get(response, "result");
+    const char *type = json_string_value(json_object_get(result, "resultType"));
+    if (error != NULL) {
+        t->error = json_incref(error);
+        task_set_status(t, "failed");
+    } else if (type != NULL && strcmp(type, "input_required") == 0) {
+        json_decref(t->input_requests);
+        json_decref(t->request_state);
+        json_decref(t->responses);
+        t->input_requests = json_incref(json_object_get(result, "inputRequests"));
+        t->request_state = json_incref(json_object_get(result, "requestState"));
+        t->responses = json_object();
+        task_set_status(t, "input_required");
+    } else {
+        t->result = json_incref(result);
+        task_set_status(t, "completed");
+    }
+    json_decref(response);
+}
+
+/* Progress and log messages of a task have nobody to go to: the client polls. */
+static void task_on_send(void *transport, json_t *msg) {
+    json_decref(msg);
+}
+
+/* Makes the running <call> the task's: its answer now goes to the task. */
+static void task_adopt(task_t *t, nx_mcp_call_t *call) {
+    t->call = call;
+    call->reply = task_on_reply;
+    call->send = task_on_send;
+    call->transport = t;
+    call->close_stream = NULL;
+}
+
+static json_t *task_envelope(const task_t *t, const char *result_type) {
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "resultType", result_type, "taskId",
+                     t->id, "status", t->status, "createdAt", t->created, "lastUpdatedAt",
+                     t->updated, "ttlMs", (json_int_t)TASK_TTL_MS, "pollIntervalMs",
+                     (json_int_t)TASK_POLL_MS);
+}
+
+/* Turns the pending <call> of tools/call <msg> into a new task; NULL when the thread holds too
+ * many (the call then simply goes on as a request). */
+static task_t *task_start(const entry_t *tool, const nx_rpc_msg_t *msg, nx_mcp_call_t *call) {
+    tasks_sweep();
+    if (thread_task_count >= TASKS_PER_THREAD) return NULL;
+    task_t *t = calloc(1, sizeof(*t));
+    if (t == NULL || nx_mcp_random_id(thread_shard, t->id) < 0) {
+        free(t);
+        return NULL;
+    }
+    t->tool = tool;
+    t->params = json_deep_copy(msg->params);
+    iso_now(t->created);
+    memcpy(t->updated, t->created, sizeof(t->updated));
+    t->status = "working";
+    nx_list_insert_tail(tasks_of_thread(), &t->link);
+    thread_task_count++;
+    task_adopt(t, call);
+    return t;
+}
+
+void nx_mcp_tasks_dispose(void) {
+    nx_list_t *list = tasks_of_thread();
+    while (!nx_list_empty(list)) {
+        task_t *t = nx_container_of(list->next, task_t, link);
+        if (t->call != NULL) nx_mcp_call_cancel(t->call);
+        task_free(t);
+    }
+}
+
+static bool client_has_tasks(const nx_mcp_request_ctx_t *ctx, const nx_rpc_msg_t *msg) {
+    json_t *caps = json_object_get(json_object_get(msg->params, "_meta"), NX_MCP_META_CAPABILITIES);
+    return ctx->stateless && json_object_get(json_object_get(caps, "extensions"), TASKS_EXT);
+}
+
+static nx_mcp_dispatch_t reply_missing_tasks(const nx_mcp_request_ctx_t *ctx, json_t *id,
+                                             const char *what) {
+    char m[200];
+    snprintf(m, sizeof(m), "%s needs the client capability extensions[\"%s\"]", what, TASKS_EXT);
+    ctx->reply(ctx->transport, nx_rpc_error_new(id, NX_RPC_MISSING_CAPABILITY, m,
+                                                json_pack("{s:{s:{s:{}}}}", "requiredCapabilities",
+                                                          "extensions", TASKS_EXT)));
+    return NX_MCP_ANSWERED;
+}
+
+/* Runs the task's tool again with the answers to its input requests (SEP-2322 style). */
+static void task_resume(nx_mcp_server_t *s, task_t *t);
+
+static nx_mcp_dispatch_t do_tasks(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
+                                  const nx_mcp_request_ctx_t *ctx) {
+    if (!ctx->stateless) {
+        char text[200];
+        snprintf(text, sizeof(text), "Method not found: %.64s (tasks need protocol %s)",
+                 msg->method, NX_MCP_MODERN_VERSION);
+        return reply_error(ctx, msg->id, NX_RPC_METHOD_NOT_FOUND, text);
+    }
+    if (!client_has_tasks(ctx, msg)) return reply_missing_tasks(ctx, msg->id, msg->method);
+    nx_rpc_error_t err;
+    const char *id = NULL;
+    if (nx_rpc_param_string(msg->params, "taskId", true, &id, &err) < 0)
+        return reply_error(ctx, msg->id, err.code, err.message);
+    tasks_sweep();
+    task_t *t = task_find(id);
+    if (t == NULL) {
+        char m[200];
+        snprintf(m, sizeof(m), "unknown taskId '%.64s' (never created here, or expired)", id);
+        return reply_error(ctx, msg->id, NX_RPC_INVALID_PARAMS, m);
+    }
+    if (strcmp(msg->method, "tasks/cancel") == 0) {
+        if (!task_ended(t)) {
+            nx_mcp_call_t *call = t->call;
+            t->call = NULL;
+            if (call != NULL) nx_mcp_call_cancel(call);
+            task_set_status(t, "cancelled");
+        }
+        return reply_result(ctx, msg, json_object());
+    }
+    if (strcmp(msg->method, "tasks/update") == 0) {
+        json_t *answers = NULL;
+        if (nx_rpc_param(msg->params, "inputResponses", NX_RPC_T_OBJECT, true, &answers, &err) < 0)
+            return reply_error(ctx, msg->id, err.code, err.message);
+        if (strcmp(t->status, "input_required") == 0) {
+            const char *key;
+            json_t *v;
+            json_object_foreach(answers, key, v) {
+                if (json_object_get(t->input_requests, key) != NULL)
+                    json_object_set(t->responses, key, v);
+            }
+            if (json_object_size(t->responses) >= json_object_size(t->input_requests))
+                task_resume(s, t);
+        }
+        return reply_result(ctx, msg, json_object());
+    }
+    /* tasks/get: the task, with what its state carries */
+    json_t *r = task_envelope(t, "complete");
+    if (t->result != NULL) json_object_set(r, "result", t->result);
+    if (t->error != NULL) json_object_set(r, "error", t->error);
+    if (strcmp(t->status, "input_required") == 0) {
+        json_t *pending = json_object();
+        const char *key;
+        json_t *v;
+        json_object_foreach(t->input_requests, key, v) {
+            if (json_object_get(t->responses, key) == NULL) json_object_set(pending, key, v);
+        }
+        json_object_set_new(r, "inputRequests", pending);
+    }
+    ctx->reply(ctx->transport, nx_rpc_result_new(msg->id, r));
+    return NX_MCP_ANSWERED;
+}
+
 /* ---- methods ---- */
 
 static json_t *capabilities(const nx_mcp_server_t *s) {
-    json_t *caps =
-        json_pack("{s:{s:b}, s:{}, s:{}}", "tools", "listChanged", 1, "logging", "completions");
-    if (s->resources.count + s->templates.count > 0)
-        json_object_set_new(caps, "resources",
-                            json_pack("{s:b, s:b}", "subscribe", 1, "listChanged", 1));
-    if (s->prompts.count > 0)
-        json_object_set_new(caps, "prompts", json_pack("{s:b}", "listChanged", 1));
-    return caps;
+    /* Every method is served (empty lists included), so every capability is declared. */
+    (void)s;
+    return json_pack("{s:{s:b}, s:{s:b, s:b}, s:{s:b}, s:{}, s:{}}", "tools", "listChanged", 1,
+                     "resources", "subscribe", 1, "listChanged", 1, "prompts", "listChanged", 1,
+                     "logging", "completions");
 }
 
 static nx_mcp_dispatch_t do_initialize(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
@@ -873,10 +1133,47 @@ static nx_mcp_dispatch_t do_tools_call(nx_mcp_server_t *s, const nx_rpc_msg_t *m
             ctx, msg,
             json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text", m, "isError", 1));
     }
+    bool tasks = client_has_tasks(ctx, msg);
+    if (tool->task_support == NX_MCP_TASK_REQUIRED && !tasks) {
+        json_decref(empty);
+        return reply_missing_tasks(ctx, msg->id, "this tool runs only as a task: it");
+    }
+    nx_mcp_call_t *call = NULL;
     nx_mcp_dispatch_t d =
-        run_handler(msg, ctx, pending, KIND_TOOL, tool->name, tool->handler, tool->data, args);
+        run_handler(msg, ctx, &call, KIND_TOOL, tool->name, tool->handler, tool->data, args);
     json_decref(empty);
+    task_t *t = NULL;
+    if (d == NX_MCP_PENDING && tasks && tool->task_support != NX_MCP_TASK_FORBIDDEN &&
+        (t = task_start(tool, msg, call)) != NULL) {
+        /* Still running: the client gets the task now and polls for the rest. */
+        ctx->reply(ctx->transport, nx_rpc_result_new(msg->id, task_envelope(t, "task")));
+        return NX_MCP_ANSWERED;
+    }
+    if (pending != NULL) *pending = call;
     return d;
+}
+
+static void task_resume(nx_mcp_server_t *s, task_t *t) {
+    json_t *params = json_deep_copy(t->params);
+    json_object_set(params, "inputResponses", t->responses);
+    if (t->request_state != NULL) json_object_set(params, "requestState", t->request_state);
+    json_decref(t->input_requests);
+    json_decref(t->request_state);
+    t->input_requests = t->request_state = NULL;
+    task_set_status(t, "working");
+    json_t *id = json_integer(0);
+    nx_rpc_msg_t msg = {.kind = NX_RPC_REQUEST, .id = id, .method = "tools/call", .params = params};
+    nx_mcp_request_ctx_t ctx = {
+        .reply = task_on_reply, .send = task_on_send, .transport = t, .stateless = true};
+    json_t *args = json_object_get(params, "arguments");
+    json_t *empty = args ? NULL : json_object();
+    nx_mcp_call_t *call = NULL;
+    if (run_handler(&msg, &ctx, &call, KIND_TOOL, t->tool->name, t->tool->handler, t->tool->data,
+                    args ? args : empty) == NX_MCP_PENDING)
+        t->call = call;
+    json_decref(empty);
+    json_decref(id);
+    json_decref(params);
 }
 
 static nx_mcp_dispatch_t do_resources_read(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
@@ -997,10 +1294,11 @@ static nx_mcp_dispatch_t do_complete(nx_mcp_server_t *s, const nx_rpc_msg_t *msg
  * subscriptions/listen, which nexus does not serve yet. */
 static nx_mcp_dispatch_t do_discover(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
                                      const nx_mcp_request_ctx_t *ctx) {
-    json_t *result = json_pack("{s:[s], s:{s:{}, s:{}, s:{}, s:{}}, s:{s:{s:s, s:s}}}",
-                               "supportedVersions", NX_MCP_MODERN_VERSION, "capabilities", "tools",
-                               "resources", "prompts", "completions", "_meta",
-                               NX_MCP_META_SERVER_INFO, "name", s->name, "version", s->version);
+    json_t *result =
+        json_pack("{s:[s], s:{s:{}, s:{}, s:{}, s:{}, s:{s:{}}}, s:{s:{s:s, s:s}}}",
+                  "supportedVersions", NX_MCP_MODERN_VERSION, "capabilities", "tools", "resources",
+                  "prompts", "completions", "extensions", TASKS_EXT, "_meta",
+                  NX_MCP_META_SERVER_INFO, "name", s->name, "version", s->version);
     set_opt_string(result, "instructions", s->instructions);
     return reply_result(ctx, msg, result);
 }
@@ -1052,6 +1350,9 @@ nx_mcp_dispatch_t nx_mcp_server_dispatch(nx_mcp_server_t *s, const nx_rpc_msg_t 
     size_t which = 0, n = sizeof(methods) / sizeof(methods[0]);
     while (which < n && strcmp(methods[which], m) != 0)
         which++;
+    if (strcmp(m, "tasks/get") == 0 || strcmp(m, "tasks/update") == 0 ||
+        strcmp(m, "tasks/cancel") == 0)
+        return do_tasks(s, msg, ctx);
     if (ctx->stateless) {
         /* What needs a session (initialize, ping, setLevel, subscriptions) is gone in
          * 2026-07-28; server/discover is new. */

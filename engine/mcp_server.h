@@ -91,6 +91,10 @@ typedef nx_str_t (*nx_mcp_header_fn)(void *arg, const char *name);
 int nx_mcp_server_check_param_headers(const nx_mcp_server_t *s, const char *tool,
                                       const json_t *args, nx_mcp_header_fn header, void *arg,
                                       char *msg, size_t msglen);
+/** Names the shard of the calling thread (task ids carry it, so requests reach their task). */
+void nx_mcp_tasks_set_shard(uint32_t shard);
+/** Cancels and frees the calling thread's tasks (shard stop). */
+void nx_mcp_tasks_dispose(void);
 /** The log level named <name> ("debug" ... "emergency"), or -1. */
 int nx_mcp_log_level_from_name(const char *name);
 

@@ -65,19 +65,10 @@ int nx_mcp_session_create(nx_mcp_sessions_t *t, uint64_t now_ms, nx_mcp_session_
     }
     nx_mcp_session_t *s = calloc(1, sizeof(*s));
     if (s == NULL) return -ENOMEM;
-    unsigned char rnd[16];
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+    if (nx_mcp_random_id(t->shard, s->id) < 0) {
         free(s);
         return -EIO;
     }
-    static const char hex[] = "0123456789abcdef";
-    s->id[0] = hex[(t->shard >> 4) & 15];
-    s->id[1] = hex[t->shard & 15];
-    for (size_t i = 0; i < sizeof(rnd); i++) {
-        s->id[2 + 2 * i] = hex[rnd[i] >> 4];
-        s->id[3 + 2 * i] = hex[rnd[i] & 15];
-    }
-    s->id[NX_MCP_SESSION_ID_LEN] = '\0';
     s->created_ms = s->last_used_ms = now_ms;
     uint32_t b = hash_id(s->id, NX_MCP_SESSION_ID_LEN) & t->bucket_mask;
     s->hash_next = t->buckets[b];
@@ -132,6 +123,20 @@ int nx_mcp_session_id_shard(nx_str_t id) {
     for (size_t i = 0; i < id.n; i++)
         if (hex_value(id.p[i]) < 0) return -1;
     return hex_value(id.p[0]) * 16 + hex_value(id.p[1]);
+}
+
+int nx_mcp_random_id(uint32_t shard, char out[NX_MCP_SESSION_ID_LEN + 1]) {
+    unsigned char rnd[16];
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) return -EIO;
+    static const char hex[] = "0123456789abcdef";
+    out[0] = hex[(shard >> 4) & 15];
+    out[1] = hex[shard & 15];
+    for (size_t i = 0; i < sizeof(rnd); i++) {
+        out[2 + 2 * i] = hex[rnd[i] >> 4];
+        out[3 + 2 * i] = hex[rnd[i] & 15];
+    }
+    out[NX_MCP_SESSION_ID_LEN] = '\0';
+    return 0;
 }
 
 void nx_mcp_sessions_on_release(nx_mcp_sessions_t *t, nx_mcp_session_release_fn fn, void *arg) {

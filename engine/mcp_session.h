@@ -62,6 +62,9 @@ nx_mcp_session_t *nx_mcp_session_find(nx_mcp_sessions_t *t, nx_str_t id, uint64_
 void nx_mcp_session_close(nx_mcp_sessions_t *t, nx_mcp_session_t *s);
 /** Frees every session idle longer than idle_ms at <now_ms>; returns how many. */
 size_t nx_mcp_sessions_expire(nx_mcp_sessions_t *t, uint64_t now_ms);
+/** Writes a fresh id for an object owned by <shard> (sessions, tasks): the shard in 2 hex
+ *  digits, then 128 random bits in hex. Returns 0, or -EIO when no randomness is available. */
+int nx_mcp_random_id(uint32_t shard, char out[NX_MCP_SESSION_ID_LEN + 1]);
 /** The shard named by session id <id>, or -1 when <id> is not a well-formed session id. */
 int nx_mcp_session_id_shard(nx_str_t id);
 

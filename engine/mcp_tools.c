@@ -177,34 +177,36 @@ int nx_mcp_register_builtin_tools(nx_engine_t *e, bool debug) {
     const nx_mcp_tool_def_t tools[] = {
         {"health_check", "Health check",
          "Reports whether nexus is serving: status, version, uptime, shards.", no_args, NULL,
-         "{\"readOnlyHint\":true,\"openWorldHint\":false}", tool_health_check, e},
+         "{\"readOnlyHint\":true,\"openWorldHint\":false}", tool_health_check, e,
+         NX_MCP_TASK_FORBIDDEN},
         {"get_server_metrics", "Server metrics",
          "Request counters by route and status, latency percentiles, connections, bytes and "
          "MCP sessions, over all shards.",
          no_args, NULL, "{\"readOnlyHint\":true,\"openWorldHint\":false}", tool_get_server_metrics,
-         e},
+         e, NX_MCP_TASK_FORBIDDEN},
         {"get_available_tools", "Available tools",
          "Lists the names of every tool this server offers.", no_args, NULL,
-         "{\"readOnlyHint\":true,\"openWorldHint\":false}", tool_get_available_tools, e},
+         "{\"readOnlyHint\":true,\"openWorldHint\":false}", tool_get_available_tools, e,
+         NX_MCP_TASK_FORBIDDEN},
         {"debug_echo", "Echo (test)", "Test only: returns its message.",
          "{\"type\":\"object\",\"properties\":{\"message\":{\"type\":\"string\"}},"
          "\"required\":[\"message\"],\"additionalProperties\":false}",
-         NULL, NULL, tool_debug_echo, e},
+         NULL, NULL, tool_debug_echo, e, NX_MCP_TASK_FORBIDDEN},
         {"debug_sleep", "Sleep (test)", "Test only: answers after ms milliseconds.",
          "{\"type\":\"object\",\"properties\":{\"ms\":{\"type\":\"integer\",\"minimum\":0,"
          "\"maximum\":60000}},\"required\":[\"ms\"],\"additionalProperties\":false}",
-         NULL, NULL, tool_debug_sleep, e},
+         NULL, NULL, tool_debug_sleep, e, NX_MCP_TASK_OPTIONAL},
         {"debug_progress", "Progress (test)",
          "Test only: <steps> steps <ms> apart, each sent as a progress and a log notification.",
          "{\"type\":\"object\",\"properties\":{\"steps\":{\"type\":\"integer\",\"minimum\":0,"
          "\"maximum\":1000},\"ms\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":10000}},"
          "\"required\":[\"steps\",\"ms\"],\"additionalProperties\":false}",
-         NULL, NULL, tool_debug_progress, e},
+         NULL, NULL, tool_debug_progress, e, NX_MCP_TASK_FORBIDDEN},
         {"debug_sample", "Sample (test)",
          "Test only: asks the client to sample a reply to <prompt> and returns its text.",
          "{\"type\":\"object\",\"properties\":{\"prompt\":{\"type\":\"string\"}},"
          "\"required\":[\"prompt\"],\"additionalProperties\":false}",
-         NULL, NULL, tool_debug_sample, e},
+         NULL, NULL, tool_debug_sample, e, NX_MCP_TASK_FORBIDDEN},
     };
     size_t n = sizeof(tools) / sizeof(tools[0]);
     if (!debug) n -= 4;

@@ -26,6 +26,14 @@ typedef struct nx_mcp_call nx_mcp_call_t;
 typedef void (*nx_mcp_handler_fn)(nx_mcp_call_t *call, json_t *args, void *data);
 typedef nx_mcp_handler_fn nx_mcp_tool_fn;
 
+/* Whether a tool may run as a task (extension io.modelcontextprotocol/tasks, 2026-07-28 era):
+ * a client that declares the extension then gets a task id at once and polls tasks/get. */
+typedef enum nx_mcp_task_support {
+    NX_MCP_TASK_FORBIDDEN = 0, /* always answered in the request (the default) */
+    NX_MCP_TASK_OPTIONAL,      /* a task when the handler does not answer at once */
+    NX_MCP_TASK_REQUIRED,      /* only as a task: clients without the extension get -32021 */
+} nx_mcp_task_support_t;
+
 /* A tool as registered; the strings are copied. */
 typedef struct nx_mcp_tool_def {
     const char *name;          /* 1-128 of [A-Za-z0-9_.-] */
@@ -36,6 +44,7 @@ typedef struct nx_mcp_tool_def {
     const char *annotations;   /* JSON text of ToolAnnotations or NULL */
     nx_mcp_handler_fn handler;
     void *data;
+    nx_mcp_task_support_t task_support;
 } nx_mcp_tool_def_t;
 
 /* A resource, or a family of them named by an RFC 6570 level-1 URI template
