@@ -8,7 +8,7 @@ LONG_FUZZ_SECONDS ?= 600
 export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
 export UBSAN_OPTIONS ?= halt_on_error=1:print_stacktrace=1
 
-.PHONY: all deps build run test unit integration fuzz-smoke fuzz bench format clean
+.PHONY: all deps build run test unit integration conformance fuzz-smoke fuzz bench format clean
 
 all: build
 
@@ -29,7 +29,7 @@ build-asan/.configured:
 
 test: deps build-asan/.configured
 	cmake --build build-asan -j$(JOBS)
-	$(MAKE) --no-print-directory unit integration fuzz-smoke
+	$(MAKE) --no-print-directory unit integration conformance fuzz-smoke
 	@echo "make test: all suites passed"
 
 unit:
@@ -40,6 +40,17 @@ integration:
 	ulimit -n "$$(ulimit -Hn)"; NEXUS_BIN=$(CURDIR)/build-asan/nexus \
 		NXLOAD_BIN=$(CURDIR)/build-asan/nxload node --experimental-websocket --test \
 		--test-concurrency=1 tests/integration/
+
+# The official MCP conformance suite against examples/conformance_server: the stable release
+# (all 32 server scenarios, pending ones included), then the 0.2.0 prerelease at its default
+# wires and at 2026-07-28, each with the baseline of scenarios known to fail (see the file).
+CONFORMANCE_SERVER = $(CURDIR)/build-asan/examples/conformance_server
+conformance:
+	bash scripts/conformance $(CONFORMANCE_SERVER)
+	bash scripts/conformance --next --expected-failures tests/conformance/expected-next.yml \
+		$(CONFORMANCE_SERVER)
+	bash scripts/conformance --next --expected-failures tests/conformance/expected-next.yml \
+		$(CONFORMANCE_SERVER) --spec-version 2026-07-28
 
 build-fuzz/.configured:
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DNX_FUZZ=ON >/dev/null

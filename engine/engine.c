@@ -284,6 +284,11 @@ typedef struct reload_msg {
     nx_config_snapshot_t *snap;
 } reload_msg_t;
 
+static void dispose_reload_msg(nx_msg_t *m) {
+    nx_config_snapshot_unref(((reload_msg_t *)m)->snap);
+    free(m);
+}
+
 static void on_reload_msg(nx_shard_t *s, nx_msg_t *m) {
     reload_msg_t *rm = (reload_msg_t *)m;
     nx_engine_shard_t *es = s->user;
@@ -323,6 +328,7 @@ static nx_msg_t *make_reload(nx_engine_t *e) {
     reload_msg_t *m = calloc(1, sizeof(*m));
     if (m == NULL) return NULL;
     m->msg.fn = on_reload_msg;
+    m->msg.dispose = dispose_reload_msg;
     m->snap = e->config;
     nx_config_snapshot_ref(m->snap);
     return &m->msg;
@@ -473,6 +479,9 @@ fail:
 
 void nx_engine_free(nx_engine_t *e) {
     if (e == NULL) return;
+    /* Every thread first: a shard still running may post to one that has stopped. */
+    for (uint32_t i = 0; e->shards != NULL && i < e->shard_count; i++)
+        if (e->shards[i] != NULL) nx_shard_join(e->shards[i]->shard);
     for (uint32_t i = 0; e->shards != NULL && i < e->shard_count; i++) {
         nx_engine_shard_t *es = e->shards[i];
         if (es == NULL) continue;

@@ -872,11 +872,25 @@ static void on_frame(nx_shard_t *s, nx_msg_t *m) {
     nx_engine_shard_maybe_stop(origin);
 }
 
+/* Messages that never ran because their shard had stopped (shutdown). */
+static void dispose_frame(nx_msg_t *m) {
+    fwd_frame_t *fr = (fwd_frame_t *)m;
+    free(fr->data);
+    free(fr);
+}
+
+static void dispose_forward(nx_msg_t *m) {
+    mcp_forward_t *f = (mcp_forward_t *)m;
+    free(f->body);
+    free(f);
+}
+
 static void flush_outbox(nx_timer_t *t) {
     nx_engine_shard_t *es = nx_container_of(t, nx_engine_shard_t, mcp_outbox_timer);
     while (!nx_list_empty(&es->mcp_outbox)) {
         fwd_frame_t *fr = nx_container_of(es->mcp_outbox.next, fwd_frame_t, link);
         fr->msg.fn = on_frame;
+        fr->msg.dispose = dispose_frame;
         nx_list_remove(&fr->link);
         if (nx_shard_post(fr->origin->shard, es->shard->loop, &fr->msg) < 0) {
             nx_list_insert_head(&es->mcp_outbox, &fr->link);
@@ -889,6 +903,7 @@ static void flush_outbox(nx_timer_t *t) {
 
 static void post_frame(nx_engine_shard_t *es, fwd_frame_t *fr) {
     fr->msg.fn = on_frame;
+    fr->msg.dispose = dispose_frame;
     if (nx_list_empty(&es->mcp_outbox) &&
         nx_shard_post(fr->origin->shard, es->shard->loop, &fr->msg) == 0)
         return;
@@ -1020,6 +1035,7 @@ static void forward(nx_engine_shard_t *es, nx_engine_shard_t *owner, nx_http_con
     } else
         snprintf(f->last_event_id, sizeof(f->last_event_id), "x"); /* too long: unknown */
     f->msg.fn = on_forwarded;
+    f->msg.dispose = dispose_forward;
     if (nx_shard_post(owner->shard, es->shard->loop, &f->msg) < 0) {
         free(f->body);
         free(f);

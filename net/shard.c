@@ -69,6 +69,12 @@ static void *shard_main(void *arg) {
     return NULL;
 }
 
+void nx_shard_join(nx_shard_t *s) {
+    if (s == NULL || !s->thread) return;
+    pthread_join(s->thread, NULL);
+    s->thread = 0;
+}
+
 int nx_shard_start(int id, const nx_shard_opts_t *opts, nx_shard_t **out) {
     nx_shard_t *s = calloc(1, sizeof(*s));
     if (s == NULL) return -ENOMEM;
@@ -121,7 +127,14 @@ void nx_shard_stop(nx_shard_t *s) {
 
 void nx_shard_join_free(nx_shard_t *s) {
     if (s == NULL) return;
-    if (s->thread) pthread_join(s->thread, NULL);
+    nx_shard_join(s);
+    nx_msg_t *m;
+    while ((m = nx_mailbox_pop(&s->mailbox)) != NULL) {
+        if (m->dispose != NULL)
+            m->dispose(m);
+        else
+            free(m);
+    }
     nx_loop_free(s->loop);
     nx_mailbox_dispose(&s->mailbox);
     pthread_mutex_destroy(&s->start_lock);

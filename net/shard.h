@@ -19,8 +19,11 @@ typedef struct nx_msg nx_msg_t;
 
 /* Runs on the receiving shard's thread; the message is the receiver's to free or reuse. */
 typedef void (*nx_msg_fn)(nx_shard_t *s, nx_msg_t *m);
+/* Releases a message that never ran (posted after its shard stopped); NULL = free(m). */
+typedef void (*nx_msg_dispose_fn)(nx_msg_t *m);
 struct nx_msg {
     nx_msg_fn fn;
+    nx_msg_dispose_fn dispose;
 };
 
 /* Byte and connection counters of one shard's sockets. Written only by the owning shard with
@@ -78,7 +81,11 @@ int nx_shard_start(int id, const nx_shard_opts_t *opts, nx_shard_t **out);
 int nx_shard_post(nx_shard_t *to, nx_loop_t *from, nx_msg_t *m);
 /** Asks the shard's loop to end; call on the shard's own thread. */
 void nx_shard_stop(nx_shard_t *s);
-/** Waits for the shard thread to end and frees the shard. NULL-safe. */
+/** Waits for the shard thread to end (idempotent). Join every shard before freeing any: a
+ *  running shard may still post to a stopped one. NULL-safe. */
+void nx_shard_join(nx_shard_t *s);
+/** Joins the shard, releases messages posted after it stopped (their dispose function, else
+ *  free) and frees it. NULL-safe. */
 void nx_shard_join_free(nx_shard_t *s);
 /** The shard's cached monotonic time in milliseconds. */
 static inline uint64_t nx_shard_now_ms(const nx_shard_t *s) {
