@@ -202,6 +202,20 @@ void nx_mcp_server_free(nx_mcp_server_t *s) {
     free(s);
 }
 
+int nx_mcp_server_set_info(nx_mcp_server_t *s, const char *name, const char *version) {
+    char *n = strdup(name), *v = strdup(version);
+    if (n == NULL || v == NULL) {
+        free(n);
+        free(v);
+        return -ENOMEM;
+    }
+    free(s->name);
+    free(s->version);
+    s->name = n;
+    s->version = v;
+    return 0;
+}
+
 void nx_mcp_server_set_instructions(nx_mcp_server_t *s, const char *instructions) {
     free(s->instructions);
     s->instructions = instructions ? strdup(instructions) : NULL;

@@ -93,6 +93,8 @@ typedef enum nx_mcp_log_level {
 nx_mcp_server_t *nx_mcp_server_new(const char *name, const char *version);
 /** Frees <s> and its catalog. NULL-safe. Calls in flight must have been answered. */
 void nx_mcp_server_free(nx_mcp_server_t *s);
+/** Renames the server as initialize and server/discover announce it (copied); -ENOMEM. */
+int nx_mcp_server_set_info(nx_mcp_server_t *s, const char *name, const char *version);
 /** Sets the instructions returned by initialize (copied; NULL clears). */
 void nx_mcp_server_set_instructions(nx_mcp_server_t *s, const char *instructions);
 /** Registers the tool <def>; returns 0, or NX_ECONFIG with a message in <err> (bad name, a

@@ -32,7 +32,7 @@ let nextId = 100;
 async function modern(method, params = {}, { meta = META, headers = {}, port } = {}) {
   const id = nextId++;
   const p = meta === null ? params : { ...params, _meta: { ...meta, ...(params._meta ?? {}) } };
-  const name = method === 'resources/read' ? params.uri : params.name;
+  const name = method === 'resources/read' ? params.uri : method.startsWith('tasks/') ? params.taskId : params.name;
   const h = {
     'content-type': 'application/json', accept: ACCEPT, 'mcp-protocol-version': V,
     'mcp-method': method, ...(name !== undefined ? { 'mcp-name': name } : {}), ...headers,
@@ -143,6 +143,41 @@ test('progress arrives on an event stream before the result; logs only with _met
     _meta: { 'io.modelcontextprotocol/clientCapabilities': { sampling: {} } } });
   assert.equal(sample.body.result.isError, true);
   assert.match(sample.body.result.content[0].text, /sampling failed/);
+});
+
+test('tasks extension: a slow tool becomes a task; tasks/get polls it on any shard; cancel; gating', { timeout: 20000 }, async () => {
+  const TASKS = { 'io.modelcontextprotocol/clientCapabilities': { extensions: { 'io.modelcontextprotocol/tasks': {} } } };
+  const created = await modern('tools/call', { name: 'debug_sleep', arguments: { ms: 300 }, _meta: TASKS });
+  const t = created.body.result;
+  assert.equal(t.resultType, 'task', JSON.stringify(t));
+  assert.match(t.taskId, /^[0-9a-f]{34}$/);
+  assert.equal(t.status, 'working');
+  assert.ok(Number.isInteger(t.ttlMs) && t.ttlMs > 0 && Number.isInteger(t.pollIntervalMs));
+  assert.ok(!('result' in t) && !('task' in t));
+  // Polled through both ports: whichever shard gets the request finds the task.
+  let last;
+  for (let i = 0; i < 40; i++) {
+    last = (await modern('tasks/get', { taskId: t.taskId, _meta: TASKS }, { port: i % 2 ? nx.restPort : nx.mcpPort })).body.result;
+    if (last.status !== 'working') break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(last.status, 'completed', JSON.stringify(last));
+  assert.equal(last.result.content[0].text, 'slept 300 ms');
+  // Cancel: the tool stops; the ack is empty; cancelling again is idempotent.
+  const long = (await modern('tools/call', { name: 'debug_sleep', arguments: { ms: 5000 }, _meta: TASKS })).body.result;
+  assert.deepEqual((await modern('tasks/cancel', { taskId: long.taskId, _meta: TASKS })).body.result, { resultType: 'complete' });
+  assert.equal((await modern('tasks/get', { taskId: long.taskId, _meta: TASKS })).body.result.status, 'cancelled');
+  assert.deepEqual((await modern('tasks/cancel', { taskId: long.taskId, _meta: TASKS })).body.result, { resultType: 'complete' });
+  // Without the extension: the same call answers in the request; tasks/* need the capability.
+  const sync = await modern('tools/call', { name: 'debug_sleep', arguments: { ms: 10 } });
+  assert.equal(sync.body.result.content[0].text, 'slept 10 ms');
+  assertError(await modern('tasks/get', { taskId: t.taskId }), 400, -32021, 'tasks/get without the extension');
+  const unknown = await modern('tasks/get', { taskId: 'nope', _meta: TASKS });
+  assert.equal(unknown.body.error.code, -32602);
+  assertError(await modern('tasks/get', { taskId: t.taskId, _meta: TASKS }, { headers: { 'mcp-name': 'other' } }), 400, -32020, 'Mcp-Name must repeat the taskId');
+  // The discover result announces the extension.
+  const d = (await modern('server/discover')).body.result;
+  assert.ok(d.capabilities.extensions['io.modelcontextprotocol/tasks']);
 });
 
 test('legacy sessions are unaffected, and the same modern request works over WebSocket', async () => {

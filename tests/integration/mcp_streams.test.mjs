@@ -32,6 +32,11 @@ test('a POST whose tool reports progress is answered as an event stream: numbere
   assert.equal(s.status, 200);
   assert.match(s.headers['content-type'], /^text\/event-stream/);
   assert.equal(s.headers['cache-control'], 'no-cache');
+  // 2025-11-25 clients get a priming event first: an id to resume from, no message.
+  const priming = await s.next();
+  assert.equal(priming.data, '', 'the priming event carries no message');
+  assert.match(String(priming.id), /^[0-9]+$/);
+  assert.match(s.text(), /^retry: [0-9]+$/m, 'the priming event says when to reconnect');
   const events = [];
   for (;;) {
     const ev = await s.next();
@@ -46,7 +51,7 @@ test('a POST whose tool reports progress is answered as an event stream: numbere
   assert.ok(progress.every((m) => m.params.progressToken === 'tok'));
   assert.equal(msgs.filter((m) => m.method === 'notifications/message').length, 2, 'log messages');
   assert.equal(msgs.at(-1).result.content[0].text, 'done after 2 steps');
-  const ids = events.map((e) => Number(e.id));
+  const ids = [priming, ...events].map((e) => Number(e.id));
   assert.ok(ids.every((id, i) => Number.isInteger(id) && id > 0 && (i === 0 || id > ids[i - 1])),
     `event ids increase: ${ids}`);
   // Without anything to stream first, the same session gets plain JSON.
@@ -60,6 +65,7 @@ test('Last-Event-ID: a client that lost a POST stream resumes it with GET; the t
     const sid = await openSession(port);
     const msg = progressCall(4, 150);
     const s = await postStream(port, msg, sid);
+    assert.equal((await s.next()).data, '', 'priming event');
     const first = await s.next();
     assert.equal(JSON.parse(first.data).params.progress, 1);
     s.close(); // the connection drops after the first event
