@@ -66,6 +66,7 @@ fuzz: deps build-fuzz/.configured
 
 bench: build
 	bash bench/plaintext.sh
+	bash bench/mcp.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
