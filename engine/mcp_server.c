@@ -10,6 +10,7 @@
 #include "nexus/errors.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,16 +123,19 @@ static void outgoing_finish(outgoing_t *o, const json_t *result, const json_t *e
 }
 
 void nx_mcp_peer_dispose(nx_mcp_peer_t *p) {
+    /* Calls first forget the client (keeping its log level), so that a callback below cannot
+     * ask it anything new; then their unanswered requests fail. */
+    while (!nx_list_empty(&p->calls)) {
+        nx_mcp_call_t *c = nx_container_of(p->calls.next, nx_mcp_call_t, peer_link);
+        nx_list_remove(&c->peer_link);
+        c->peer = NULL;
+        c->log_threshold = (int)p->log_level;
+    }
     json_t *gone = client_gone_error();
     /* Callbacks may answer their calls, which unlinks them: take one entry at a time. */
     while (!nx_list_empty(&p->outgoing))
         outgoing_finish(nx_container_of(p->outgoing.next, outgoing_t, peer_link), NULL, gone);
     json_decref(gone);
-    while (!nx_list_empty(&p->calls)) {
-        nx_mcp_call_t *c = nx_container_of(p->calls.next, nx_mcp_call_t, peer_link);
-        nx_list_remove(&c->peer_link);
-        c->peer = NULL;
-    }
     nx_list_remove(&p->link);
     json_decref(p->client_capabilities);
     json_decref(p->subscriptions);
@@ -499,25 +503,23 @@ int nx_mcp_server_check_param_headers(const nx_mcp_server_t *s, const char *tool
 /* Matches <uri> against level-1 template <t>; on a match fills <vars> with each expression's
  * value (a value never spans a '/'). */
 static bool template_match(const char *t, const char *uri, json_t *vars) {
-    while (*t) {
-        if (*t != '{') {
-            if (*t++ != *uri++) return false;
-            continue;
-        }
-        const char *close = strchr(t, '}');
-        const char *stop = close + 1; /* the literal after the expression, if any */
-        const char *end = uri;
-        while (*end && *end != '/' && (*stop == '\0' || *end != *stop))
-            end++;
-        if (end == uri) return false;
+    while (*t && *t != '{') {
+        if (*t++ != *uri++) return false;
+    }
+    if (*t == '\0') return *uri == '\0';
+    /* An expression: its value is one or more characters other than '/', and as many as the
+     * rest of the template allows (tried longest first, backtracking on a mismatch). */
+    const char *close = strchr(t, '}');
+    size_t longest = strcspn(uri, "/");
+    for (size_t len = longest; len >= 1; len--) {
+        if (!template_match(close + 1, uri + len, vars)) continue;
         char name[128], value[1024];
         snprintf(name, sizeof(name), "%.*s", (int)(close - t - 1), t + 1);
-        snprintf(value, sizeof(value), "%.*s", (int)(end - uri), uri);
+        snprintf(value, sizeof(value), "%.*s", (int)len, uri);
         json_object_set_new(vars, name, json_string(value));
-        t = stop;
-        uri = end;
+        return true;
     }
-    return *uri == '\0';
+    return false;
 }
 
 /* ---- answering ---- */
@@ -588,6 +590,7 @@ static void call_finish(nx_mcp_call_t *call, json_t *msg) {
 }
 
 void nx_mcp_call_return(nx_mcp_call_t *call, json_t *result) {
+    if (result == NULL) result = json_object();
     result = decorate(result, call->stateless, call->cacheable ? 2 : 0);
     call_finish(call, nx_rpc_result_new(call->id, result));
 }
@@ -669,7 +672,8 @@ static json_t *json_number(double v) {
 }
 
 void nx_mcp_call_progress(nx_mcp_call_t *call, double progress, double total, const char *message) {
-    if (call->progress_token == NULL) return;
+    if (call->progress_token == NULL || !isfinite(progress) || (total >= 0 && !isfinite(total)))
+        return; /* JSON has no NaN or infinity */
     json_t *p = json_pack("{s:O, s:o}", "progressToken", call->progress_token, "progress",
                           json_number(progress));
     if (total >= 0) json_object_set_new(p, "total", json_number(total));
