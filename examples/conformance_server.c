@@ -1,7 +1,8 @@
 /* The fixtures of the official MCP conformance suite (tests/conformance/FIXTURES.md) served by
  * nexus through its embedding API: the tools, resources, prompts and completions the scenarios
  * call, for the legacy session wire and for the stateless 2026-07-28 one, where a tool that needs
- * the client's input answers input_required (MRTR) with an HMAC-sealed requestState. */
+ * the client's input answers input_required (MRTR) with an HMAC-sealed requestState, and where
+ * the tools of the tasks extension run as tasks when they answer later. */
 #include "nexus/app.h"
 
 #include "engine.h"
@@ -857,6 +858,206 @@ static void tool_irr_capabilities(nx_mcp_call_t *call, json_t *args, void *data)
     json_decref(r.state);
 }
 
+/* ---- tasks fixtures (extension io.modelcontextprotocol/tasks, FIXTURES.md §5.7) ----
+ * The core makes a call a task when the client declares the extension, the tool allows tasks
+ * and the handler does not answer at once; so a fixture that should become a task answers
+ * from a timer, and one that should not answers inline. */
+
+static const char CONFIRM_SCHEMA[] = "{\"type\":\"object\",\"properties\":{\"confirm\":{\"type\":"
+                                     "\"boolean\"}},\"required\":[\"confirm\"]}";
+
+/* A malloc'd text made from <fmt>, or NULL on ENOMEM. */
+static char *textf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *textf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *text = NULL;
+    int n = vasprintf(&text, fmt, ap);
+    va_end(ap);
+    return n < 0 ? NULL : text;
+}
+
+/* Step 0 of the fixtures that answer once, an interval after the call: only wait. */
+static bool step_text(stepper_t *st) {
+    if (st->step == 0) return true;
+    nx_mcp_call_return_text(st->call, st->text ? st->text : "out of memory", st->text == NULL);
+    return false;
+}
+
+static bool step_tool_error(stepper_t *st) {
+    if (st->step == 0) return true;
+    nx_mcp_call_return_text(st->call, st->text ? st->text : "out of memory", true);
+    return false;
+}
+
+static bool step_protocol_error(stepper_t *st) {
+    if (st->step == 0) return true;
+    nx_mcp_call_error(st->call, NX_RPC_INTERNAL_ERROR, st->text ? st->text : "out of memory", NULL);
+    return false;
+}
+
+static void tool_greet(nx_mcp_call_t *call, json_t *args, void *data) {
+    return_textf(call, false, "Hello, %s!", json_string_value(json_object_get(args, "name")));
+}
+
+static void tool_slow_compute(nx_mcp_call_t *call, json_t *args, void *data) {
+    double seconds = json_number_value(json_object_get(args, "seconds"));
+    const char *label = json_string_value(json_object_get(args, "label"));
+    char *text = textf("slow_compute %s: done after %gs", label ? label : "(unlabelled)", seconds);
+    if (seconds <= 0) {
+        /* Nothing to wait for: the answer comes at once, so no task is made. */
+        nx_mcp_call_return_text(call, text ? text : "out of memory", text == NULL);
+        free(text);
+        return;
+    }
+    steps_start(call, step_text, (uint64_t)(seconds * 1000), text);
+}
+
+static void tool_failing_job(nx_mcp_call_t *call, json_t *args, void *data) {
+    steps_start(call, step_tool_error, 1000,
+                strdup("failing_job ran and failed, as it always does (a tool error)"));
+}
+
+static void tool_protocol_error_job(nx_mcp_call_t *call, json_t *args, void *data) {
+    steps_start(call, step_protocol_error, 200,
+                strdup("protocol_error_job hit an internal error, as it always does"));
+}
+
+static void on_delete_confirmed(nx_mcp_call_t *call, const json_t *result, const json_t *error,
+                                void *arg) {
+    const char *filename = json_string_value(
+        json_object_get(json_object_get(nx_mcp_call_params(call), "arguments"), "filename"));
+    if (error != NULL) {
+        return_textf(call, false, "Elicitation not supported or error: %s", error_message(error));
+        return;
+    }
+    const char *action = json_string_value(json_object_get(result, "action"));
+    const json_t *confirm = json_object_get(json_object_get(result, "content"), "confirm");
+    if (action != NULL && strcmp(action, "accept") == 0 && json_is_true(confirm))
+        return_textf(call, false, "Deleted %s", filename);
+    else
+        return_textf(call, false, "Kept %s (action=%s)", filename, action ? action : "none");
+}
+
+static void ask_delete(nx_mcp_call_t *call) {
+    const char *filename = json_string_value(
+        json_object_get(json_object_get(nx_mcp_call_params(call), "arguments"), "filename"));
+    char *message = textf("Delete %s?", filename);
+    ask(call, "confirm", "elicitation/create",
+        elicit_params(message ? message : "Delete the file?", CONFIRM_SCHEMA), on_delete_confirmed);
+    free(message);
+}
+
+static bool step_confirm_delete(stepper_t *st) {
+    if (st->step == 0) return true;
+    ask_delete(st->call);
+    return false;
+}
+
+/* Statelessly, the question comes a moment after the call, so that a client with the tasks
+ * extension finds it in tasks/get (input_required); the answer is taken at once. */
+static void tool_confirm_delete(nx_mcp_call_t *call, json_t *args, void *data) {
+    const json_t *responses = NULL;
+    if (nx_mcp_call_is_stateless(call)) {
+        if (!read_responses(call, &responses)) return;
+        if (json_object_get(responses, "confirm") == NULL) {
+            if (!client_can(call, "elicitation"))
+                missing_capability(call, "elicitation");
+            else
+                steps_start(call, step_confirm_delete, 100, NULL);
+            return;
+        }
+    }
+    ask_delete(call);
+}
+
+/* The two questions of multi_input, asked together. */
+static const struct {
+    const char *key, *message, *schema;
+} multi_asks[] = {
+    {"user_name", "What is your name?", NAME_SCHEMA},
+    {"confirmation", "Go ahead?", CONFIRM_SCHEMA},
+};
+
+/* One round of multi_input: answers once both questions are answered under our state, else
+ * asks what is missing; a first round asks <delay_ms> later (0: now). */
+static void multi_input_round(nx_mcp_call_t *call, uint64_t delay_ms);
+
+static bool step_multi_input(stepper_t *st) {
+    if (st->step == 0) return true;
+    multi_input_round(st->call, 0);
+    return false;
+}
+
+static void multi_input_round(nx_mcp_call_t *call, uint64_t delay_ms) {
+    round_t r;
+    if (!round_begin(call, &r)) return;
+    if (!client_can(call, "elicitation")) {
+        missing_capability(call, "elicitation");
+        json_decref(r.state);
+        return;
+    }
+    if (r.state == NULL && delay_ms > 0) {
+        steps_start(call, step_multi_input, delay_ms, NULL);
+        return;
+    }
+    /* Without our state this is a first round, whatever answers came along. */
+    const json_t *got[2] = {NULL, NULL};
+    json_t *missing = json_object();
+    for (size_t i = 0; i < 2; i++) {
+        const char *key = multi_asks[i].key;
+        int rc =
+            take_answer(call, r.state ? r.responses : NULL, key, "elicitation/create", &got[i]);
+        if (rc < 0) {
+            json_decref(missing);
+            json_decref(r.state);
+            return;
+        }
+        if (rc == 0)
+            json_object_set_new(
+                missing, key,
+                input_request("elicitation/create",
+                              elicit_params(multi_asks[i].message, multi_asks[i].schema)));
+    }
+    if (json_object_size(missing) > 0) {
+        return_sealed(call, &r, missing, json_pack("{s:i}", "step", 1));
+    } else {
+        json_decref(missing);
+        const char *name = elicited(got[0], "name");
+        const json_t *go = json_object_get(json_object_get(got[1], "content"), "confirm");
+        return_textf(call, false, "Received: name=%s, confirm=%s", name ? name : "-",
+                     json_is_true(go) ? "true" : "false");
+    }
+    json_decref(r.state);
+}
+
+static void tool_multi_input(nx_mcp_call_t *call, json_t *args, void *data) {
+    multi_input_round(call, 100);
+}
+
+/* Round 1 asks the user's name inline (MRTR, no task yet); round 2 takes it and goes on from a
+ * timer, which makes it a task (SEP-2663: MRTR before task creation). */
+static void tool_with_task(nx_mcp_call_t *call, json_t *args, void *data) {
+    round_t r;
+    if (!round_begin(call, &r)) return;
+    const json_t *answer = NULL;
+    int rc =
+        r.state ? take_answer(call, r.responses, "user_name", "elicitation/create", &answer) : 0;
+    if (rc > 0) {
+        const char *name = elicited(answer, "name");
+        steps_start(call, step_text, 300,
+                    textf("Hello, %s! (answered by a task)", name ? name : "stranger"));
+    } else if (rc == 0 && !client_can(call, "elicitation")) {
+        missing_capability(call, "elicitation");
+    } else if (rc == 0) {
+        json_t *req =
+            input_request("elicitation/create", elicit_params("What is your name?", NAME_SCHEMA));
+        return_sealed(call, &r, json_pack("{s:o}", "user_name", req),
+                      json_pack("{s:i}", "step", 1));
+    }
+    json_decref(r.state);
+}
+
 /* ---- resources ---- */
 
 static void return_contents(nx_mcp_call_t *call, const char *uri, const char *mime, const char *key,
@@ -981,6 +1182,9 @@ static const char SCHEMA_2020_12[] =
 #define TOOL(n, desc, schema, fn)                                                                  \
     { .name = n, .description = desc, .input_schema = schema, .handler = fn }
 
+#define TASK_TOOL(n, desc, schema, fn, ts)                                                         \
+    { .name = n, .description = desc, .input_schema = schema, .handler = fn, .task_support = ts }
+
 static const nx_mcp_tool_def_t tools[] = {
     TOOL("test_simple_text", "Tests simple text content response", NO_ARGS, tool_simple_text),
     TOOL("test_image_content", "Tests image content response", NO_ARGS, tool_image_content),
@@ -1065,6 +1269,34 @@ static const nx_mcp_tool_def_t tools[] = {
          "{\"type\":\"object\",\"properties\":{\"region\":{\"type\":\"string\",\"description\":"
          "\"The region to report\",\"x-mcp-header\":\"Region\"}},\"required\":[\"region\"]}",
          tool_custom_header),
+    TASK_TOOL("greet", "Greets {name} at once; never a task", NAME_SCHEMA, tool_greet,
+              NX_MCP_TASK_FORBIDDEN),
+    TASK_TOOL(
+        "slow_compute",
+        "Answers after {seconds} seconds (at once when 0): a task for a client with the tasks "
+        "extension; cancelling the task stops it",
+        "{\"type\":\"object\",\"properties\":{\"seconds\":{\"type\":\"number\","
+        "\"minimum\":0,\"maximum\":3600},\"label\":{\"type\":\"string\"}},"
+        "\"required\":[\"seconds\"]}",
+        tool_slow_compute, NX_MCP_TASK_OPTIONAL),
+    TASK_TOOL("failing_job", "Runs only as a task, and returns a tool error after about 1 s",
+              NO_ARGS, tool_failing_job, NX_MCP_TASK_REQUIRED),
+    TASK_TOOL("protocol_error_job",
+              "Fails with a protocol error (-32603) after a short delay: a failed task", NO_ARGS,
+              tool_protocol_error_job, NX_MCP_TASK_OPTIONAL),
+    TASK_TOOL("confirm_delete",
+              "Asks to confirm deleting {filename} (elicitation), then says what it did; a task "
+              "waits in input_required for the answer",
+              "{\"type\":\"object\",\"properties\":{\"filename\":{\"type\":\"string\"}},"
+              "\"required\":[\"filename\"]}",
+              tool_confirm_delete, NX_MCP_TASK_OPTIONAL),
+    TASK_TOOL("multi_input",
+              "Asks two questions at once (name and confirmation), then repeats the answers",
+              NO_ARGS, tool_multi_input, NX_MCP_TASK_OPTIONAL),
+    TASK_TOOL("test_tool_with_task",
+              "Runs only as a task: asks the user's name (input_required) before the task "
+              "starts, then greets them from the task",
+              NO_ARGS, tool_with_task, NX_MCP_TASK_REQUIRED),
 };
 
 static const nx_mcp_resource_def_t resources[] = {
