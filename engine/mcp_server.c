@@ -1121,21 +1121,31 @@ static nx_mcp_dispatch_t do_list(const nx_mcp_server_t *s, const catalog_t *c, c
     return reply_result(ctx, msg, result);
 }
 
-static nx_mcp_dispatch_t do_tools_call(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
-                                       const nx_mcp_request_ctx_t *ctx, nx_mcp_call_t **pending) {
+/* Reads params.name and params.arguments (an object, optional) of a tools/call or prompts/get
+ * and finds the <what> so named in <c>; NULL after answering -32602 when something is wrong. */
+static const entry_t *find_named(const catalog_t *c, const char *what, const nx_rpc_msg_t *msg,
+                                 const nx_mcp_request_ctx_t *ctx, json_t **args) {
     nx_rpc_error_t err;
     const char *name = NULL;
-    if (nx_rpc_param_string(msg->params, "name", true, &name, &err) < 0)
-        return reply_error(ctx, msg->id, err.code, err.message);
-    json_t *args = NULL;
-    if (nx_rpc_param(msg->params, "arguments", NX_RPC_T_OBJECT, false, &args, &err) < 0)
-        return reply_error(ctx, msg->id, err.code, err.message);
-    const entry_t *tool = catalog_find(&s->tools, name);
-    if (tool == NULL) {
-        char m[200];
-        snprintf(m, sizeof(m), "Unknown tool: %.128s", name);
-        return reply_error(ctx, msg->id, NX_RPC_INVALID_PARAMS, m);
+    if (nx_rpc_param_string(msg->params, "name", true, &name, &err) < 0 ||
+        nx_rpc_param(msg->params, "arguments", NX_RPC_T_OBJECT, false, args, &err) < 0) {
+        reply_error(ctx, msg->id, err.code, err.message);
+        return NULL;
     }
+    const entry_t *e = catalog_find(c, name);
+    if (e == NULL) {
+        char m[200];
+        snprintf(m, sizeof(m), "Unknown %s: %.128s", what, name);
+        reply_error(ctx, msg->id, NX_RPC_INVALID_PARAMS, m);
+    }
+    return e;
+}
+
+static nx_mcp_dispatch_t do_tools_call(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
+                                       const nx_mcp_request_ctx_t *ctx, nx_mcp_call_t **pending) {
+    json_t *args = NULL;
+    const entry_t *tool = find_named(&s->tools, "tool", msg, ctx, &args);
+    if (tool == NULL) return NX_MCP_ANSWERED;
     json_t *empty = NULL;
     if (args == NULL) args = empty = json_object();
     /* Arguments that break the schema are the model's mistake to see and fix: an isError
@@ -1243,19 +1253,10 @@ static nx_mcp_dispatch_t do_subscription(const nx_rpc_msg_t *msg, const nx_mcp_r
 
 static nx_mcp_dispatch_t do_prompts_get(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
                                         const nx_mcp_request_ctx_t *ctx, nx_mcp_call_t **pending) {
-    nx_rpc_error_t err;
-    const char *name = NULL;
-    if (nx_rpc_param_string(msg->params, "name", true, &name, &err) < 0)
-        return reply_error(ctx, msg->id, err.code, err.message);
     json_t *args = NULL;
-    if (nx_rpc_param(msg->params, "arguments", NX_RPC_T_OBJECT, false, &args, &err) < 0)
-        return reply_error(ctx, msg->id, err.code, err.message);
-    const entry_t *p = catalog_find(&s->prompts, name);
-    if (p == NULL) {
-        char m[200];
-        snprintf(m, sizeof(m), "Unknown prompt: %.128s", name);
-        return reply_error(ctx, msg->id, NX_RPC_INVALID_PARAMS, m);
-    }
+    const entry_t *p = find_named(&s->prompts, "prompt", msg, ctx, &args);
+    if (p == NULL) return NX_MCP_ANSWERED;
+    const char *name = p->name;
     const char *key;
     json_t *v;
     json_object_foreach(args, key, v) {
