@@ -99,6 +99,12 @@ int nx_app_main(int argc, char **argv, const nx_app_t *app) {
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             if (app != NULL && app->about != NULL) printf("%s\n\n", app->about);
             fputs(usage, stdout);
+            if (app != NULL && app->flag_count > 0) {
+                printf("\nOptions of this program:\n");
+                for (size_t f = 0; f < app->flag_count; f++)
+                    printf("  %s%s\n      %s\n", app->flags[f].name,
+                           app->flags[f].takes_value ? " VALUE" : "", app->flags[f].help);
+            }
             free(overrides);
             return 0;
         }
@@ -138,6 +144,16 @@ int nx_app_main(int argc, char **argv, const nx_app_t *app) {
                 overrides[n++] = argv[++i];
             } else {
                 overrides[n++] = strcmp(a, "--no-mcp") == 0 ? "false" : "true";
+            }
+        }
+        for (size_t f = 0; !known && app != NULL && f < app->flag_count; f++) {
+            const nx_app_flag_t *af = &app->flags[f];
+            if (strcmp(a, af->name) != 0) continue;
+            known = true;
+            if (af->takes_value && i + 1 >= argc) goto missing;
+            if (af->parse(af->takes_value ? argv[++i] : NULL, app->arg) < 0) {
+                free(overrides);
+                return 2;
             }
         }
         if (!known) {

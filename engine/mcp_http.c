@@ -46,6 +46,7 @@ typedef enum sink_kind {
 
 /* What the owner tells the origin about a forwarded exchange. */
 typedef enum frame_kind {
+    FRAME_RESET, /* drop the connection (fault injection) */
     FRAME_OPEN,  /* start the event stream (headers only) */
     FRAME_EVENT, /* SSE bytes */
     FRAME_FINAL, /* the last bytes: the SSE tail, or a whole response when nothing streamed */
@@ -127,6 +128,10 @@ static void forward(nx_engine_shard_t *es, nx_engine_shard_t *owner, nx_http_con
 /* Applies one frame of an answer to <hc>, whose stream state is <*streaming>. */
 static void deliver(nx_http_conn_t *hc, bool *streaming, frame_kind_t kind, int status,
                     const char *p, size_t n, const char *extra, nx_http_abort_fn abort, void *arg) {
+    if (kind == FRAME_RESET) {
+        nx_http_reset(hc);
+        return;
+    }
     if (kind != FRAME_FINAL || *streaming || status == 0) {
         if (!*streaming) {
             char headers[256];
@@ -534,6 +539,14 @@ static void on_related(void *transport, json_t *msg) {
     send_event(transport, msg);
 }
 
+/* nx_mcp_call_drop_connection: the connection goes, and with it (through the client-gone path)
+ * the call. */
+static void on_drop(void *transport) {
+    mcp_exchange_t *ex = transport;
+    if (ex->sink == SINK_HTTP || ex->sink == SINK_REMOTE)
+        sink_send(ex, FRAME_RESET, 0, NULL, 0, NULL);
+}
+
 /* Keeps <ex> alive while its handler runs: on the shard's list, and for a local connection,
  * deferred so that the client's departure reaches us. */
 static void park(mcp_exchange_t *ex) {
@@ -625,6 +638,7 @@ static void process(mcp_exchange_t *ex, const char *body, size_t len, bool legac
     nx_mcp_request_ctx_t ctx = {.reply = on_reply,
                                 .send = on_related,
                                 .close_stream = close_stream,
+                                .drop = on_drop,
                                 .transport = ex,
                                 .peer = ex->hs ? &ex->hs->peer : NULL};
     uint32_t requests = 0;
@@ -671,7 +685,7 @@ static nx_str_t request_header(void *req, const char *name) {
 static void dispatch_stateless(mcp_exchange_t *ex, const nx_rpc_msg_t *msg) {
     ex->stateless = true;
     nx_mcp_request_ctx_t ctx = {
-        .reply = on_reply, .send = on_related, .transport = ex, .stateless = true};
+        .reply = on_reply, .send = on_related, .drop = on_drop, .transport = ex, .stateless = true};
     nx_mcp_call_t *pending = NULL;
     if (nx_mcp_server_dispatch(ex->es->engine->mcp, msg, &ctx, &pending) == NX_MCP_PENDING) {
         ex->pending = pending;

@@ -56,6 +56,7 @@ struct nx_mcp_call {
     bool cacheable;         /* a resources/read: results carry caching hints */
     int log_threshold;      /* lowest level sent when there is no peer; > max = none */
     nx_mcp_close_stream_fn close_stream;
+    void (*drop)(void *transport);
     nx_mcp_reply_fn reply; /* NULL once cancelled */
     nx_mcp_reply_fn send;
     void *transport;
@@ -644,6 +645,10 @@ bool nx_mcp_call_is_stateless(const nx_mcp_call_t *call) {
     return call->stateless;
 }
 
+void nx_mcp_call_drop_connection(nx_mcp_call_t *call) {
+    if (call->drop != NULL && call->reply != NULL) call->drop(call->transport);
+}
+
 void nx_mcp_call_close_stream(nx_mcp_call_t *call, uint32_t retry_ms) {
     if (call->close_stream != NULL && call->reply != NULL)
         call->close_stream(call->transport, retry_ms);
@@ -762,6 +767,7 @@ static nx_mcp_dispatch_t run_handler(const nx_rpc_msg_t *msg, const nx_mcp_reque
     call->stateless = ctx->stateless;
     call->cacheable = kind == KIND_RESOURCE;
     call->close_stream = ctx->close_stream;
+    call->drop = ctx->drop;
     call->params = msg->params ? json_incref(msg->params) : json_object();
     json_t *meta = json_object_get(msg->params, "_meta");
     if (ctx->stateless) {
@@ -925,6 +931,7 @@ static void task_adopt(task_t *t, nx_mcp_call_t *call) {
     call->send = task_on_send;
     call->transport = t;
     call->close_stream = NULL;
+    call->drop = NULL;
 }
 
 static json_t *task_envelope(const task_t *t, const char *result_type) {

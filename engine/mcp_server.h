@@ -53,6 +53,7 @@ typedef struct nx_mcp_request_ctx {
     nx_mcp_reply_fn send;  /* messages related to the request before its response (progress,
                               log, server-to-client requests); NULL = the peer's push */
     nx_mcp_close_stream_fn close_stream; /* NULL when the transport cannot resume streams */
+    void (*drop)(void *transport);       /* resets the connection; NULL where there is none */
     void *transport;
     nx_mcp_peer_t *peer; /* NULL: no session (stateless requests) */
     bool stateless;      /* the 2026-07-28 era: _meta already validated by the transport */

@@ -44,6 +44,11 @@ static void on_related(void *transport, json_t *msg) {
     c->st->send(c->st, msg);
 }
 
+static void on_drop(void *transport) {
+    stream_call_t *c = transport;
+    if (c->st->drop != NULL) c->st->drop(c->st);
+}
+
 static void on_reply(void *transport, json_t *response) {
     stream_call_t *c = transport;
     nx_mcp_stream_t *st = c->st;
@@ -96,13 +101,13 @@ void nx_mcp_stream_handle(nx_mcp_stream_t *st, const char *p, size_t n) {
     c->id = json_incref(msg->id);
     nx_list_insert_tail(&st->calls, &c->link);
     nx_mcp_request_ctx_t ctx = {
-        .reply = on_reply, .send = on_related, .transport = c, .peer = &st->peer};
+        .reply = on_reply, .send = on_related, .drop = on_drop, .transport = c, .peer = &st->peer};
     if (msg->kind == NX_RPC_REQUEST && nx_mcp_params_are_modern(msg->params)) {
         /* A 2026-07-28 request: self-contained, whatever the connection negotiated before. */
         char text[320];
         json_t *data = NULL;
-        int code = nx_mcp_check_modern_meta(msg->params, (nx_str_t){NULL, 0}, text,
-                                            sizeof(text), &data);
+        int code =
+            nx_mcp_check_modern_meta(msg->params, (nx_str_t){NULL, 0}, text, sizeof(text), &data);
         if (code != 0) {
             free_call(c);
             st->send(st, nx_rpc_error_new(msg->id, code, text, data));

@@ -19,7 +19,9 @@ typedef void (*nx_mcp_stream_send_fn)(nx_mcp_stream_t *st, json_t *msg);
 struct nx_mcp_stream {
     nx_mcp_server_t *server;
     nx_mcp_stream_send_fn send;
-    nx_list_t calls;    /* requests not answered yet */
+    nx_list_t calls;                   /* requests not answered yet */
+    void (*drop)(nx_mcp_stream_t *st); /* resets the connection (nx_mcp_call_drop_connection);
+                                          NULL where there is none (stdio) */
     nx_mcp_peer_t peer; /* the client: log level, subscriptions, server-to-client requests */
 };
 

@@ -72,6 +72,10 @@ static void ws_send(nx_mcp_stream_t *st, json_t *msg) {
     send_json(nx_container_of(st, mcp_ws_t, stream), msg);
 }
 
+static void ws_drop(nx_mcp_stream_t *st) {
+    nx_conn_reset(nx_container_of(st, mcp_ws_t, stream)->conn);
+}
+
 static void handle_event(mcp_ws_t *ws, const nx_ws_event_t *ev) {
     switch (ev->type) {
     case NX_WS_TEXT:
@@ -236,6 +240,7 @@ void nx_mcp_ws_accept(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request
     ws->conn = hc->conn;
     nx_ws_parser_init(&ws->parser, NX_WS_SERVER, es->config->config.mcp_limits.max_message);
     nx_mcp_stream_init(&ws->stream, es->engine->mcp, ws_send);
+    ws->stream.drop = ws_drop;
     nx_timer_init(&ws->keepalive, on_keepalive);
     nx_list_insert_tail(&es->ws_clients, &ws->link);
     es->ws_count++;

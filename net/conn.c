@@ -71,6 +71,13 @@ void nx_conn_close(nx_conn_t *c) {
     maybe_free(c);
 }
 
+void nx_conn_reset(nx_conn_t *c) {
+    if (c->state == NX_CONN_CLOSING) return;
+    struct linger l = {.l_onoff = 1, .l_linger = 0};
+    (void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    nx_conn_close(c);
+}
+
 static void enter_linger(nx_conn_t *c) {
     c->close_pending = false;
     if (shutdown(c->fd, SHUT_WR) < 0 || c->linger_ms == 0) {

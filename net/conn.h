@@ -73,5 +73,7 @@ void nx_conn_resume_recv(nx_conn_t *c);
 void nx_conn_close_graceful(nx_conn_t *c, uint32_t linger_ms);
 /** Closes now, dropping unsent output. Safe to call more than once. */
 void nx_conn_close(nx_conn_t *c);
+/** Closes now with a TCP reset (SO_LINGER 0), as a crashing peer would. */
+void nx_conn_reset(nx_conn_t *c);
 
 #endif

@@ -280,6 +280,10 @@ void nx_http_respond_error(nx_http_conn_t *hc, int status, const char *message,
     nx_buf_dispose(&body);
 }
 
+void nx_http_reset(nx_http_conn_t *hc) {
+    nx_conn_reset(hc->conn);
+}
+
 void nx_http_defer(nx_http_conn_t *hc, nx_http_abort_fn abort, void *arg) {
     hc->phase = NX_HTTP_PHASE_DEFERRED;
     hc->abort_fn = abort;

@@ -117,6 +117,8 @@ void nx_http_stream_end(nx_http_conn_t *hc);
  *  once the handler returns (bytes received after the request go to ops->on_data) and frees
  *  <hc>. Returns NX_ECLOSED when called outside a handler. */
 int nx_http_upgrade(nx_http_conn_t *hc, const nx_conn_ops_t *ops, void *codec);
+/** Drops the connection with a TCP reset, answering nothing (fault injection in test peers). */
+void nx_http_reset(nx_http_conn_t *hc);
 /** Marks the current request as answered later; <abort> runs if the client goes away first. */
 void nx_http_defer(nx_http_conn_t *hc, nx_http_abort_fn abort, void *arg);
 

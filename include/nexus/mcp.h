@@ -169,6 +169,11 @@ bool nx_mcp_call_is_stateless(const nx_mcp_call_t *call);
  *  Last-Event-ID. No effect where streams cannot be resumed (no session, WebSocket, stdio). */
 void nx_mcp_call_close_stream(nx_mcp_call_t *call, uint32_t retry_ms);
 
+/** Resets the connection <call> came on without answering, as a crashing server would (for
+ *  test peers injecting faults); the call is then cancelled like any whose client went away,
+ *  so its cancel hook runs. No effect on stdio. */
+void nx_mcp_call_drop_connection(nx_mcp_call_t *call);
+
 /** Tells the clients of the calling shard thread that subscribed to <uri>
  *  (resources/subscribe) that it changed: notifications/resources/updated on each one's
  *  stream. Returns how many were told. */
