@@ -3,6 +3,7 @@
  * benchmarks, and test-only /debug routes. */
 #include "engine.h"
 
+#include "backends.h"
 #include "log.h"
 #include "mcp_admin.h"
 #include "mcp_http.h"
@@ -42,9 +43,10 @@ static void route_health(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_requ
     nx_engine_t *e = es->engine;
     bool draining = es->draining || e->draining;
     json_t *j =
-        json_pack("{s:s, s:s, s:f, s:i, s:s, s:o}", "status", draining ? "draining" : "ok",
+        json_pack("{s:s, s:s, s:f, s:i, s:s, s:o, s:o}", "status", draining ? "draining" : "ok",
                   "version", NX_VERSION, "uptime_seconds", nx_engine_uptime_seconds(e), "shards",
-                  (int)e->shard_count, "ring_mode", e->ring_mode, "channels", channels_json(es));
+                  (int)e->shard_count, "ring_mode", e->ring_mode, "channels", channels_json(es),
+                  "backends", nx_backends_health(e->backends));
     nx_respond_json(hc, draining ? 503 : 200, j);
 }
 

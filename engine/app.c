@@ -66,6 +66,7 @@ static int check_config(const char *file) {
     nx_config_error_t err;
     if (nx_engine_load_config(&c, file, NULL, &err) < 0) return config_error(&err);
     printf("%s: configuration OK\n", file);
+    nx_config_dispose(&c);
     return 0;
 }
 
@@ -177,6 +178,7 @@ int nx_app_main(int argc, char **argv, const nx_app_t *app) {
     nx_log_set_level(c.log_level);
     if (stdio) c.shards = 1; /* one loop owns stdin and stdout */
     nx_config_snapshot_t *snap = nx_config_snapshot_new(&c);
+    nx_config_dispose(&c); /* the snapshot holds its own copy */
     nx_engine_t *e = NULL;
     int rc = snap ? nx_engine_new(snap, overrides, &e) : -1;
     if (rc == 0 && app != NULL && app->setup != NULL) {

@@ -532,6 +532,7 @@ typedef enum key_type {
     KT_DURATION,
     KT_SIZE,
     KT_LEVEL,
+    KT_SEP, /* federation.separator */
 } key_type_t;
 
 static const char *expect_phrase(key_type_t t) {
@@ -552,6 +553,8 @@ static const char *expect_phrase(key_type_t t) {
         return "expected a size like 16KiB or 10MiB";
     case KT_LEVEL:
         return "expected a log level (debug, info, warn, error, off)";
+    case KT_SEP:
+        return "expected 1 to 8 of the characters A-Z a-z 0-9 _ . -";
     }
     return "unexpected value";
 }
@@ -857,6 +860,23 @@ static int parse_hosts(const char *s, size_t n, char *out, size_t outcap, char *
     return 0;
 }
 
+/* The federation separator: 1 to 8 of [A-Za-z0-9_.-], so a prefixed tool name stays a valid
+ * MCP tool name. */
+static int parse_sep(const char *s, size_t n, char *out, size_t outcap, char *msg, size_t cap) {
+    char got[64];
+    bool ok = n >= 1 && n <= 8 && n < outcap;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)s[i]) || strchr("_.-", s[i]) != NULL;
+    if (!ok || s[0] == '\0') {
+        got_text(got, sizeof(got), s, n);
+        msgf(msg, cap, "%s, got %s", expect_phrase(KT_SEP), got);
+        return -1;
+    }
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return 0;
+}
+
 /* ---- the table of known keys ----
  * Every scalar key is one row: its dotted name, how its text converts, where it lives in
  * nx_config_t and its range. The file walker, nx_config_set, the environment, validation and
@@ -906,13 +926,15 @@ static const key_def_t keys[] = {
     {"http.max_connections", KT_UINT, FIELD(http.max_connections), 1, 1u << 24},
     {"shutdown.grace", KT_DURATION, FIELD(drain_timeout_ms), 0, NX_MAX_DURATION_MS},
     {"debug_routes", KT_BOOL, FIELD(debug_routes), 0, 0},
+    {"federation.separator", KT_SEP, FIELD(servers.separator), 0, 0},
+    {"federation.list_budget", KT_DURATION, FIELD(servers.list_budget_ms), 1, NX_MAX_DURATION_MS},
 };
 #define NKEYS ((int)(sizeof(keys) / sizeof(keys[0])))
 _Static_assert(sizeof(keys) / sizeof(keys[0]) == NX_CONFIG_NKEYS, "update NX_CONFIG_NKEYS");
 
 /* Sections later versions add; named so the error says so instead of guessing a typo. */
-static const char *const future_sections[] = {"servers",  "workflows",   "cache", "auth",
-                                              "sessions", "rate_limits", NULL};
+static const char *const future_sections[] = {"workflows", "cache",       "auth",
+                                              "sessions",  "rate_limits", NULL};
 
 static int find_key(const char *name) {
     for (int i = 0; i < NKEYS; i++)
@@ -964,6 +986,8 @@ static int set_text(nx_config_t *c, int idx, const char *s, size_t n, char *msg,
         return parse_bool(s, n, (bool *)field, msg, cap);
     case KT_LEVEL:
         return parse_level(s, n, (nx_log_level_t *)field, msg, cap);
+    case KT_SEP:
+        return parse_sep(s, n, field, d->width, msg, cap);
     case KT_PORT:
     case KT_UINT:
         if (parse_uint(d->type, s, n, d->min, d->max, &v, msg, cap) < 0) return -1;
@@ -1022,6 +1046,867 @@ void nx_config_defaults(nx_config_t *c) {
         .stream_buffer = 256,
     };
     c->debug_routes = false;
+    snprintf(c->servers.separator, sizeof(c->servers.separator), "__");
+    c->servers.list_budget_ms = 2000;
+}
+
+/* ---- servers: and federation ----
+ * servers: is a sequence, so it is walked from the document tree instead of the key table.
+ * Each entry is checked whole (required keys, keys of another transport, ranges, pairs that
+ * must be ordered) and every error names the entry's path, e.g. servers[1].retry.base. The
+ * federation.* keys are ordinary rows of the key table. */
+
+#define NX_SERVER_LIST_MAX 1024    /* args, env entries */
+#define NX_SERVER_STRING_MAX 65536 /* one argument or environment value */
+#define NX_SERVER_HEADERS_MAX 64   /* extra request headers */
+#define NX_SERVER_HEADER_MAX 8192  /* one header value */
+#define NX_SERVER_URL_MAX 2047     /* one replica URL */
+
+#define T_STDIO (1u << NX_SERVER_STDIO)
+#define T_NET                                                                                      \
+    ((1u << NX_SERVER_HTTP) | (1u << NX_SERVER_SSE) | (1u << NX_SERVER_WS) | (1u << NX_SERVER_REST))
+#define T_HTTP_GET ((1u << NX_SERVER_HTTP) | (1u << NX_SERVER_REST))
+#define T_ALL (T_STDIO | T_NET)
+
+static const char *const transport_names[] = {"stdio", "http", "sse", "ws", "rest"};
+static const char *const balance_names[] = {"round_robin", "least_outstanding"};
+
+const char *nx_server_transport_name(nx_server_transport_t t) {
+    return (unsigned)t < sizeof(transport_names) / sizeof(transport_names[0]) ? transport_names[t]
+                                                                              : "unknown";
+}
+
+/* The keys of one entry and the transports each is meant for. */
+static const struct {
+    const char *key;
+    unsigned transports;
+} entry_keys[] = {
+    {"name", T_ALL},       {"transport", T_ALL}, {"command", T_STDIO},   {"args", T_STDIO},
+    {"env", T_STDIO},      {"cwd", T_STDIO},     {"instances", T_STDIO}, {"restart", T_STDIO},
+    {"shutdown", T_STDIO}, {"url", T_NET},       {"urls", T_NET},        {"balance", T_NET},
+    {"headers", T_NET},    {"pool", T_NET},      {"prefix", T_ALL},      {"enabled", T_ALL},
+    {"timeouts", T_ALL},   {"retry", T_ALL},     {"breaker", T_ALL},     {"bulkhead", T_ALL},
+    {"health", T_ALL},
+};
+#define NENTRY_KEYS (sizeof(entry_keys) / sizeof(entry_keys[0]))
+
+static const char *scope_phrase(unsigned mask) {
+    if (mask == T_STDIO) return "only for transport stdio";
+    if (mask == T_NET) return "only for transports http, sse, ws and rest";
+    return "only for transports http and rest (sse and ws backends are checked with an MCP "
+           "ping)";
+}
+
+/* The scalar keys of the sub-mappings (timeouts:, retry:, ...), as offsets into an entry. */
+typedef enum sfield_type { SF_DURATION, SF_UINT, SF_BOOL } sfield_type_t;
+
+typedef struct sfield {
+    const char *key;
+    sfield_type_t type;
+    size_t off, width;
+    uint64_t min, max;
+} sfield_t;
+
+#define SFIELD(m) offsetof(nx_server_config_t, m), sizeof(((nx_server_config_t *)0)->m)
+#define D_MAX NX_MAX_DURATION_MS
+
+static const sfield_t timeouts_fields[] = {
+    {"connect", SF_DURATION, SFIELD(timeouts.connect_ms), 1, D_MAX},
+    {"call", SF_DURATION, SFIELD(timeouts.call_ms), 1, D_MAX},
+    {"deadline", SF_DURATION, SFIELD(timeouts.deadline_ms), 1, D_MAX},
+};
+static const sfield_t retry_fields[] = {
+    {"attempts", SF_UINT, SFIELD(retry.attempts), 1, 10},
+    {"base", SF_DURATION, SFIELD(retry.base_ms), 1, D_MAX},
+    {"cap", SF_DURATION, SFIELD(retry.cap_ms), 1, D_MAX},
+    {"budget_percent", SF_UINT, SFIELD(retry.budget_percent), 0, 100},
+    {"min_retries", SF_UINT, SFIELD(retry.min_retries), 0, 1000000},
+};
+static const sfield_t breaker_fields[] = {
+    {"enabled", SF_BOOL, SFIELD(breaker.enabled), 0, 0},
+    {"window", SF_UINT, SFIELD(breaker.window), 1, 1024},
+    {"failure_rate", SF_UINT, SFIELD(breaker.failure_rate), 1, 100},
+    {"slow_call", SF_DURATION, SFIELD(breaker.slow_call_ms), 0, D_MAX},
+    {"slow_call_rate", SF_UINT, SFIELD(breaker.slow_call_rate), 1, 100},
+    {"minimum_calls", SF_UINT, SFIELD(breaker.minimum_calls), 1, 1024},
+    {"open_for", SF_DURATION, SFIELD(breaker.open_ms), 1, D_MAX},
+    {"half_open_calls", SF_UINT, SFIELD(breaker.half_open_calls), 1, 63},
+    {"probe_timeout", SF_DURATION, SFIELD(breaker.probe_timeout_ms), 1, D_MAX},
+};
+static const sfield_t bulkhead_fields[] = {
+    {"max_concurrent", SF_UINT, SFIELD(max_concurrent), 1, 1000000},
+};
+static const sfield_t pool_fields[] = {
+    {"max_connections", SF_UINT, SFIELD(pool.max_connections), 1, 100000},
+    {"max_idle", SF_UINT, SFIELD(pool.max_idle), 0, 100000},
+    {"idle_timeout", SF_DURATION, SFIELD(pool.idle_timeout_ms), 1, D_MAX},
+    {"max_requests", SF_UINT, SFIELD(pool.max_requests), 0, UINT32_MAX},
+};
+static const sfield_t health_fields[] = {
+    {"enabled", SF_BOOL, SFIELD(health.enabled), 0, 0},
+    {"interval", SF_DURATION, SFIELD(health.interval_ms), 10, D_MAX},
+    {"timeout", SF_DURATION, SFIELD(health.timeout_ms), 1, D_MAX},
+    {"healthy_after", SF_UINT, SFIELD(health.healthy_after), 1, 1000},
+    {"unhealthy_after", SF_UINT, SFIELD(health.unhealthy_after), 1, 1000},
+    {"eject_after", SF_UINT, SFIELD(health.eject_after), 0, 1000},
+    {"base_ejection", SF_DURATION, SFIELD(health.base_ejection_ms), 1, D_MAX},
+    {"max_ejection", SF_DURATION, SFIELD(health.max_ejection_ms), 1, D_MAX},
+};
+static const sfield_t restart_fields[] = {
+    {"base", SF_DURATION, SFIELD(restart_base_ms), 1, D_MAX},
+    {"cap", SF_DURATION, SFIELD(restart_cap_ms), 1, D_MAX},
+};
+static const sfield_t shutdown_fields[] = {
+    {"term_after", SF_DURATION, SFIELD(shutdown_term_ms), 0, D_MAX},
+    {"kill_after", SF_DURATION, SFIELD(shutdown_kill_ms), 0, D_MAX},
+};
+
+typedef struct ssection {
+    const char *name;
+    const sfield_t *fields;
+    size_t nfields;
+} ssection_t;
+
+#define SFIELDS(a) a, sizeof(a) / sizeof(a[0])
+static const ssection_t ssections[] = {
+    {"timeouts", SFIELDS(timeouts_fields)}, {"retry", SFIELDS(retry_fields)},
+    {"breaker", SFIELDS(breaker_fields)},   {"bulkhead", SFIELDS(bulkhead_fields)},
+    {"pool", SFIELDS(pool_fields)},         {"health", SFIELDS(health_fields)},
+    {"restart", SFIELDS(restart_fields)},   {"shutdown", SFIELDS(shutdown_fields)},
+};
+#define NSSECTIONS (sizeof(ssections) / sizeof(ssections[0]))
+
+/* Pairs that must be ordered (lo <= hi). When only one of the two is written the other follows
+ * it (call: 90s alone raises the deadline to 90s); when both are, a wrong order is an error at
+ * the key named first in the message. */
+static const struct {
+    const char *section, *lo, *hi;
+    bool blame_hi;
+} spairs[] = {
+    {"timeouts", "call", "deadline", true},
+    {"retry", "base", "cap", false},
+    {"breaker", "minimum_calls", "window", false},
+    {"pool", "max_idle", "max_connections", false},
+    {"health", "base_ejection", "max_ejection", false},
+    {"restart", "base", "cap", false},
+};
+
+static unsigned entry_scope(const char *key) {
+    for (size_t i = 0; i < NENTRY_KEYS; i++)
+        if (strcmp(entry_keys[i].key, key) == 0) return entry_keys[i].transports;
+    return 0;
+}
+
+static const sfield_t *find_sfield(const char *section, const char *key) {
+    for (size_t i = 0; i < NSSECTIONS; i++) {
+        if (strcmp(ssections[i].name, section) != 0) continue;
+        for (size_t k = 0; k < ssections[i].nfields; k++)
+            if (strcmp(ssections[i].fields[k].key, key) == 0) return &ssections[i].fields[k];
+    }
+    return NULL;
+}
+
+void nx_server_config_defaults(nx_server_config_t *s, nx_server_transport_t t) {
+    memset(s, 0, sizeof(*s));
+    s->transport = t;
+    s->enabled = true;
+    s->prefix = true;
+    s->instances = 1;
+    s->restart_base_ms = 1000;
+    s->restart_cap_ms = 30000;
+    s->shutdown_term_ms = 2000;
+    s->shutdown_kill_ms = 2000;
+    s->balance = NX_BALANCE_ROUND_ROBIN;
+    s->pool = (nx_server_pool_t){
+        .max_connections = 64, .max_idle = 16, .idle_timeout_ms = 60000, .max_requests = 0};
+    s->timeouts =
+        (nx_server_timeouts_t){.connect_ms = 2000, .call_ms = 30000, .deadline_ms = 60000};
+    s->retry = (nx_server_retry_t){
+        .attempts = 3, .base_ms = 25, .cap_ms = 250, .budget_percent = 20, .min_retries = 3};
+    s->breaker = (nx_server_breaker_t){
+        .enabled = true,
+        .window = 20,
+        .failure_rate = 50,
+        .slow_call_ms = 5000,
+        .slow_call_rate = 100,
+        .minimum_calls = 10,
+        .open_ms = 30000,
+        .half_open_calls = 3,
+        .probe_timeout_ms = 5000,
+    };
+    s->max_concurrent = 100;
+    s->health = (nx_server_health_t){
+        .enabled = true,
+        .interval_ms = 10000,
+        .timeout_ms = 2000,
+        .healthy_after = 2,
+        .unhealthy_after = 3,
+        .eject_after = 5,
+        .base_ejection_ms = 30000,
+        .max_ejection_ms = 300000,
+    };
+    if (t == NX_SERVER_REST) snprintf(s->health.path, sizeof(s->health.path), "/health");
+}
+
+/* ---- string lists: NULL-terminated, each string malloc'd, NULL when empty ---- */
+
+static void strv_free(char **v) {
+    if (v == NULL) return;
+    for (char **p = v; *p != NULL; p++)
+        free(*p);
+    free(v);
+}
+
+static int strv_dup(char *const *v, char ***out) {
+    size_t n = 0;
+    *out = NULL;
+    if (v == NULL) return 0;
+    while (v[n] != NULL)
+        n++;
+    char **d = calloc(n + 1, sizeof(*d));
+    if (d == NULL) return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if ((d[i] = strdup(v[i])) == NULL) {
+            strv_free(d);
+            return -ENOMEM;
+        }
+    }
+    *out = d;
+    return 0;
+}
+
+static void server_dispose(nx_server_config_t *s) {
+    strv_free(s->args);
+    strv_free(s->env);
+    strv_free(s->urls);
+    strv_free(s->headers);
+    free(s->endpoints);
+    s->args = s->env = s->urls = s->headers = NULL;
+    s->endpoints = NULL;
+    s->url_count = 0;
+}
+
+static void servers_free(nx_server_config_t *items, size_t n) {
+    for (size_t i = 0; items != NULL && i < n; i++)
+        server_dispose(&items[i]);
+    free(items);
+}
+
+void nx_config_dispose(nx_config_t *c) {
+    if (c == NULL) return;
+    servers_free(c->servers.items, c->servers.count);
+    c->servers.items = NULL;
+    c->servers.count = 0;
+}
+
+int nx_config_copy(nx_config_t *dst, const nx_config_t *src) {
+    const nx_servers_config_t *sv = &src->servers;
+    *dst = *src;
+    dst->servers.items = NULL;
+    dst->servers.count = 0;
+    if (sv->count == 0) return 0;
+    nx_server_config_t *items = calloc(sv->count, sizeof(*items));
+    if (items == NULL) return -ENOMEM;
+    for (size_t i = 0; i < sv->count; i++) {
+        const nx_server_config_t *s = &sv->items[i];
+        nx_server_config_t *d = &items[i];
+        *d = *s;
+        d->args = d->env = d->urls = d->headers = NULL;
+        d->endpoints = NULL;
+        if (strv_dup(s->args, &d->args) < 0 || strv_dup(s->env, &d->env) < 0 ||
+            strv_dup(s->urls, &d->urls) < 0 || strv_dup(s->headers, &d->headers) < 0)
+            goto fail;
+        if (s->url_count > 0) {
+            d->endpoints = malloc(s->url_count * sizeof(*d->endpoints));
+            if (d->endpoints == NULL) goto fail;
+            memcpy(d->endpoints, s->endpoints, s->url_count * sizeof(*d->endpoints));
+        }
+        continue;
+    fail:
+        servers_free(items, i + 1);
+        return -ENOMEM;
+    }
+    dst->servers.items = items;
+    dst->servers.count = sv->count;
+    return 0;
+}
+
+const nx_server_config_t *nx_config_find_server(const nx_config_t *c, const char *name) {
+    for (size_t i = 0; i < c->servers.count; i++)
+        if (strcmp(c->servers.items[i].name, name) == 0) return &c->servers.items[i];
+    return NULL;
+}
+
+/* ---- URLs ---- */
+
+static bool host_char(unsigned char ch) {
+    return isalnum(ch) || ch == '.' || ch == '-' || ch == '_';
+}
+
+int nx_config_parse_url(const char *url, size_t len, nx_server_transport_t t,
+                        nx_server_endpoint_t *out, char *msg, size_t cap) {
+    char got[64];
+    const char *want = t == NX_SERVER_WS ? "ws" : "http";
+    size_t wlen = strlen(want);
+    got_text(got, sizeof(got), url, len);
+    if (t == NX_SERVER_STDIO) {
+        msgf(msg, cap, "transport stdio takes a command, not a URL");
+        return NX_ECONFIG;
+    }
+    if (len > NX_SERVER_URL_MAX) {
+        msgf(msg, cap, "the URL is longer than %u characters", NX_SERVER_URL_MAX);
+        return NX_ECONFIG;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)url[i];
+        if (ch <= 0x20 || ch >= 0x7f) {
+            msgf(msg, cap,
+                 "%s contains a space, control or non-ASCII character (percent-encode it)", got);
+            return NX_ECONFIG;
+        }
+    }
+    const char *end = url + len, *sep = NULL;
+    for (const char *p = url; p + 3 <= end && sep == NULL; p++)
+        if (p[0] == ':' && p[1] == '/' && p[2] == '/') sep = p;
+    if (sep == NULL || sep == url) {
+        msgf(msg, cap, "%s is not a URL; expected %s://host[:port][/path]", got, want);
+        return NX_ECONFIG;
+    }
+    size_t slen = (size_t)(sep - url);
+    if (slen == wlen + 1 && strncasecmp(url, want, wlen) == 0 && (url[wlen] | 0x20) == 's') {
+        msgf(msg, cap,
+             "%.*s:// needs TLS, which nexus does not support yet; use %s:// (for "
+             "example to a local TLS proxy)",
+             (int)slen, url, want);
+        return NX_ECONFIG;
+    }
+    if (slen != wlen || strncasecmp(url, want, wlen) != 0) {
+        bool known = false;
+        static const char *const schemes[] = {"http", "https", "ws", "wss", NULL};
+        for (const char *const *s = schemes; *s && !known; s++)
+            known = strlen(*s) == slen && strncasecmp(url, *s, slen) == 0;
+        if (known)
+            msgf(msg, cap, "scheme '%.*s' does not match transport %s; use %s://", (int)slen, url,
+                 nx_server_transport_name(t), want);
+        else
+            msgf(msg, cap, "unsupported scheme '%.*s'; use %s://", (int)(slen > 40 ? 40 : slen),
+                 url, want);
+        return NX_ECONFIG;
+    }
+    const char *p = sep + 3;
+    if (memchr(p, '#', (size_t)(end - p)) != NULL) {
+        msgf(msg, cap, "a backend URL must not have a fragment (#...)");
+        return NX_ECONFIG;
+    }
+    const char *auth_end = p;
+    while (auth_end < end && *auth_end != '/' && *auth_end != '?')
+        auth_end++;
+    if (memchr(p, '@', (size_t)(auth_end - p)) != NULL) {
+        msgf(msg, cap,
+             "credentials in the URL are not supported; send them with headers: "
+             "(e.g. Authorization)");
+        return NX_ECONFIG;
+    }
+    const char *host = p, *host_end, *rest;
+    if (p < auth_end && *p == '[') {
+        const char *close = memchr(p, ']', (size_t)(auth_end - p));
+        if (close == NULL) {
+            msgf(msg, cap, "'[' in %s is not closed by ']'", got);
+            return NX_ECONFIG;
+        }
+        host = p + 1, host_end = close, rest = close + 1;
+        bool colon = false, ok = host_end > host;
+        for (const char *h = host; ok && h < host_end; h++) {
+            ok = isxdigit((unsigned char)*h) || *h == ':' || *h == '.';
+            colon |= *h == ':';
+        }
+        if (!ok || !colon) {
+            msgf(msg, cap, "'%.*s' is not an IPv6 address", (int)(host_end - host), host);
+            return NX_ECONFIG;
+        }
+    } else {
+        host_end = p;
+        while (host_end < auth_end && *host_end != ':')
+            host_end++;
+        rest = host_end;
+        for (const char *h = host; h < host_end; h++) {
+            if (!host_char((unsigned char)*h)) {
+                msgf(msg, cap, "'%.*s' is not a valid host name or address",
+                     (int)(host_end - host > 64 ? 64 : host_end - host), host);
+                return NX_ECONFIG;
+            }
+        }
+    }
+    if (host_end == host) {
+        msgf(msg, cap, "%s has no host", got);
+        return NX_ECONFIG;
+    }
+    if ((size_t)(host_end - host) >= sizeof(out->host)) {
+        msgf(msg, cap, "the host is longer than %zu characters", sizeof(out->host) - 1);
+        return NX_ECONFIG;
+    }
+    uint64_t port = 80;
+    if (rest < auth_end) {
+        if (*rest != ':') {
+            msgf(msg, cap, "unexpected '%.*s' after the host", (int)(auth_end - rest), rest);
+            return NX_ECONFIG;
+        }
+        const char *ps = rest + 1;
+        size_t plen = (size_t)(auth_end - ps);
+        if (plen == 0) {
+            msgf(msg, cap, "':' after the host must be followed by a port number");
+            return NX_ECONFIG;
+        }
+        port = 0;
+        for (size_t i = 0; i < plen; i++) {
+            if (ps[i] < '0' || ps[i] > '9') {
+                msgf(msg, cap, "port '%.*s' is not a number", (int)(plen > 20 ? 20 : plen), ps);
+                return NX_ECONFIG;
+            }
+            if (port <= 65535) port = port * 10 + (uint64_t)(ps[i] - '0');
+        }
+        if (port == 0 || port > 65535) {
+            msgf(msg, cap, "port '%.*s' is out of range (1..65535)", (int)(plen > 20 ? 20 : plen),
+                 ps);
+            return NX_ECONFIG;
+        }
+    }
+    memcpy(out->host, host, (size_t)(host_end - host));
+    out->host[host_end - host] = '\0';
+    out->port = (uint16_t)port;
+    size_t path_len = (size_t)(end - auth_end);
+    size_t o = 0;
+    if (path_len == 0 || *auth_end == '?') out->path[o++] = '/';
+    memcpy(out->path + o, auth_end, path_len);
+    out->path[o + path_len] = '\0';
+    return 0;
+}
+
+/* ---- one entry ---- */
+
+/* Checks that scalar <n> is a string without NULs of at most <max> bytes and points *<text> at
+ * it (borrowed from the tree). */
+static int node_text(const nx_cfg_node_t *n, size_t max, const char **text, size_t *len,
+                     nx_config_error_t *err) {
+    char got[64];
+    if (n->kind != NX_CFG_SCALAR || nx_cfg_is_null(n)) {
+        got_node(got, sizeof(got), n);
+        return nx_cfg_fail(err, n, "expected a string, got %s", got);
+    }
+    if (strlen(n->text) != n->len) return nx_cfg_fail(err, n, "contains a NUL character");
+    if (n->len > max) return nx_cfg_fail(err, n, "is longer than %zu characters", max);
+    *text = n->text;
+    *len = n->len;
+    return 0;
+}
+
+static int read_nonempty(const nx_cfg_node_t *n, char *out, size_t cap, nx_config_error_t *err) {
+    int rc = nx_cfg_read_string(n, out, cap, err);
+    if (rc == 0 && out[0] == '\0') return nx_cfg_fail(err, n, "must not be empty");
+    return rc;
+}
+
+/* Reads sequence <n> of strings into a new list (NULL when empty). */
+static int read_strv(const nx_cfg_node_t *n, char ***out, nx_config_error_t *err) {
+    char got[64];
+    *out = NULL;
+    if (nx_cfg_is_null(n)) return 0;
+    if (n->kind != NX_CFG_SEQUENCE) {
+        got_node(got, sizeof(got), n);
+        return nx_cfg_fail(err, n, "expected a sequence of strings, got %s", got);
+    }
+    if (n->count > NX_SERVER_LIST_MAX)
+        return nx_cfg_fail(err, n, "has more than %d entries", NX_SERVER_LIST_MAX);
+    if (n->count == 0) return 0;
+    char **v = calloc(n->count + 1, sizeof(*v));
+    if (v == NULL) return nx_cfg_fail(err, n, "out of memory");
+    for (size_t i = 0; i < n->count; i++) {
+        const char *text;
+        size_t len;
+        int rc = node_text(n->items[i], NX_SERVER_STRING_MAX, &text, &len, err);
+        if (rc == 0 && (v[i] = strdup(text)) == NULL) rc = nx_cfg_fail(err, n, "out of memory");
+        if (rc != 0) {
+            strv_free(v);
+            return rc;
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+static bool env_name_ok(const char *k) {
+    if (!(isalpha((unsigned char)k[0]) || k[0] == '_')) return false;
+    for (const char *p = k; *p; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '_')) return false;
+    return true;
+}
+
+static bool is_tchar(unsigned char ch) {
+    return isalnum(ch) || (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* Header fields nexus writes itself: a configured value would break framing or the session. */
+static bool header_managed(const char *name) {
+    static const char *const managed[] = {"content-length",
+                                          "transfer-encoding",
+                                          "connection",
+                                          "upgrade",
+                                          "keep-alive",
+                                          "te",
+                                          "trailer",
+                                          "mcp-session-id",
+                                          "mcp-protocol-version",
+                                          NULL};
+    for (const char *const *m = managed; *m; m++)
+        if (strcasecmp(name, *m) == 0) return true;
+    return strncasecmp(name, "sec-websocket-", 14) == 0;
+}
+
+/* Reads mapping <n> of strings into a list of "<key><sep><value>" (env: "=", headers: ": "). */
+static int read_strmap(const nx_cfg_node_t *n, bool headers, char ***out, nx_config_error_t *err) {
+    char got[64];
+    size_t max = headers ? NX_SERVER_HEADERS_MAX : NX_SERVER_LIST_MAX;
+    *out = NULL;
+    if (nx_cfg_is_null(n)) return 0;
+    if (n->kind != NX_CFG_MAPPING) {
+        got_node(got, sizeof(got), n);
+        return nx_cfg_fail(err, n, "expected a mapping of %s, got %s",
+                           headers ? "header names to values" : "variable names to values", got);
+    }
+    if (n->count > max) return nx_cfg_fail(err, n, "has more than %zu entries", max);
+    if (n->count == 0) return 0;
+    char **v = calloc(n->count + 1, sizeof(*v));
+    if (v == NULL) return nx_cfg_fail(err, n, "out of memory");
+    int rc = 0;
+    for (size_t i = 0; i < n->count && rc == 0; i++) {
+        const nx_cfg_node_t *e = n->items[i];
+        const char *k = e->key, *text;
+        size_t len;
+        quote(got, sizeof(got), k, strlen(k));
+        if (headers) {
+            bool ok = k[0] != '\0';
+            for (const char *p = k; ok && *p; p++)
+                ok = is_tchar((unsigned char)*p);
+            if (!ok) {
+                rc = nx_cfg_fail_key(err, e, "%s is not a valid HTTP header name", got);
+                break;
+            }
+            if (header_managed(k)) {
+                rc = nx_cfg_fail_key(err, e, "%s is set by nexus itself and cannot be configured",
+                                     got);
+                break;
+            }
+            for (size_t j = 0; j < i; j++) {
+                if (strcasecmp(n->items[j]->key, k) == 0) {
+                    rc = nx_cfg_fail_key(err, e, "%s repeats '%s' (header names ignore case)", got,
+                                         n->items[j]->key);
+                    break;
+                }
+            }
+            if (rc != 0) break;
+        } else if (!env_name_ok(k)) {
+            rc = nx_cfg_fail_key(err, e,
+                                 "%s is not a valid environment variable name "
+                                 "([A-Za-z_][A-Za-z0-9_]*)",
+                                 got);
+            break;
+        }
+        rc = node_text(e, headers ? NX_SERVER_HEADER_MAX : NX_SERVER_STRING_MAX, &text, &len, err);
+        for (size_t j = 0; rc == 0 && headers && j < len; j++) {
+            unsigned char ch = (unsigned char)text[j];
+            if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+                rc = nx_cfg_fail(err, e, "a header value must not contain control characters");
+        }
+        if (rc != 0) break;
+        size_t need = strlen(k) + len + 3;
+        if ((v[i] = malloc(need)) == NULL) {
+            rc = nx_cfg_fail(err, e, "out of memory");
+            break;
+        }
+        snprintf(v[i], need, "%s%s%s", k, headers ? ": " : "=", text);
+    }
+    if (rc != 0) {
+        strv_free(v);
+        return rc;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Reads a word of <words> (exact spelling) at <n> into *<out>. */
+static int read_choice(const nx_cfg_node_t *n, const char *const *words, size_t nwords,
+                       const char *expected, unsigned *out, nx_config_error_t *err) {
+    char got[64];
+    if (n->kind == NX_CFG_SCALAR && !nx_cfg_is_null(n)) {
+        for (size_t i = 0; i < nwords; i++) {
+            if (strlen(words[i]) == n->len && memcmp(words[i], n->text, n->len) == 0) {
+                *out = (unsigned)i;
+                return 0;
+            }
+        }
+    }
+    got_node(got, sizeof(got), n);
+    return nx_cfg_fail(err, n, "expected %s, got %s", expected, got);
+}
+
+static bool server_name_ok(const char *s, size_t n) {
+    if (n == 0 || n > NX_SERVER_NAME_MAX) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+              s[i] == '-'))
+            return false;
+    return true;
+}
+
+static int read_urls(nx_server_config_t *s, const nx_cfg_node_t *item, nx_config_error_t *err) {
+    const nx_cfg_node_t *one = nx_cfg_get(item, "url"), *many = nx_cfg_get(item, "urls");
+    char got[64];
+    if (one != NULL && many != NULL) return nx_cfg_fail_key(err, many, "set url or urls, not both");
+    if (one == NULL && many == NULL)
+        return nx_cfg_fail(err, item, "missing required key 'url' (or 'urls') for transport %s",
+                           nx_server_transport_name(s->transport));
+    size_t n = 1;
+    if (many != NULL) {
+        if (many->kind != NX_CFG_SEQUENCE) {
+            got_node(got, sizeof(got), many);
+            return nx_cfg_fail(err, many, "expected a sequence of URLs, got %s", got);
+        }
+        n = many->count;
+        if (n == 0 || n > NX_SERVER_REPLICAS_MAX)
+            return nx_cfg_fail(err, many, "expected 1 to %d URLs, got %zu", NX_SERVER_REPLICAS_MAX,
+                               n);
+    }
+    s->urls = calloc(n + 1, sizeof(*s->urls));
+    s->endpoints = calloc(n, sizeof(*s->endpoints));
+    if (s->urls == NULL || s->endpoints == NULL) return nx_cfg_fail(err, item, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const nx_cfg_node_t *u = many ? many->items[i] : one;
+        char msg[sizeof(err->message)];
+        const char *text;
+        size_t len;
+        int rc = node_text(u, NX_SERVER_URL_MAX, &text, &len, err);
+        if (rc != 0) return rc;
+        if (nx_config_parse_url(text, len, s->transport, &s->endpoints[i], msg, sizeof(msg)) != 0)
+            return nx_cfg_fail(err, u, "%s", msg);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(s->urls[j], text) == 0) return nx_cfg_fail(err, u, "repeats urls[%zu]", j);
+        if ((s->urls[i] = strdup(text)) == NULL) return nx_cfg_fail(err, u, "out of memory");
+        s->url_count = i + 1;
+    }
+    return 0;
+}
+
+static int read_sfield(nx_server_config_t *s, const sfield_t *f, const nx_cfg_node_t *n,
+                       nx_config_error_t *err) {
+    uint64_t v = 0;
+    int rc;
+    char *field = (char *)s + f->off;
+    switch (f->type) {
+    case SF_BOOL:
+        return nx_cfg_read_bool(n, (bool *)field, err);
+    case SF_UINT:
+        rc = nx_cfg_read_uint(n, f->min, f->max, &v, err);
+        break;
+    default:
+        rc = nx_cfg_read_duration(n, f->min, f->max, &v, err);
+        break;
+    }
+    if (rc == 0) store_uint(field, f->width, v);
+    return rc;
+}
+
+static int read_section(nx_server_config_t *s, const ssection_t *sec, const nx_cfg_node_t *n,
+                        nx_config_error_t *err) {
+    const char *known[16];
+    size_t nknown = 0;
+    bool health = strcmp(sec->name, "health") == 0;
+    if (nx_cfg_is_null(n)) return 0; /* "retry:" with every key commented out */
+    for (size_t k = 0; k < sec->nfields; k++)
+        known[nknown++] = sec->fields[k].key;
+    if (health) known[nknown++] = "path";
+    int rc = nx_cfg_check_keys(n, known, nknown, err);
+    for (size_t k = 0; rc == 0 && k < sec->nfields; k++) {
+        const nx_cfg_node_t *v = nx_cfg_get(n, sec->fields[k].key);
+        if (v != NULL) rc = read_sfield(s, &sec->fields[k], v, err);
+    }
+    const nx_cfg_node_t *path = health ? nx_cfg_get(n, "path") : NULL;
+    if (rc == 0 && path != NULL) {
+        if (!((1u << s->transport) & T_HTTP_GET))
+            return nx_cfg_fail_key(err, path, "%s (this server uses %s)", scope_phrase(T_HTTP_GET),
+                                   nx_server_transport_name(s->transport));
+        rc = read_nonempty(path, s->health.path, sizeof(s->health.path), err);
+        for (const char *p = s->health.path; rc == 0 && *p; p++)
+            if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+                rc = nx_cfg_fail(err, path,
+                                 "contains a space, control or non-ASCII character "
+                                 "(percent-encode it)");
+        if (rc == 0 && s->health.path[0] != '/') rc = nx_cfg_fail(err, path, "must start with '/'");
+    }
+    return rc;
+}
+
+/* Applies the ordered pairs: an error when both keys are written in the wrong order, else the
+ * unwritten one follows the written one. */
+static int order_pairs(nx_server_config_t *s, const nx_cfg_node_t *item, nx_config_error_t *err) {
+    for (size_t i = 0; i < sizeof(spairs) / sizeof(spairs[0]); i++) {
+        if (!(entry_scope(spairs[i].section) & (1u << s->transport))) continue;
+        const sfield_t *lo = find_sfield(spairs[i].section, spairs[i].lo);
+        const sfield_t *hi = find_sfield(spairs[i].section, spairs[i].hi);
+        const nx_cfg_node_t *sec = nx_cfg_get(item, spairs[i].section);
+        const nx_cfg_node_t *lo_n = nx_cfg_get(sec, lo->key), *hi_n = nx_cfg_get(sec, hi->key);
+        char *lo_f = (char *)s + lo->off, *hi_f = (char *)s + hi->off;
+        uint64_t lo_v = load_uint(lo_f, lo->width), hi_v = load_uint(hi_f, hi->width);
+        if (lo_v <= hi_v) continue;
+        key_type_t t = lo->type == SF_DURATION ? KT_DURATION : KT_UINT;
+        char lo_s[32], hi_s[32];
+        fmt_value(lo_s, sizeof(lo_s), t, lo_v);
+        fmt_value(hi_s, sizeof(hi_s), t, hi_v);
+        if (lo_n != NULL && hi_n != NULL) {
+            if (spairs[i].blame_hi)
+                return nx_cfg_fail(err, hi_n, "%s must not be shorter than %s (%s)", hi_s, lo->key,
+                                   lo_s);
+            return nx_cfg_fail(err, lo_n, "%s must not exceed %s (%s)", lo_s, hi->key, hi_s);
+        }
+        if (lo_n != NULL)
+            store_uint(hi_f, hi->width, lo_v);
+        else
+            store_uint(lo_f, lo->width, hi_v);
+    }
+    return 0;
+}
+
+/* Parses entry <item> into <s> (zeroed by the caller); <prev>[0..<nprev>) are the entries
+ * before it, for the unique-name check. On failure <s> may hold lists for servers_free. */
+static int parse_server(nx_server_config_t *s, const nx_cfg_node_t *item,
+                        const nx_server_config_t *prev, size_t nprev, nx_config_error_t *err) {
+    const char *known[NENTRY_KEYS];
+    char got[64];
+    unsigned t = 0;
+    for (size_t i = 0; i < NENTRY_KEYS; i++)
+        known[i] = entry_keys[i].key;
+    int rc = nx_cfg_check_keys(item, known, NENTRY_KEYS, err);
+    if (rc != 0) return rc;
+
+    const nx_cfg_node_t *name = nx_cfg_get(item, "name"), *tr = nx_cfg_get(item, "transport");
+    if (name == NULL) return nx_cfg_fail(err, item, "missing required key 'name'");
+    const char *text;
+    size_t len;
+    if ((rc = node_text(name, 1024, &text, &len, err)) != 0) return rc;
+    if (!server_name_ok(text, len)) {
+        got_text(got, sizeof(got), text, len);
+        return nx_cfg_fail(err, name,
+                           "%s is not a valid server name (1 to %d of a-z, 0-9, _ and -)", got,
+                           NX_SERVER_NAME_MAX);
+    }
+    for (size_t i = 0; i < nprev; i++)
+        if (strcmp(prev[i].name, text) == 0)
+            return nx_cfg_fail(err, name, "duplicate server name '%s' (servers[%zu], line %d)",
+                               text, i, prev[i].line);
+    if (tr == NULL)
+        return nx_cfg_fail(err, item,
+                           "missing required key 'transport' (stdio, http, sse, ws or rest)");
+    rc = read_choice(tr, transport_names, sizeof(transport_names) / sizeof(transport_names[0]),
+                     "a transport (stdio, http, sse, ws or rest)", &t, err);
+    if (rc != 0) return rc;
+    for (size_t i = 0; i < item->count; i++) {
+        const nx_cfg_node_t *v = item->items[i];
+        unsigned scope = entry_scope(v->key);
+        if (!(scope & (1u << t)))
+            return nx_cfg_fail_key(err, v, "%s (this server uses %s)", scope_phrase(scope),
+                                   transport_names[t]);
+    }
+
+    nx_server_config_defaults(s, (nx_server_transport_t)t);
+    memcpy(s->name, text, len + 1);
+    s->line = item->line;
+    const nx_cfg_node_t *v;
+    if (t == NX_SERVER_STDIO) {
+        if ((v = nx_cfg_get(item, "command")) == NULL)
+            return nx_cfg_fail(err, item, "missing required key 'command' for transport stdio");
+        if ((rc = read_nonempty(v, s->command, sizeof(s->command), err)) != 0) return rc;
+        if ((v = nx_cfg_get(item, "args")) != NULL && (rc = read_strv(v, &s->args, err)) != 0)
+            return rc;
+        if ((v = nx_cfg_get(item, "env")) != NULL &&
+            (rc = read_strmap(v, false, &s->env, err)) != 0)
+            return rc;
+        if ((v = nx_cfg_get(item, "cwd")) != NULL &&
+            (rc = read_nonempty(v, s->cwd, sizeof(s->cwd), err)) != 0)
+            return rc;
+        uint64_t n;
+        if ((v = nx_cfg_get(item, "instances")) != NULL) {
+            if ((rc = nx_cfg_read_uint(v, 1, NX_SERVER_REPLICAS_MAX, &n, err)) != 0) return rc;
+            s->instances = (uint32_t)n;
+        }
+    } else {
+        if ((rc = read_urls(s, item, err)) != 0) return rc;
+        unsigned b;
+        if ((v = nx_cfg_get(item, "balance")) != NULL) {
+            rc = read_choice(v, balance_names, 2, "round_robin or least_outstanding", &b, err);
+            if (rc != 0) return rc;
+            s->balance = (nx_server_balance_t)b;
+        }
+        if ((v = nx_cfg_get(item, "headers")) != NULL &&
+            (rc = read_strmap(v, true, &s->headers, err)) != 0)
+            return rc;
+    }
+    if ((v = nx_cfg_get(item, "prefix")) != NULL && (rc = nx_cfg_read_bool(v, &s->prefix, err)))
+        return rc;
+    if ((v = nx_cfg_get(item, "enabled")) != NULL && (rc = nx_cfg_read_bool(v, &s->enabled, err)))
+        return rc;
+    for (size_t i = 0; i < NSSECTIONS; i++) {
+        if ((v = nx_cfg_get(item, ssections[i].name)) == NULL) continue;
+        if ((rc = read_section(s, &ssections[i], v, err)) != 0) return rc;
+    }
+    return order_pairs(s, item, err);
+}
+
+/* Parses the servers: sequence <seq> into c->servers, replacing (not freeing) the list there:
+ * during a load that list still belongs to the caller's config. */
+static int parse_servers(nx_config_t *c, const nx_cfg_node_t *seq, nx_config_error_t *err) {
+    char got[64];
+    nx_server_config_t *items = NULL;
+    size_t n = 0;
+    if (!nx_cfg_is_null(seq)) { /* "servers:" with every entry commented out is none */
+        if (seq->kind != NX_CFG_SEQUENCE) {
+            got_node(got, sizeof(got), seq);
+            return nx_cfg_fail(err, seq, "expected a sequence of servers (- name: ...), got %s",
+                               got);
+        }
+        n = seq->count;
+        if (n > NX_SERVERS_MAX)
+            return nx_cfg_fail(err, seq->items[NX_SERVERS_MAX], "more than %d servers",
+                               NX_SERVERS_MAX);
+    }
+    if (n > 0 && (items = calloc(n, sizeof(*items))) == NULL)
+        return nx_cfg_fail(err, seq, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        int rc = parse_server(&items[i], seq->items[i], items, i, err);
+        if (rc != 0) {
+            servers_free(items, i + 1);
+            return rc;
+        }
+    }
+    c->servers.items = items;
+    c->servers.count = n;
+    return 0;
+}
+
+/* A name holding the separator would make "<name><sep><tool>" ambiguous. */
+static bool name_has_sep(const nx_servers_config_t *sv, size_t i) {
+    return sv->separator[0] != '\0' && strstr(sv->items[i].name, sv->separator) != NULL;
+}
+
+/* After a load replaced the servers: each name against the separator the document left. */
+static int check_names_at(const nx_servers_config_t *sv, const nx_cfg_node_t *seq,
+                          nx_config_error_t *err) {
+    for (size_t i = 0; i < sv->count; i++) {
+        if (!name_has_sep(sv, i)) continue;
+        return nx_cfg_fail(err, nx_cfg_get(seq->items[i], "name"),
+                           "'%s' contains the federation separator '%s'; rename the server or "
+                           "change federation.separator",
+                           sv->items[i].name, sv->separator);
+    }
+    return 0;
 }
 
 /* ---- applying a document ---- */
@@ -1039,6 +1924,7 @@ static int unknown_key(const nx_cfg_node_t *v, const char *prefix, nx_config_err
         }
     }
     suggest_init(&sg, v->key);
+    if (plen == 0) suggest_try(&sg, "servers", strlen("servers"));
     for (int i = 0; i < NKEYS; i++) {
         const char *name = keys[i].name;
         if (plen > 0 && (strncmp(name, prefix, plen) != 0 || name[plen] != '.')) continue;
@@ -1068,14 +1954,18 @@ static int apply_mapping(nx_config_t *c, const nx_cfg_node_t *map, const char *p
         char full[256];
         int rc, n = snprintf(full, sizeof(full), "%s%s%s", prefix, prefix[0] ? "." : "", v->key);
         int idx = n < (int)sizeof(full) ? find_key(full) : -1;
-        if (idx >= 0) {
+        if (prefix[0] == '\0' && strcmp(v->key, "servers") == 0) {
+            rc = parse_servers(c, v, err);
+        } else if (idx >= 0) {
             rc = apply_leaf(c, idx, v, err);
         } else if (n < (int)sizeof(full) && is_section(full)) {
             if (nx_cfg_is_null(v)) continue; /* "http:" with every key commented out */
             if (v->kind != NX_CFG_MAPPING) {
                 char got[64];
                 got_node(got, sizeof(got), v);
-                return nx_cfg_fail(err, v, "expected a mapping, got %s", got);
+                bool hint = strcmp(full, "server") == 0 && v->kind == NX_CFG_SEQUENCE;
+                return nx_cfg_fail(err, v, "expected a mapping, got %s%s", got,
+                                   hint ? " (backends are listed under servers:)" : "");
             }
             rc = apply_mapping(c, v, full, err);
         } else {
@@ -1100,6 +1990,8 @@ int nx_config_load_string(nx_config_t *c, const char *name, const char *text, si
         nx_cfg_free(root);
         return fail_at(err, name, 0, "", "out of memory");
     }
+    /* tmp shares c's servers until a servers: section replaces them; only then does one of the
+     * two lists get freed, c's on success, the new one on failure. */
     *tmp = *c;
     if (root != NULL && !nx_cfg_is_null(root)) {
         if (root->kind != NX_CFG_MAPPING) {
@@ -1110,9 +2002,14 @@ int nx_config_load_string(nx_config_t *c, const char *name, const char *text, si
             rc = apply_mapping(tmp, root, "", err);
         }
     }
+    bool replaced = tmp->servers.items != c->servers.items;
+    if (rc == 0 && replaced) rc = check_names_at(&tmp->servers, nx_cfg_get(root, "servers"), err);
     if (rc == 0) {
         copy_str(tmp->source, sizeof(tmp->source), name);
+        if (replaced) nx_config_dispose(c);
         *c = *tmp;
+    } else if (replaced) {
+        nx_config_dispose(tmp);
     }
     free(tmp);
     nx_cfg_free(root);
@@ -1191,6 +2088,9 @@ static int unknown_dotted(const char *key, const char *origin, const char *origi
     suggest_t sg;
     if (is_section(key))
         return fail_at(err, origin, 0, origin_key, "'%s' is a section, not a key", key);
+    if (strncmp(key, "servers", 7) == 0 && (key[7] == '\0' || key[7] == '.'))
+        return fail_at(err, origin, 0, origin_key,
+                       "unknown key '%.64s' (servers: is a list and is set in the file only)", key);
     suggest_init(&sg, key);
     for (int i = 0; i < NKEYS; i++)
         suggest_try(&sg, keys[i].name, strlen(keys[i].name));
@@ -1301,6 +2201,35 @@ static bool is_wildcard(const char *h) {
     return strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0 || strcmp(h, "*") == 0;
 }
 
+/* The server rules that depend on more than one entry or on federation.separator, which the
+ * environment or a flag may have changed after the file was read. */
+static int validate_servers(const nx_config_t *c, nx_config_error_t *err) {
+    const nx_servers_config_t *sv = &c->servers;
+    const char *file = c->source[0] ? c->source : "defaults";
+    for (size_t i = 0; i < sv->count; i++) {
+        const nx_server_config_t *s = &sv->items[i];
+        char key[64];
+        snprintf(key, sizeof(key), "servers[%zu].name", i);
+        size_t n = strnlen(s->name, sizeof(s->name));
+        if (n == sizeof(s->name) || !server_name_ok(s->name, n))
+            return fail_at(err, file, s->line, key,
+                           "not a valid server name (1 to %d of a-z, 0-9, _ and -)",
+                           NX_SERVER_NAME_MAX);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(sv->items[j].name, s->name) == 0)
+                return fail_at(err, file, s->line, key, "duplicate server name '%s' (servers[%zu])",
+                               s->name, j);
+        if (name_has_sep(sv, i)) {
+            const nx_config_origin_t *o = &c->origin[find_key("federation.separator")];
+            return fail_at(err, file, s->line, key,
+                           "'%s' contains the federation separator '%s' (set in %s%s%s)", s->name,
+                           sv->separator, o->file[0] ? o->file : "defaults", o->key[0] ? " " : "",
+                           o->key);
+        }
+    }
+    return 0;
+}
+
 int nx_config_validate(const nx_config_t *c, nx_config_error_t *err) {
     nx_config_error_t scratch;
     if (err == NULL) err = &scratch;
@@ -1317,6 +2246,11 @@ int nx_config_validate(const nx_config_t *c, nx_config_error_t *err) {
                           : parse_hosts(field, n, tmp, sizeof(tmp), msg, sizeof(msg));
             if (bad < 0)
                 return blame(c, i, err, "%s", n == d->width ? "host is not terminated" : msg);
+        } else if (d->type == KT_SEP) {
+            char tmp[16], msg[sizeof(err->message)];
+            size_t n = strnlen(field, d->width);
+            if (n == d->width || parse_sep(field, n, tmp, sizeof(tmp), msg, sizeof(msg)) < 0)
+                return blame(c, i, err, "%s", n == d->width ? "separator is not terminated" : msg);
         } else if (d->type == KT_LEVEL) {
             nx_log_level_t lvl = *(const nx_log_level_t *)field;
             if ((int)lvl < NX_LOG_DEBUG || lvl > NX_LOG_OFF)
@@ -1349,10 +2283,74 @@ int nx_config_validate(const nx_config_t *c, nx_config_error_t *err) {
         return blame(c, who, err, "server (%s) and mcp (%s) both listen on port %u", c->rest.host,
                      c->mcp.host, c->rest.port);
     }
-    return 0;
+    return validate_servers(c, err);
 }
 
 /* ---- JSON export ---- */
+
+/* A list as a JSON array, or (<redact_sep> given) as an object of its "<key><sep><value>"
+ * entries with every value shown as "***": env values and headers often carry secrets. */
+static json_t *strv_json(char *const *v, const char *redact_sep) {
+    json_t *out = redact_sep ? json_object() : json_array();
+    for (char *const *p = v; out != NULL && p != NULL && *p != NULL; p++) {
+        int rc;
+        if (redact_sep == NULL) {
+            rc = json_array_append_new(out, json_string(*p));
+        } else {
+            const char *at = strstr(*p, redact_sep);
+            size_t klen = at ? (size_t)(at - *p) : strlen(*p);
+            rc = json_object_setn_new(out, *p, klen, json_string("***"));
+        }
+        if (rc < 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+/* One servers: entry keyed like the file, with only the keys its transport takes. */
+static json_t *server_to_json(const nx_server_config_t *s) {
+    unsigned bit = 1u << s->transport;
+    json_t *o = json_object();
+    if (o == NULL) return NULL;
+    int rc = json_object_set_new(o, "name", json_string(s->name));
+    rc |= json_object_set_new(o, "transport", json_string(nx_server_transport_name(s->transport)));
+    rc |= json_object_set_new(o, "enabled", json_boolean(s->enabled));
+    rc |= json_object_set_new(o, "prefix", json_boolean(s->prefix));
+    if (bit & T_STDIO) {
+        rc |= json_object_set_new(o, "command", json_string(s->command));
+        rc |= json_object_set_new(o, "args", strv_json(s->args, NULL));
+        rc |= json_object_set_new(o, "env", strv_json(s->env, "="));
+        if (s->cwd[0]) rc |= json_object_set_new(o, "cwd", json_string(s->cwd));
+        rc |= json_object_set_new(o, "instances", json_integer(s->instances));
+    } else {
+        rc |= json_object_set_new(o, "urls", strv_json(s->urls, NULL));
+        rc |= json_object_set_new(
+            o, "balance", json_string(balance_names[s->balance == NX_BALANCE_LEAST_OUTSTANDING]));
+        rc |= json_object_set_new(o, "headers", strv_json(s->headers, ": "));
+    }
+    for (size_t i = 0; i < NSSECTIONS && rc == 0; i++) {
+        const ssection_t *sec = &ssections[i];
+        if (!(entry_scope(sec->name) & bit)) continue;
+        json_t *m = json_object();
+        rc |= json_object_set_new(o, sec->name, m);
+        for (size_t k = 0; k < sec->nfields && rc == 0; k++) {
+            const sfield_t *f = &sec->fields[k];
+            const char *field = (const char *)s + f->off;
+            json_t *v = f->type == SF_BOOL ? json_boolean(*(const bool *)field)
+                                           : json_integer((json_int_t)load_uint(field, f->width));
+            rc |= json_object_set_new(m, f->key, v);
+        }
+        if (strcmp(sec->name, "health") == 0 && (bit & T_HTTP_GET) && s->health.path[0])
+            rc |= json_object_set_new(m, "path", json_string(s->health.path));
+    }
+    if (rc != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
 
 json_t *nx_config_to_json(const nx_config_t *c) {
     json_t *root = json_object();
@@ -1378,6 +2376,7 @@ json_t *nx_config_to_json(const nx_config_t *c) {
         switch (d->type) {
         case KT_HOST:
         case KT_HOSTS:
+        case KT_SEP:
             v = json_stringn(field, strnlen(field, d->width));
             break;
         case KT_BOOL:
@@ -1394,6 +2393,10 @@ json_t *nx_config_to_json(const nx_config_t *c) {
         }
         if (json_object_set_new(obj, name, v) < 0) goto fail;
     }
+    json_t *servers = json_array();
+    if (json_object_set_new(root, "servers", servers) < 0) goto fail;
+    for (size_t i = 0; i < c->servers.count; i++)
+        if (json_array_append_new(servers, server_to_json(&c->servers.items[i])) < 0) goto fail;
     return root;
 fail:
     json_decref(root);

@@ -12,7 +12,7 @@
 #include "log.h"
 
 /* Number of leaf keys in the key table of config.c (a static assert keeps the two in step). */
-#define NX_CONFIG_NKEYS 26
+#define NX_CONFIG_NKEYS 28
 
 /* One listener. Owned by nx_config_t. */
 typedef struct nx_listen_config {
@@ -48,6 +48,128 @@ typedef struct nx_mcp_limits {
                                          Last-Event-ID resumption; default 256 */
 } nx_mcp_limits_t;
 
+/* ---- Backends (servers:) and federation ---- */
+
+#define NX_SERVERS_MAX 256        /* entries of servers: */
+#define NX_SERVER_NAME_MAX 64     /* [a-z0-9_-] */
+#define NX_SERVER_REPLICAS_MAX 64 /* urls of one backend, instances of one stdio backend */
+
+/* How nexus reaches a backend. */
+typedef enum nx_server_transport {
+    NX_SERVER_STDIO, /* MCP over a child process's stdin/stdout */
+    NX_SERVER_HTTP,  /* MCP Streamable HTTP; falls back to legacy SSE when the server answers so */
+    NX_SERVER_SSE,   /* legacy MCP HTTP+SSE */
+    NX_SERVER_WS,    /* MCP over WebSocket (subprotocol mcp) */
+    NX_SERVER_REST,  /* a plain HTTP/JSON service, called by pipelines and REST routes */
+} nx_server_transport_t;
+
+/* How calls spread over the replicas (urls) of a backend. */
+typedef enum nx_server_balance {
+    NX_BALANCE_ROUND_ROBIN,
+    NX_BALANCE_LEAST_OUTSTANDING,
+} nx_server_balance_t;
+
+/* One replica URL taken apart. Plain data, owned by nx_server_config_t. */
+typedef struct nx_server_endpoint {
+    char host[256];  /* name or address, IPv6 without its brackets */
+    uint16_t port;   /* 80 when the URL names none */
+    char path[2048]; /* path and query as written, "/" when the URL has none */
+} nx_server_endpoint_t;
+
+/* servers[].timeouts: connect, per try, and overall including retries (deadline >= call). */
+typedef struct nx_server_timeouts {
+    uint32_t connect_ms;  /* default 2s */
+    uint32_t call_ms;     /* default 30s */
+    uint32_t deadline_ms; /* default 60s; if only one of call/deadline is written, the other
+                             follows it rather than contradict it */
+} nx_server_timeouts_t;
+
+/* servers[].retry: exponential backoff with full jitter under a retry budget. */
+typedef struct nx_server_retry {
+    uint32_t attempts;       /* 1..10, the first try included; 1 = no retry; default 3 */
+    uint32_t base_ms;        /* default 25ms */
+    uint32_t cap_ms;         /* default 250ms; base <= cap */
+    uint32_t budget_percent; /* retries in flight per 100 requests in flight, 0..100; 20 */
+    uint32_t min_retries;    /* retries always allowed whatever the percentage says; 3 */
+} nx_server_retry_t;
+
+/* servers[].breaker: a count-based circuit breaker (resilience/breaker.h). */
+typedef struct nx_server_breaker {
+    bool enabled;              /* default true */
+    uint32_t window;           /* outcomes remembered, 1..1024; default 20 */
+    uint32_t failure_rate;     /* percent of failures that opens, 1..100; default 50 */
+    uint32_t slow_call_ms;     /* a call this long is slow, 0 = none is; default 5s */
+    uint32_t slow_call_rate;   /* percent of slow calls that opens, 1..100; default 100 */
+    uint32_t minimum_calls;    /* no opening with fewer outcomes, 1..window; default 10 */
+    uint32_t open_ms;          /* open_for: time open before probing; default 30s */
+    uint32_t half_open_calls;  /* probes while half-open, 1..63; default 3 */
+    uint32_t probe_timeout_ms; /* a probe silent this long failed; default 5s */
+} nx_server_breaker_t;
+
+/* servers[].pool: connections per shard per replica (http, sse, ws, rest). */
+typedef struct nx_server_pool {
+    uint32_t max_connections; /* default 64 */
+    uint32_t max_idle;        /* <= max_connections; default 16 (or max_connections if less) */
+    uint32_t idle_timeout_ms; /* default 60s */
+    uint32_t max_requests;    /* per connection, 0 = unlimited (default) */
+} nx_server_pool_t;
+
+/* servers[].health: active checks per replica and outlier ejection. */
+typedef struct nx_server_health {
+    bool enabled;              /* default true */
+    uint32_t interval_ms;      /* default 10s */
+    uint32_t timeout_ms;       /* default 2s */
+    char path[1024];           /* HTTP GET path: rest default "/health"; http: "" = MCP ping
+                                  (the default), else GET this path; others always ping */
+    uint32_t healthy_after;    /* consecutive passing checks that make it healthy; default 2 */
+    uint32_t unhealthy_after;  /* consecutive failing checks that make it unhealthy; default 3 */
+    uint32_t eject_after;      /* consecutive failed calls that eject it, 0 = never; default 5 */
+    uint32_t base_ejection_ms; /* first ejection; default 30s */
+    uint32_t max_ejection_ms;  /* longest ejection, >= base_ejection; default 5m */
+} nx_server_health_t;
+
+/* One backend, an entry of servers:. Owned by nx_servers_config_t; the lists are heap
+ * arrays, NULL-terminated, each string malloc'd, and NULL when empty. */
+typedef struct nx_server_config {
+    char name[NX_SERVER_NAME_MAX + 1]; /* unique, [a-z0-9_-], without the separator */
+    nx_server_transport_t transport;
+    int line;     /* line of the entry in the file it came from (c->source), for later errors */
+    bool enabled; /* default true */
+    bool prefix;  /* default true: tools appear as <name><separator><tool> */
+    /* stdio */
+    char command[4096];
+    char **args;               /* arguments after the command */
+    char **env;                /* "KEY=value", added to nexus's own environment */
+    char cwd[4096];            /* "" = nexus's working directory */
+    uint32_t instances;        /* processes, 1..64; default 1 */
+    uint32_t restart_base_ms;  /* restart.base: first restart delay; default 1s */
+    uint32_t restart_cap_ms;   /* restart.cap: longest restart delay; default 30s */
+    uint32_t shutdown_term_ms; /* shutdown.term_after: stdin closed -> SIGTERM; default 2s */
+    uint32_t shutdown_kill_ms; /* shutdown.kill_after: SIGTERM -> SIGKILL; default 2s */
+    /* http, sse, ws, rest */
+    char **urls;                     /* replicas as written (url: is one of them) */
+    nx_server_endpoint_t *endpoints; /* the same, parsed; url_count entries */
+    size_t url_count;
+    nx_server_balance_t balance; /* default round_robin */
+    char **headers;              /* "Name: value", sent with every request */
+    nx_server_pool_t pool;
+    /* every transport */
+    nx_server_timeouts_t timeouts;
+    nx_server_retry_t retry;
+    nx_server_breaker_t breaker;
+    uint32_t max_concurrent; /* bulkhead.max_concurrent, 1..1000000; default 100 */
+    nx_server_health_t health;
+} nx_server_config_t;
+
+/* The backends and how their catalogs merge. Owned by nx_config_t: items is a heap array
+ * (NULL when count is 0) released by nx_config_dispose. */
+typedef struct nx_servers_config {
+    nx_server_config_t *items;
+    size_t count;
+    char separator[9];       /* federation.separator: 1..8 of [A-Za-z0-9_.-]; default "__" */
+    uint32_t list_budget_ms; /* federation.list_budget: tools/list answers within it; 2s */
+} nx_servers_config_t;
+
 /* Where one key's value came from, so validation errors can point at it. */
 typedef struct nx_config_origin {
     char file[256]; /* a file name, "environment", "command line"; "" = the built-in default */
@@ -55,8 +177,9 @@ typedef struct nx_config_origin {
     int line;       /* 1-based line in <file>, 0 when not from a file */
 } nx_config_origin_t;
 
-/* The effective configuration. Plain data, owned by value by whoever holds it (an immutable
- * snapshot once serving starts). */
+/* The effective configuration, owned by value by whoever holds it (an immutable snapshot once
+ * serving starts). Plain data except servers.items: a struct copy shares that, so exactly one
+ * holder calls nx_config_dispose and others take nx_config_copy. */
 typedef struct nx_config {
     char source[4096];          /* file it was loaded from, "" for defaults only */
     nx_listen_config_t rest;    /* server.host/server.port: default 127.0.0.1:8000, enabled */
@@ -68,6 +191,7 @@ typedef struct nx_config {
     nx_http_config_t http;      /* http.* */
     uint32_t drain_timeout_ms;  /* shutdown.grace: default 10000 */
     bool debug_routes;          /* debug_routes: default false (enables the /debug/ test routes) */
+    nx_servers_config_t servers; /* servers: and federation.*; heap parts, see nx_config_dispose */
     nx_config_origin_t origin[NX_CONFIG_NKEYS]; /* per key, in key-table order */
 } nx_config_t;
 
@@ -79,11 +203,28 @@ typedef struct nx_config_error {
     char message[256];
 } nx_config_error_t;
 
-/** Fills <c> with the built-in defaults. */
+/** Fills <c> with the built-in defaults (no servers; nothing to dispose). */
 void nx_config_defaults(nx_config_t *c);
+/** Frees the heap parts of <c> (the servers) and leaves it without servers; a second call, or
+ *  one on defaults, does nothing. */
+void nx_config_dispose(nx_config_t *c);
+/** Makes <dst> a deep copy of <src> that the caller disposes; <dst> is overwritten, not
+ *  disposed. Returns 0 or -ENOMEM (then <dst> holds no servers). */
+int nx_config_copy(nx_config_t *dst, const nx_config_t *src);
+/** Fills <s> with the defaults of a backend using transport <t> (no name, no lists). */
+void nx_server_config_defaults(nx_server_config_t *s, nx_server_transport_t t);
+/** The backend called <name> in <c>, or NULL. */
+const nx_server_config_t *nx_config_find_server(const nx_config_t *c, const char *name);
+/** The config spelling of <t> ("stdio", "http", "sse", "ws", "rest"). */
+const char *nx_server_transport_name(nx_server_transport_t t);
+/** Parses the <len> bytes of replica URL <url> for transport <t> (http:// for http, sse and
+ *  rest, ws:// for ws; https and wss are refused until TLS exists) into *<out>; on failure
+ *  returns NX_ECONFIG and writes why into <msg> (may be NULL). */
+int nx_config_parse_url(const char *url, size_t len, nx_server_transport_t t,
+                        nx_server_endpoint_t *out, char *msg, size_t msglen);
 /** Loads the YAML (or JSON) file <path> over the values already in <c>; on failure returns
  *  NX_ECONFIG with <err> filled (I/O errors too: file = path, line 0, message = strerror) and
- *  leaves <c> unchanged. */
+ *  leaves <c> unchanged. A servers: section replaces the servers <c> had (freeing them). */
 int nx_config_load_file(nx_config_t *c, const char *path, nx_config_error_t *err);
 /** Same from <len> bytes of <text>; <name> is used as err->file and as c->source. */
 int nx_config_load_string(nx_config_t *c, const char *name, const char *text, size_t len,
@@ -100,13 +241,15 @@ int nx_config_set(nx_config_t *c, const char *key, const char *value, const char
  *  NEXUS_ variables are ignored. All or nothing: <c> is unchanged on failure. */
 int nx_config_apply_env(nx_config_t *c, char *const *envp, nx_config_error_t *err);
 /** Checks ranges and cross-field rules of <c> (listeners must not overlap, max_uri fits in
- *  max_header_bytes, something is enabled); the error points at where the blamed key was set. */
+ *  max_header_bytes, something is enabled, server names are unique and free of the federation
+ *  separator); the error points at where the blamed key was set. */
 int nx_config_validate(const nx_config_t *c, nx_config_error_t *err);
 /** Formats <err> as "file:line: key: message" ("file: key: message" when line is 0, without
  *  "key: " when key is empty) into <out>. */
 void nx_config_error_format(const nx_config_error_t *err, char *out, size_t outlen);
 /** Returns a new JSON object of the effective <c>, keyed like the YAML file (durations in ms,
- *  sizes in bytes), so it loads back as a config; the caller owns the reference. */
+ *  sizes in bytes), so it loads back as a config; header and env values of servers show as
+ *  "***". The caller owns the reference. */
 json_t *nx_config_to_json(const nx_config_t *c);
 
 /** The index of dotted <key> in nx_config_t.origin (e.g. "server.port"), or -1 if unknown. */

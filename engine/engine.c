@@ -17,6 +17,7 @@
 #include "engine.h"
 
 #include "log.h"
+#include "backends.h"
 #include "mcp_http.h"
 #include "mcp_rules.h"
 #include "mcp_stdio.h"
@@ -36,11 +37,16 @@ extern char **environ;
 
 /* ---- configuration snapshots ---- */
 
+/* The snapshot owns a deep copy of <c> (the servers list is on the heap); the caller still
+ * disposes its own <c>. */
 nx_config_snapshot_t *nx_config_snapshot_new(const nx_config_t *c) {
     nx_config_snapshot_t *s = malloc(sizeof(*s));
     if (s == NULL) return NULL;
     s->refs = 1;
-    s->config = *c;
+    if (nx_config_copy(&s->config, c) < 0) {
+        free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -49,19 +55,25 @@ void nx_config_snapshot_ref(nx_config_snapshot_t *s) {
 }
 
 void nx_config_snapshot_unref(nx_config_snapshot_t *s) {
-    if (s != NULL && __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) == 0) free(s);
+    if (s != NULL && __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        nx_config_dispose(&s->config);
+        free(s);
+    }
 }
 
+/* On failure <c> is disposed here, so only a successful load leaves the caller something to
+ * dispose. */
 int nx_engine_load_config(nx_config_t *c, const char *file, char **overrides,
                           nx_config_error_t *err) {
     nx_config_defaults(c);
-    int rc;
-    if (file != NULL && (rc = nx_config_load_file(c, file, err)) < 0) return rc;
-    if ((rc = nx_config_apply_env(c, environ, err)) < 0) return rc;
-    for (char **kv = overrides; kv != NULL && kv[0] != NULL; kv += 2) {
-        if ((rc = nx_config_set(c, kv[0], kv[1], "command line", NULL, err)) < 0) return rc;
-    }
-    return nx_config_validate(c, err);
+    int rc = 0;
+    if (file != NULL) rc = nx_config_load_file(c, file, err);
+    if (rc == 0) rc = nx_config_apply_env(c, environ, err);
+    for (char **kv = overrides; rc == 0 && kv != NULL && kv[0] != NULL; kv += 2)
+        rc = nx_config_set(c, kv[0], kv[1], "command line", NULL, err);
+    if (rc == 0) rc = nx_config_validate(c, err);
+    if (rc < 0) nx_config_dispose(c);
+    return rc;
 }
 
 static nx_http_server_opts_t http_opts_from(const nx_config_t *c) {
@@ -151,8 +163,9 @@ static void front_start(nx_engine_shard_t *es, nx_front_t *f, nx_router_t *route
 }
 
 void nx_engine_shard_maybe_stop(nx_engine_shard_t *es) {
-    if (es->draining && es->rest.http.conn_count == 0 && es->mcp.http.conn_count == 0 &&
-        es->ws_count == 0 && nx_list_empty(&es->mcp_owned) && es->mcp_forwards_out == 0 &&
+    if (es->draining && !nx_backends_shard_busy(es->engine->backends, es) &&
+        es->rest.http.conn_count == 0 && es->mcp.http.conn_count == 0 && es->ws_count == 0 &&
+        nx_list_empty(&es->mcp_owned) && es->mcp_forwards_out == 0 &&
         nx_list_empty(&es->mcp_outbox)) {
         /* In stdio mode a signal stops the shard here too; on_shard_stop then cancels the
          * read and frees the stdio state. */
@@ -225,6 +238,7 @@ static int on_shard_start(nx_shard_t *s) {
     front_start(es, &es->mcp, e->mcp_router, e->mcp_fds[s->id]);
     es->rest.http.on_drained = on_front_drained;
     es->mcp.http.on_drained = on_front_drained;
+    nx_backends_shard_start(e->backends, es);
     if (e->stdio_mode && s->id == 0) {
         es->stdio = nx_mcp_stdio_start(es, STDIN_FILENO, STDOUT_FILENO, on_stdio_done);
         if (es->stdio == NULL) return -ENOMEM;
@@ -241,6 +255,7 @@ static void on_shard_stop(nx_shard_t *s) {
     }
     nx_listener_stop(&es->rest.listener);
     nx_listener_stop(&es->mcp.listener);
+    nx_backends_shard_stop(es->engine->backends, es);
     /* Close whatever is left and let the completions free it before the ring goes away. */
     nx_mcp_http_cancel_owned(es);
     nx_http_server_close_all(&es->rest.http);
@@ -276,6 +291,7 @@ static void on_drain_msg(nx_shard_t *s, nx_msg_t *m) {
     nx_http_server_drain(&es->mcp.http);
     nx_mcp_ws_drain(es);
     nx_mcp_http_drain(es);
+    nx_backends_shard_drain(es->engine->backends, es);
     nx_engine_shard_maybe_stop(es);
 }
 
@@ -359,6 +375,7 @@ static void reload_config(nx_engine_t *e) {
         c.shards = old->shards;
     }
     nx_config_snapshot_t *snap = nx_config_snapshot_new(&c);
+    nx_config_dispose(&c);
     if (snap == NULL) return;
     nx_config_snapshot_unref(e->config);
     e->config = snap;
@@ -411,6 +428,61 @@ static void arm_signal_read(control_t *ctl) {
 }
 
 /* ---- engine ---- */
+
+/* The backends of servers: (stdio only, for now: other transports are refused at start so a
+ * configuration never silently loses a backend). */
+static int start_backends(nx_engine_t *e, const nx_config_t *c) {
+    const nx_servers_config_t *sc = &c->servers;
+    if (sc->count == 0) return 0;
+    nx_backend_spec_t *specs = calloc(sc->count, sizeof(*specs));
+    char **argv_store[256] = {0};
+    size_t n = 0;
+    int rc = 0;
+    for (size_t i = 0; specs != NULL && i < sc->count && i < 256; i++) {
+        const nx_server_config_t *s = &sc->items[i];
+        if (!s->enabled) continue;
+        if (s->transport != NX_SERVER_STDIO || s->instances > 1) {
+            nx_log_error("%s:%d: servers[%zu] (%s): %s is not supported yet in this build "
+                         "(stdio with instances: 1 is)",
+                         c->source, s->line, i, s->name,
+                         s->transport != NX_SERVER_STDIO ? "this transport" : "instances > 1");
+            rc = NX_ECONFIG;
+            break;
+        }
+        size_t argc = 0;
+        while (s->args != NULL && s->args[argc] != NULL)
+            argc++;
+        char **argv = calloc(argc + 2, sizeof(char *));
+        if (argv == NULL) {
+            rc = -ENOMEM;
+            break;
+        }
+        argv[0] = (char *)s->command;
+        for (size_t k = 0; k < argc; k++)
+            argv[k + 1] = s->args[k];
+        argv_store[n] = argv;
+        specs[n++] = (nx_backend_spec_t){.name = s->name,
+                                         .argv = (const char *const *)argv,
+                                         .env = (const char *const *)s->env,
+                                         .cwd = s->cwd[0] ? s->cwd : NULL,
+                                         .prefix = s->prefix,
+                                         .call_timeout_ms = s->timeouts.deadline_ms,
+                                         .restart_base_ms = s->restart_base_ms,
+                                         .restart_cap_ms = s->restart_cap_ms,
+                                         .term_after_ms = s->shutdown_term_ms,
+                                         .kill_after_ms = s->shutdown_kill_ms};
+    }
+    if (specs == NULL) rc = -ENOMEM;
+    if (rc == 0 && n > 0) {
+        char err[256];
+        rc = nx_backends_new(e, specs, n, sc->separator, &e->backends, err, sizeof(err));
+        if (rc < 0) nx_log_error("backends: %s", err);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(argv_store[i]);
+    free(specs);
+    return rc;
+}
 
 int nx_engine_new(nx_config_snapshot_t *snap, char **overrides, nx_engine_t **out) {
     nx_engine_t *e = calloc(1, sizeof(*e));
@@ -467,6 +539,7 @@ int nx_engine_new(nx_config_snapshot_t *snap, char **overrides, nx_engine_t **ou
         rc = rc < 0 ? rc : -ENOMEM;
         goto fail;
     }
+    if ((rc = start_backends(e, c)) < 0) goto fail;
     json_t *doc = nx_openapi_document(e->rest_router, c);
     e->openapi_json = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(doc);
@@ -501,6 +574,7 @@ void nx_engine_free(nx_engine_t *e) {
     nx_router_free(e->rest_router);
     nx_router_free(e->mcp_router);
     free(e->openapi_json);
+    nx_backends_free(e->backends);
     nx_mcp_server_free(e->mcp);
     nx_loop_free(e->control);
     nx_config_snapshot_unref(e->config);

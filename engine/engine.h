@@ -92,6 +92,7 @@ struct nx_engine {
     const char *ring_mode;
     char *openapi_json;                /* serialized once at start */
     nx_mcp_server_t *mcp;              /* the MCP catalog: built before serving, then read-only */
+    struct nx_backends *backends;      /* servers: (backends.c); NULL without any */
     const char *mcp_allowed_hosts[48]; /* Host/Origin allow-list (DNS-rebinding protection) */
     char mcp_host_storage[2][256];     /* the bound addresses */
     char mcp_hosts_config[512];        /* mcp.allowed_hosts, split in place */

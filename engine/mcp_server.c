@@ -37,6 +37,8 @@ typedef struct catalog {
 
 struct nx_mcp_server {
     char *name, *version, *instructions;
+    nx_mcp_provider_t provider; /* tools beyond the native ones (backends); fns may be NULL */
+    void *provider_arg;
     catalog_t tools, resources, templates, prompts;
     nx_mcp_handler_fn complete;
     void *complete_data;
@@ -746,13 +748,13 @@ static void take_response(nx_mcp_peer_t *peer, const nx_rpc_msg_t *msg) {
 }
 
 /* Starts a call of <kind> on <target> and runs <handler> with <args>. */
-static nx_mcp_dispatch_t run_handler(const nx_rpc_msg_t *msg, const nx_mcp_request_ctx_t *ctx,
-                                     nx_mcp_call_t **pending, call_kind_t kind, const char *target,
-                                     nx_mcp_handler_fn handler, void *data, json_t *args) {
+/* A new call of <kind> on <target> for request <msg> under <ctx>; NULL on ENOMEM. */
+static nx_mcp_call_t *call_new(const nx_rpc_msg_t *msg, const nx_mcp_request_ctx_t *ctx,
+                               call_kind_t kind, const char *target) {
     nx_mcp_call_t *call = calloc(1, sizeof(*call));
     if (call == NULL || (call->target = strdup(target)) == NULL) {
         free(call);
-        return reply_error(ctx, msg->id, NX_RPC_INTERNAL_ERROR, "out of memory");
+        return NULL;
     }
     nx_rpc_error_t err;
     json_t *token = NULL;
@@ -786,6 +788,20 @@ static nx_mcp_dispatch_t run_handler(const nx_rpc_msg_t *msg, const nx_mcp_reque
     nx_list_init(&call->outgoing);
     nx_list_init(&call->peer_link);
     if (call->peer != NULL) nx_list_insert_tail(&call->peer->calls, &call->peer_link);
+    return call;
+}
+
+/* Frees a call that was never handed to anyone (nothing is answered). */
+static void call_discard(nx_mcp_call_t *call) {
+    call->reply = NULL;
+    call_finish(call, NULL);
+}
+
+static nx_mcp_dispatch_t run_handler(const nx_rpc_msg_t *msg, const nx_mcp_request_ctx_t *ctx,
+                                     nx_mcp_call_t **pending, call_kind_t kind, const char *target,
+                                     nx_mcp_handler_fn handler, void *data, json_t *args) {
+    nx_mcp_call_t *call = call_new(msg, ctx, kind, target);
+    if (call == NULL) return reply_error(ctx, msg->id, NX_RPC_INTERNAL_ERROR, "out of memory");
     /* A handler that answers inside this call frees <call> before returning. */
     bool answered = false;
     call->answered_inline = &answered;
@@ -794,6 +810,51 @@ static nx_mcp_dispatch_t run_handler(const nx_rpc_msg_t *msg, const nx_mcp_reque
     call->answered_inline = NULL;
     if (pending != NULL) *pending = call;
     return NX_MCP_PENDING;
+}
+
+/* Offers tools/call <name> to the provider; <*known> says whether it took it. */
+static nx_mcp_dispatch_t run_provider_call(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
+                                           const nx_mcp_request_ctx_t *ctx, nx_mcp_call_t **pending,
+                                           const char *name, json_t *args, bool *known) {
+    nx_mcp_call_t *call = call_new(msg, ctx, KIND_TOOL, name);
+    *known = true;
+    if (call == NULL) return reply_error(ctx, msg->id, NX_RPC_INTERNAL_ERROR, "out of memory");
+    bool answered = false;
+    call->answered_inline = &answered;
+    if (!s->provider.call_tool(s->provider_arg, call, name, args)) {
+        *known = false;
+        call->answered_inline = NULL;
+        call_discard(call);
+        return NX_MCP_NO_REPLY;
+    }
+    if (answered) return NX_MCP_ANSWERED;
+    call->answered_inline = NULL;
+    if (pending != NULL) *pending = call;
+    return NX_MCP_PENDING;
+}
+
+void nx_mcp_server_set_provider(nx_mcp_server_t *s, const nx_mcp_provider_t *p, void *arg) {
+    s->provider = *p;
+    s->provider_arg = arg;
+}
+
+void nx_mcp_call_forward(nx_mcp_call_t *call, const char *method, const json_t *params) {
+    if (strcmp(method, "notifications/progress") == 0) {
+        if (call->progress_token == NULL) return;
+        json_t *p = json_deep_copy(params);
+        json_object_set(p, "progressToken", call->progress_token);
+        call_send(call, nx_rpc_notification_new(method, p));
+        return;
+    }
+    if (strcmp(method, "notifications/message") == 0) {
+        int level =
+            nx_mcp_log_level_from_name(json_string_value(json_object_get(params, "level"))
+                                           ? json_string_value(json_object_get(params, "level"))
+                                           : "");
+        int threshold = call->peer != NULL ? (int)call->peer->log_level : call->log_threshold;
+        if (level < 0 || level < threshold) return;
+    }
+    call_send(call, nx_rpc_notification_new(method, params ? json_deep_copy(params) : NULL));
 }
 
 /* ---- tasks (extension io.modelcontextprotocol/tasks, SEP-2663, 2026-07-28 era) ----
@@ -1113,14 +1174,26 @@ static long read_cursor(const nx_rpc_msg_t *msg, const nx_mcp_request_ctx_t *ctx
 static nx_mcp_dispatch_t do_list(const nx_mcp_server_t *s, const catalog_t *c, const char *key,
                                  char tag, const nx_rpc_msg_t *msg,
                                  const nx_mcp_request_ctx_t *ctx) {
-    long offset = read_cursor(msg, ctx, tag, c->count);
-    if (offset < 0) return NX_MCP_ANSWERED;
+    /* Tools of a provider (backends) follow the native ones; the merged list is paged alike. */
+    json_t *extra = NULL;
+    if (c == &s->tools && s->provider.list_tools != NULL) {
+        extra = json_array();
+        s->provider.list_tools(s->provider_arg, extra);
+    }
+    uint32_t total = c->count + (uint32_t)json_array_size(extra);
+    long offset = read_cursor(msg, ctx, tag, total);
+    if (offset < 0) {
+        json_decref(extra);
+        return NX_MCP_ANSWERED;
+    }
     json_t *items = json_array();
     uint32_t i = (uint32_t)offset;
-    for (; i < c->count && json_array_size(items) < s->page_size; i++)
-        json_array_append(items, c->items[i].descriptor);
+    for (; i < total && json_array_size(items) < s->page_size; i++)
+        json_array_append(items, i < c->count ? c->items[i].descriptor
+                                              : json_array_get(extra, i - c->count));
+    json_decref(extra);
     json_t *result = json_pack("{s:o}", key, items);
-    if (i < c->count) {
+    if (i < total) {
         char next[24];
         snprintf(next, sizeof(next), "%c%x", tag, i);
         json_object_set_new(result, "nextCursor", json_string(next));
@@ -1151,6 +1224,22 @@ static const entry_t *find_named(const catalog_t *c, const char *what, const nx_
 static nx_mcp_dispatch_t do_tools_call(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
                                        const nx_mcp_request_ctx_t *ctx, nx_mcp_call_t **pending) {
     json_t *args = NULL;
+    const char *name = json_string_value(json_object_get(msg->params, "name"));
+    if (name != NULL && s->provider.call_tool != NULL && catalog_find(&s->tools, name) == NULL &&
+        nx_rpc_param(msg->params, "arguments", NX_RPC_T_OBJECT, false, &args,
+                     &(nx_rpc_error_t){0}) >= 0) {
+        /* Not native: a backend's tool, validated by the backend itself. */
+        json_t *empty = args ? NULL : json_object();
+        nx_mcp_call_t *call = NULL;
+        bool known = false;
+        nx_mcp_dispatch_t d =
+            run_provider_call(s, msg, ctx, &call, name, args ? args : empty, &known);
+        json_decref(empty);
+        if (known) {
+            if (pending != NULL) *pending = call;
+            return d;
+        }
+    }
     const entry_t *tool = find_named(&s->tools, "tool", msg, ctx, &args);
     if (tool == NULL) return NX_MCP_ANSWERED;
     json_t *empty = NULL;

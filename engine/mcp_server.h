@@ -92,6 +92,20 @@ typedef nx_str_t (*nx_mcp_header_fn)(void *arg, const char *name);
 int nx_mcp_server_check_param_headers(const nx_mcp_server_t *s, const char *tool,
                                       const json_t *args, nx_mcp_header_fn header, void *arg,
                                       char *msg, size_t msglen);
+/* Tools beyond the native ones, from backends (federation). Functions run on shard threads. */
+typedef struct nx_mcp_provider {
+    /* Appends the descriptors (Tool objects) of the provider's tools to the array <tools>. */
+    void (*list_tools)(void *arg, json_t *tools);
+    /* Takes <call> of tool <name> with <args> (borrowed for the call) and answers it now or
+     * later, like a native handler; returns false, touching nothing, when it has no such tool. */
+    bool (*call_tool)(void *arg, nx_mcp_call_t *call, const char *name, json_t *args);
+} nx_mcp_provider_t;
+/** Sets the provider of non-native tools (set before serving). */
+void nx_mcp_server_set_provider(nx_mcp_server_t *s, const nx_mcp_provider_t *p, void *arg);
+/** Relays a backend's notification about <call> to the call's client: progress gets the
+ *  client's own progressToken (none asked: dropped), log messages pass the client's level. */
+void nx_mcp_call_forward(nx_mcp_call_t *call, const char *method, const json_t *params);
+
 /** Names the shard of the calling thread (task ids carry it, so requests reach their task). */
 void nx_mcp_tasks_set_shard(uint32_t shard);
 /** Cancels and frees the calling thread's tasks (shard stop). */

@@ -53,6 +53,8 @@ static void check_round_trip(const nx_config_t *c) {
         back.mcp_limits.max_message != c->mcp_limits.max_message ||
         back.drain_timeout_ms != c->drain_timeout_ms || back.debug_routes != c->debug_routes)
         abort();
+    if (back.servers.count != c->servers.count) abort();
+    nx_config_dispose(&back);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -68,6 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     } else {
         check_error(&err);
     }
+    nx_config_dispose(&c);
     nx_config_parse_duration((const char *)data, size, &v, msg, sizeof(msg));
     nx_config_parse_size((const char *)data, size, &v, msg, sizeof(msg));
     return 0;

@@ -76,6 +76,9 @@ static void expect_same_values(const nx_config_t *a, const nx_config_t *b) {
     cr_expect_eq(a->http.max_connections, b->http.max_connections);
     cr_expect_eq(a->drain_timeout_ms, b->drain_timeout_ms);
     cr_expect_eq(a->debug_routes, b->debug_routes);
+    cr_expect_str_eq(a->servers.separator, b->servers.separator);
+    cr_expect_eq(a->servers.list_budget_ms, b->servers.list_budget_ms);
+    cr_expect_eq(a->servers.count, b->servers.count);
 }
 
 static const char full_yaml[] = "# every key, none at its default\n"
@@ -101,7 +104,10 @@ static const char full_yaml[] = "# every key, none at its default\n"
                                 "  max_connections: 1000\n"
                                 "shutdown:\n"
                                 "  grace: 1.5s\n"
-                                "debug_routes: true\n";
+                                "debug_routes: true\n"
+                                "federation:\n"
+                                "  separator: \".\"\n"
+                                "  list_budget: 750ms\n";
 
 static void expect_full(const nx_config_t *c) {
     cr_expect_str_eq(c->rest.host, "0.0.0.0");
@@ -122,6 +128,8 @@ static void expect_full(const nx_config_t *c) {
     cr_expect_eq(c->http.max_connections, 1000);
     cr_expect_eq(c->drain_timeout_ms, 1500);
     cr_expect_eq(c->debug_routes, true);
+    cr_expect_str_eq(c->servers.separator, ".");
+    cr_expect_eq(c->servers.list_budget_ms, 750);
 }
 
 /* ---- defaults ---- */
@@ -149,6 +157,10 @@ Test(config_defaults, every_field_has_its_documented_default) {
     cr_expect_eq(c.http.max_connections, 65536);
     cr_expect_eq(c.drain_timeout_ms, 10000);
     cr_expect_not(c.debug_routes);
+    cr_expect_str_eq(c.servers.separator, "__");
+    cr_expect_eq(c.servers.list_budget_ms, 2000);
+    cr_expect_eq(c.servers.count, 0);
+    cr_expect_null(c.servers.items);
     nx_config_error_t err;
     cr_expect_eq(nx_config_validate(&c, &err), 0, "%s", err.message);
 }
@@ -334,7 +346,7 @@ Test(config_errors, unknown_keys_without_a_close_match) {
 }
 
 Test(config_errors, sections_of_later_versions_are_still_unknown) {
-    const char *names[] = {"servers", "workflows", "cache", "auth", "sessions", "rate_limits"};
+    const char *names[] = {"workflows", "cache", "auth", "sessions", "rate_limits"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         char doc[128], want[64];
         snprintf(doc, sizeof(doc), "log: {}\n%s:\n  - a: 1\n", names[i]);
@@ -949,7 +961,12 @@ Test(config_json, defaults_keyed_like_the_file) {
     cr_expect_eq(json_integer_value(json_object_get(json_object_get(j, "shutdown"), "grace")),
                  10000);
     cr_expect(json_is_false(json_object_get(j, "debug_routes")));
-    cr_expect_eq(json_object_size(j), 6);
+    json_t *fed = json_object_get(j, "federation");
+    cr_expect_str_eq(json_string_value(json_object_get(fed, "separator")), "__");
+    cr_expect_eq(json_integer_value(json_object_get(fed, "list_budget")), 2000);
+    cr_expect(json_is_array(json_object_get(j, "servers")));
+    cr_expect_eq(json_array_size(json_object_get(j, "servers")), 0);
+    cr_expect_eq(json_object_size(j), 8);
     json_decref(j);
 }
 
@@ -1166,4 +1183,943 @@ Test(config_tree, mapping_size_is_bounded) {
     cr_assert_eq(rc, NX_ECONFIG);
     cr_expect_eq(err.line, 10001);
     cr_expect_str_eq(err.message, "a mapping has more than 10000 keys");
+}
+
+/* ---- servers: and federation ---- */
+
+/* Every key of every transport, none at its default. */
+static const char servers_yaml[] =
+    "federation:\n"                                         /* 1 */
+    "  separator: \".\"\n"                                  /* 2 */
+    "  list_budget: 750ms\n"                                /* 3 */
+    "servers:\n"                                            /* 4 */
+    "  - name: files\n"                                     /* 5 */
+    "    transport: stdio\n"                                /* 6 */
+    "    command: /usr/bin/env\n"                           /* 7 */
+    "    args: [\"-y\", pkg, 42]\n"                         /* 8 */
+    "    env: {KEY: value, EMPTY: \"\", _N2: 7}\n"          /* 9 */
+    "    cwd: /tmp\n"                                       /* 10 */
+    "    instances: 4\n"                                    /* 11 */
+    "    prefix: false\n"                                   /* 12 */
+    "    enabled: no\n"                                     /* 13 */
+    "    timeouts: {connect: 1s, call: 3s, deadline: 9s}\n" /* 14 */
+    "    retry: {attempts: 5, base: 10ms, cap: 1s, budget_percent: 30, min_retries: 7}\n"
+    "    breaker: {enabled: false, window: 40, failure_rate: 25, slow_call: 2s, "
+    "slow_call_rate: 80, minimum_calls: 15, open_for: 1m, half_open_calls: 5, probe_timeout: 3s}\n"
+    "    bulkhead: {max_concurrent: 12}\n"
+    "    health: {enabled: false, interval: 5s, timeout: 1s, healthy_after: 4, "
+    "unhealthy_after: 6, eject_after: 0, base_ejection: 10s, max_ejection: 20m}\n"
+    "    restart: {base: 500ms, cap: 10s}\n"          /* 19 */
+    "    shutdown: {term_after: 0, kill_after: 3s}\n" /* 20 */
+    "  - name: search-2\n"                            /* 21 */
+    "    transport: http\n"
+    "    urls: [\"http://10.0.0.5:8080/mcp?x=1\", \"http://[::1]:9/\", HTTP://Example.com]\n"
+    "    balance: least_outstanding\n"
+    "    headers: {Authorization: \"Bearer secret\", X-Trace: \"a\\tb\"}\n"
+    "    pool: {max_connections: 8, max_idle: 2, idle_timeout: 5s, max_requests: 1000}\n"
+    "    health: {path: /healthz}\n"
+    "  - name: ws_1\n" /* 28 */
+    "    transport: ws\n"
+    "    url: ws://h:1/socket\n"
+    "  - name: billing\n" /* 31 */
+    "    transport: rest\n"
+    "    url: http://billing.internal/api/v1\n"
+    "  - name: legacy\n" /* 34 */
+    "    transport: sse\n"
+    "    url: http://127.0.0.1:3001/sse\n";
+
+/* The same document as JSON. */
+static const char servers_json[] =
+    "{\"federation\": {\"separator\": \".\", \"list_budget\": \"750ms\"},\n"
+    " \"servers\": [\n"
+    "  {\"name\": \"files\", \"transport\": \"stdio\", \"command\": \"/usr/bin/env\",\n"
+    "   \"args\": [\"-y\", \"pkg\", \"42\"], \"env\": {\"KEY\": \"value\", \"EMPTY\": \"\", "
+    "\"_N2\": \"7\"},\n"
+    "   \"cwd\": \"/tmp\", \"instances\": 4, \"prefix\": false, \"enabled\": false,\n"
+    "   \"timeouts\": {\"connect\": \"1s\", \"call\": 3000, \"deadline\": \"9s\"},\n"
+    "   \"retry\": {\"attempts\": 5, \"base\": \"10ms\", \"cap\": \"1s\", \"budget_percent\": 30, "
+    "\"min_retries\": 7},\n"
+    "   \"breaker\": {\"enabled\": false, \"window\": 40, \"failure_rate\": 25, \"slow_call\": "
+    "\"2s\", \"slow_call_rate\": 80, \"minimum_calls\": 15, \"open_for\": \"1m\", "
+    "\"half_open_calls\": 5, \"probe_timeout\": \"3s\"},\n"
+    "   \"bulkhead\": {\"max_concurrent\": 12},\n"
+    "   \"health\": {\"enabled\": false, \"interval\": \"5s\", \"timeout\": \"1s\", "
+    "\"healthy_after\": 4, \"unhealthy_after\": 6, \"eject_after\": 0, \"base_ejection\": "
+    "\"10s\", \"max_ejection\": \"20m\"},\n"
+    "   \"restart\": {\"base\": \"500ms\", \"cap\": \"10s\"},\n"
+    "   \"shutdown\": {\"term_after\": 0, \"kill_after\": \"3s\"}},\n"
+    "  {\"name\": \"search-2\", \"transport\": \"http\",\n"
+    "   \"urls\": [\"http://10.0.0.5:8080/mcp?x=1\", \"http://[::1]:9/\", "
+    "\"HTTP://Example.com\"],\n"
+    "   \"balance\": \"least_outstanding\",\n"
+    "   \"headers\": {\"Authorization\": \"Bearer secret\", \"X-Trace\": \"a\\tb\"},\n"
+    "   \"pool\": {\"max_connections\": 8, \"max_idle\": 2, \"idle_timeout\": \"5s\", "
+    "\"max_requests\": 1000},\n"
+    "   \"health\": {\"path\": \"/healthz\"}},\n"
+    "  {\"name\": \"ws_1\", \"transport\": \"ws\", \"url\": \"ws://h:1/socket\"},\n"
+    "  {\"name\": \"billing\", \"transport\": \"rest\", \"url\": "
+    "\"http://billing.internal/api/v1\"},\n"
+    "  {\"name\": \"legacy\", \"transport\": \"sse\", \"url\": \"http://127.0.0.1:3001/sse\"}\n"
+    " ]}\n";
+
+static size_t strv_len(char *const *v) {
+    size_t n = 0;
+    while (v != NULL && v[n] != NULL)
+        n++;
+    return n;
+}
+
+/* Asserts the values of servers_yaml / servers_json; <lines> says whether entry lines are the
+ * YAML ones. */
+static void expect_servers(const nx_config_t *c, bool lines) {
+    cr_expect_str_eq(c->servers.separator, ".");
+    cr_expect_eq(c->servers.list_budget_ms, 750);
+    cr_assert_eq(c->servers.count, 5);
+
+    const nx_server_config_t *f = &c->servers.items[0];
+    cr_expect_str_eq(f->name, "files");
+    cr_expect_eq(f->transport, NX_SERVER_STDIO);
+    if (lines) cr_expect_eq(f->line, 5);
+    cr_expect_str_eq(f->command, "/usr/bin/env");
+    cr_assert_eq(strv_len(f->args), 3);
+    cr_expect_str_eq(f->args[0], "-y");
+    cr_expect_str_eq(f->args[1], "pkg");
+    cr_expect_str_eq(f->args[2], "42");
+    cr_assert_eq(strv_len(f->env), 3);
+    cr_expect_str_eq(f->env[0], "KEY=value");
+    cr_expect_str_eq(f->env[1], "EMPTY=");
+    cr_expect_str_eq(f->env[2], "_N2=7");
+    cr_expect_str_eq(f->cwd, "/tmp");
+    cr_expect_eq(f->instances, 4);
+    cr_expect_not(f->prefix);
+    cr_expect_not(f->enabled);
+    cr_expect_eq(f->timeouts.connect_ms, 1000);
+    cr_expect_eq(f->timeouts.call_ms, 3000);
+    cr_expect_eq(f->timeouts.deadline_ms, 9000);
+    cr_expect_eq(f->retry.attempts, 5);
+    cr_expect_eq(f->retry.base_ms, 10);
+    cr_expect_eq(f->retry.cap_ms, 1000);
+    cr_expect_eq(f->retry.budget_percent, 30);
+    cr_expect_eq(f->retry.min_retries, 7);
+    cr_expect_not(f->breaker.enabled);
+    cr_expect_eq(f->breaker.window, 40);
+    cr_expect_eq(f->breaker.failure_rate, 25);
+    cr_expect_eq(f->breaker.slow_call_ms, 2000);
+    cr_expect_eq(f->breaker.slow_call_rate, 80);
+    cr_expect_eq(f->breaker.minimum_calls, 15);
+    cr_expect_eq(f->breaker.open_ms, 60000);
+    cr_expect_eq(f->breaker.half_open_calls, 5);
+    cr_expect_eq(f->breaker.probe_timeout_ms, 3000);
+    cr_expect_eq(f->max_concurrent, 12);
+    cr_expect_not(f->health.enabled);
+    cr_expect_eq(f->health.interval_ms, 5000);
+    cr_expect_eq(f->health.timeout_ms, 1000);
+    cr_expect_eq(f->health.healthy_after, 4);
+    cr_expect_eq(f->health.unhealthy_after, 6);
+    cr_expect_eq(f->health.eject_after, 0);
+    cr_expect_eq(f->health.base_ejection_ms, 10000);
+    cr_expect_eq(f->health.max_ejection_ms, 1200000);
+    cr_expect_str_eq(f->health.path, "");
+    cr_expect_eq(f->restart_base_ms, 500);
+    cr_expect_eq(f->restart_cap_ms, 10000);
+    cr_expect_eq(f->shutdown_term_ms, 0);
+    cr_expect_eq(f->shutdown_kill_ms, 3000);
+    cr_expect_null(f->urls);
+    cr_expect_null(f->endpoints);
+    cr_expect_eq(f->url_count, 0);
+    cr_expect_null(f->headers);
+
+    const nx_server_config_t *h = &c->servers.items[1];
+    cr_expect_str_eq(h->name, "search-2");
+    cr_expect_eq(h->transport, NX_SERVER_HTTP);
+    if (lines) cr_expect_eq(h->line, 21);
+    cr_assert_eq(h->url_count, 3);
+    cr_assert_eq(strv_len(h->urls), 3);
+    cr_expect_str_eq(h->urls[0], "http://10.0.0.5:8080/mcp?x=1");
+    cr_expect_str_eq(h->endpoints[0].host, "10.0.0.5");
+    cr_expect_eq(h->endpoints[0].port, 8080);
+    cr_expect_str_eq(h->endpoints[0].path, "/mcp?x=1");
+    cr_expect_str_eq(h->endpoints[1].host, "::1");
+    cr_expect_eq(h->endpoints[1].port, 9);
+    cr_expect_str_eq(h->endpoints[1].path, "/");
+    cr_expect_str_eq(h->urls[2], "HTTP://Example.com");
+    cr_expect_str_eq(h->endpoints[2].host, "Example.com");
+    cr_expect_eq(h->endpoints[2].port, 80);
+    cr_expect_str_eq(h->endpoints[2].path, "/");
+    cr_expect_eq(h->balance, NX_BALANCE_LEAST_OUTSTANDING);
+    cr_assert_eq(strv_len(h->headers), 2);
+    cr_expect_str_eq(h->headers[0], "Authorization: Bearer secret");
+    cr_expect_str_eq(h->headers[1], "X-Trace: a\tb");
+    cr_expect_eq(h->pool.max_connections, 8);
+    cr_expect_eq(h->pool.max_idle, 2);
+    cr_expect_eq(h->pool.idle_timeout_ms, 5000);
+    cr_expect_eq(h->pool.max_requests, 1000);
+    cr_expect_str_eq(h->health.path, "/healthz");
+    cr_expect(h->prefix);
+    cr_expect(h->enabled);
+    cr_expect_null(h->args);
+    cr_expect_null(h->env);
+    cr_expect_str_eq(h->command, "");
+
+    const nx_server_config_t *w = &c->servers.items[2];
+    cr_expect_str_eq(w->name, "ws_1");
+    cr_expect_eq(w->transport, NX_SERVER_WS);
+    cr_assert_eq(w->url_count, 1);
+    cr_expect_str_eq(w->urls[0], "ws://h:1/socket");
+    cr_expect_str_eq(w->endpoints[0].host, "h");
+    cr_expect_eq(w->endpoints[0].port, 1);
+    cr_expect_str_eq(w->endpoints[0].path, "/socket");
+    cr_expect_eq(w->balance, NX_BALANCE_ROUND_ROBIN);
+
+    const nx_server_config_t *r = &c->servers.items[3];
+    cr_expect_eq(r->transport, NX_SERVER_REST);
+    cr_expect_str_eq(r->endpoints[0].host, "billing.internal");
+    cr_expect_str_eq(r->endpoints[0].path, "/api/v1");
+    cr_expect_str_eq(r->health.path, "/health", "rest backends check GET /health by default");
+    cr_expect_eq(c->servers.items[4].transport, NX_SERVER_SSE);
+    if (lines) cr_expect_eq(c->servers.items[4].line, 34);
+
+    cr_expect_eq(nx_config_find_server(c, "billing"), r);
+    cr_expect_null(nx_config_find_server(c, "nope"));
+}
+
+/* Asserts <s> holds every documented default (lists aside). */
+static void expect_server_defaults(const nx_server_config_t *s) {
+    cr_expect(s->enabled);
+    cr_expect(s->prefix);
+    cr_expect_eq(s->instances, 1);
+    cr_expect_eq(s->restart_base_ms, 1000);
+    cr_expect_eq(s->restart_cap_ms, 30000);
+    cr_expect_eq(s->shutdown_term_ms, 2000);
+    cr_expect_eq(s->shutdown_kill_ms, 2000);
+    cr_expect_eq(s->pool.max_connections, 64);
+    cr_expect_eq(s->pool.max_idle, 16);
+    cr_expect_eq(s->pool.idle_timeout_ms, 60000);
+    cr_expect_eq(s->pool.max_requests, 0);
+    cr_expect_eq(s->timeouts.connect_ms, 2000);
+    cr_expect_eq(s->timeouts.call_ms, 30000);
+    cr_expect_eq(s->timeouts.deadline_ms, 60000);
+    cr_expect_eq(s->retry.attempts, 3);
+    cr_expect_eq(s->retry.base_ms, 25);
+    cr_expect_eq(s->retry.cap_ms, 250);
+    cr_expect_eq(s->retry.budget_percent, 20);
+    cr_expect_eq(s->retry.min_retries, 3);
+    cr_expect(s->breaker.enabled);
+    cr_expect_eq(s->breaker.window, 20);
+    cr_expect_eq(s->breaker.failure_rate, 50);
+    cr_expect_eq(s->breaker.slow_call_ms, 5000);
+    cr_expect_eq(s->breaker.slow_call_rate, 100);
+    cr_expect_eq(s->breaker.minimum_calls, 10);
+    cr_expect_eq(s->breaker.open_ms, 30000);
+    cr_expect_eq(s->breaker.half_open_calls, 3);
+    cr_expect_eq(s->breaker.probe_timeout_ms, 5000);
+    cr_expect_eq(s->max_concurrent, 100);
+    cr_expect(s->health.enabled);
+    cr_expect_eq(s->health.interval_ms, 10000);
+    cr_expect_eq(s->health.timeout_ms, 2000);
+    cr_expect_eq(s->health.healthy_after, 2);
+    cr_expect_eq(s->health.unhealthy_after, 3);
+    cr_expect_eq(s->health.eject_after, 5);
+    cr_expect_eq(s->health.base_ejection_ms, 30000);
+    cr_expect_eq(s->health.max_ejection_ms, 300000);
+}
+
+Test(config_servers, every_key_from_yaml) {
+    nx_config_t c;
+    load_ok(&c, servers_yaml);
+    expect_servers(&c, true);
+    cr_expect_eq(c.origin[slot("federation.separator")].line, 2);
+    nx_config_error_t err;
+    cr_expect_eq(nx_config_validate(&c, &err), 0, "%s: %s", err.key, err.message);
+    nx_config_dispose(&c);
+    cr_expect_eq(c.servers.count, 0);
+    cr_expect_null(c.servers.items);
+    nx_config_dispose(&c); /* twice is harmless */
+}
+
+Test(config_servers, every_key_from_a_json_file) {
+    char path[64];
+    write_temp(path, sizeof(path), ".json", servers_json);
+    nx_config_t c;
+    nx_config_error_t err;
+    nx_config_defaults(&c);
+    int rc = nx_config_load_file(&c, path, &err);
+    unlink(path);
+    cr_assert_eq(rc, 0, "%s:%d: %s: %s", err.file, err.line, err.key, err.message);
+    expect_servers(&c, false);
+    cr_expect_eq(c.servers.items[1].line, 13);
+    nx_config_dispose(&c);
+}
+
+Test(config_servers, minimal_entries_get_the_defaults) {
+    nx_config_t c;
+    load_ok(&c, "servers:\n"
+                "  - {name: a, transport: stdio, command: srv}\n"
+                "  - {name: b, transport: http, url: \"http://h\"}\n"
+                "  - {name: c, transport: rest, url: \"http://h:81\"}\n"
+                "  - name: d\n"
+                "    transport: ws\n"
+                "    url: ws://h/\n"
+                "    retry:\n"
+                "    headers: {}\n");
+    cr_assert_eq(c.servers.count, 4);
+    for (size_t i = 0; i < c.servers.count; i++) {
+        expect_server_defaults(&c.servers.items[i]);
+        cr_expect_eq(c.servers.items[i].balance, NX_BALANCE_ROUND_ROBIN);
+    }
+    const nx_server_config_t *a = &c.servers.items[0], *b = &c.servers.items[1];
+    cr_expect_str_eq(a->command, "srv");
+    cr_expect_null(a->args);
+    cr_expect_null(a->env);
+    cr_expect_str_eq(a->cwd, "");
+    cr_expect_eq(a->line, 2);
+    cr_expect_str_eq(b->health.path, "", "an http backend is pinged unless given a path");
+    cr_expect_str_eq(c.servers.items[2].health.path, "/health");
+    cr_expect_eq(c.servers.items[2].endpoints[0].port, 81);
+    cr_expect_null(c.servers.items[3].headers);
+    cr_expect_eq(c.servers.items[3].line, 5);
+
+    /* nx_server_config_defaults is the same table. */
+    nx_server_config_t d;
+    nx_server_config_defaults(&d, NX_SERVER_SSE);
+    expect_server_defaults(&d);
+    cr_expect_eq(d.transport, NX_SERVER_SSE);
+    cr_expect_str_eq(d.health.path, "");
+    nx_config_dispose(&c);
+}
+
+Test(config_servers, empty_and_commented_out_sections_hold_no_servers) {
+    const char *docs[] = {"servers:\n", "servers: []\n", "servers:\n#  - name: a\n",
+                          "servers: ~\n"};
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        nx_config_t c;
+        load_ok(&c, docs[i]);
+        cr_expect_eq(c.servers.count, 0, "%s", docs[i]);
+        cr_expect_null(c.servers.items);
+    }
+}
+
+Test(config_servers, example_block_loads_uncommented_and_shows_the_defaults) {
+    const char *f = __FILE__, *tail = "tests/unit/engine/config_test.c";
+    size_t n = strlen(f), t = strlen(tail);
+    char path[4096];
+    snprintf(path, sizeof(path), "%.*sexamples/nexus.yaml", (int)(n - t), f);
+    FILE *in = fopen(path, "r");
+    cr_assert_not_null(in, "%s", path);
+    char *doc = calloc(1, 1 << 16), line[512];
+    size_t len = 0;
+    bool inside = false;
+    cr_assert_not_null(doc);
+    while (fgets(line, sizeof(line), in) != NULL) {
+        if (strncmp(line, "# servers:", 10) == 0) inside = true;
+        if (strncmp(line, "# When only one key", 19) == 0) inside = false;
+        const char *out = line;
+        if (inside) out = strncmp(line, "# ", 2) == 0 ? line + 2 : line + 1;
+        len += (size_t)snprintf(doc + len, (1 << 16) - len, "%s", out);
+    }
+    fclose(in);
+    nx_config_t c;
+    nx_config_error_t err;
+    nx_config_defaults(&c);
+    int rc = nx_config_load_string(&c, "example", doc, len, &err);
+    free(doc);
+    cr_assert_eq(rc, 0, "%s:%d: %s: %s", err.file, err.line, err.key, err.message);
+    cr_assert_eq(c.servers.count, 3);
+    for (size_t i = 0; i < c.servers.count; i++)
+        expect_server_defaults(&c.servers.items[i]);
+    cr_expect_eq(c.servers.items[0].transport, NX_SERVER_STDIO);
+    cr_expect_eq(c.servers.items[1].transport, NX_SERVER_HTTP);
+    cr_expect_eq(c.servers.items[2].transport, NX_SERVER_REST);
+    cr_expect_eq(c.servers.items[1].balance, NX_BALANCE_ROUND_ROBIN);
+    cr_expect_eq(c.servers.items[2].balance, NX_BALANCE_LEAST_OUTSTANDING);
+    cr_expect_eq(c.servers.items[2].url_count, 2);
+    cr_expect_eq(nx_config_validate(&c, &err), 0, "%s: %s", err.key, err.message);
+    nx_config_dispose(&c);
+}
+
+Test(config_servers, a_second_file_replaces_the_list_and_a_failed_one_keeps_it) {
+    nx_config_t c;
+    nx_config_error_t err;
+    load_ok(&c, "servers:\n  - {name: a, transport: stdio, command: x, args: [1, 2]}\n");
+    nx_server_config_t *before = c.servers.items;
+    const char *bad = "servers:\n  - {name: b, transport: stdio, command: y, args: [3]}\n"
+                      "  - {name: c, transport: stdio}\n";
+    cr_assert_eq(nx_config_load_string(&c, "bad.yaml", bad, strlen(bad), &err), NX_ECONFIG);
+    cr_expect_eq(err.line, 3);
+    cr_expect_eq(c.servers.items, before);
+    cr_expect_str_eq(c.servers.items[0].args[1], "2");
+
+    const char *other = "log: {level: warn}\n";
+    cr_assert_eq(nx_config_load_string(&c, "log.yaml", other, strlen(other), &err), 0);
+    cr_expect_eq(c.servers.count, 1, "a file without servers: keeps them");
+
+    const char *two = "servers:\n  - {name: z, transport: http, url: \"http://h\"}\n";
+    cr_assert_eq(nx_config_load_string(&c, "two.yaml", two, strlen(two), &err), 0);
+    cr_assert_eq(c.servers.count, 1);
+    cr_expect_str_eq(c.servers.items[0].name, "z");
+
+    const char *none = "servers: []\n";
+    cr_assert_eq(nx_config_load_string(&c, "none.yaml", none, strlen(none), &err), 0);
+    cr_expect_eq(c.servers.count, 0);
+    nx_config_dispose(&c);
+}
+
+Test(config_servers, copies_are_deep) {
+    nx_config_t c, d;
+    load_ok(&c, servers_yaml);
+    cr_assert_eq(nx_config_copy(&d, &c), 0);
+    nx_config_dispose(&c);
+    expect_servers(&d, true); /* still whole after the original is gone */
+    nx_config_t e;
+    cr_assert_eq(nx_config_copy(&e, &d), 0);
+    cr_expect_neq(e.servers.items, d.servers.items);
+    cr_expect_neq(e.servers.items[0].args, d.servers.items[0].args);
+    cr_expect_neq(e.servers.items[0].args[0], d.servers.items[0].args[0]);
+    cr_expect_neq(e.servers.items[1].endpoints, d.servers.items[1].endpoints);
+    nx_config_dispose(&d);
+    nx_config_dispose(&e);
+    nx_config_t f, g;
+    nx_config_defaults(&f);
+    cr_assert_eq(nx_config_copy(&g, &f), 0);
+    cr_expect_null(g.servers.items);
+}
+
+Test(config_servers, json_export_redacts_secrets_and_loads_back) {
+    nx_config_t c, back;
+    nx_config_error_t err;
+    load_ok(&c, servers_yaml);
+    json_t *j = nx_config_to_json(&c);
+    cr_assert_not_null(j);
+    json_t *servers = json_object_get(j, "servers");
+    cr_assert_eq(json_array_size(servers), 5);
+    json_t *f = json_array_get(servers, 0), *h = json_array_get(servers, 1);
+    cr_expect_str_eq(json_string_value(json_object_get(f, "transport")), "stdio");
+    cr_expect_str_eq(json_string_value(json_object_get(json_object_get(f, "env"), "KEY")), "***");
+    cr_expect_str_eq(json_string_value(json_array_get(json_object_get(f, "args"), 2)), "42");
+    cr_expect_null(json_object_get(f, "urls"), "no keys of other transports");
+    cr_expect_null(json_object_get(f, "pool"));
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(f, "timeouts"), "deadline")),
+                 9000);
+    json_t *hh = json_object_get(h, "headers");
+    cr_expect_str_eq(json_string_value(json_object_get(hh, "Authorization")), "***");
+    cr_expect_str_eq(json_string_value(json_object_get(hh, "X-Trace")), "***");
+    cr_expect_null(json_object_get(h, "command"));
+    cr_expect_null(json_object_get(h, "restart"));
+    cr_expect_str_eq(json_string_value(json_object_get(json_object_get(h, "health"), "path")),
+                     "/healthz");
+    cr_expect_null(json_object_get(json_object_get(json_array_get(servers, 2), "health"), "path"),
+                   "ws backends are pinged");
+    char *text = json_dumps(j, JSON_INDENT(2));
+    json_decref(j);
+    cr_assert_not_null(text);
+    cr_expect_null(strstr(text, "secret"), "a header value leaked into /status");
+    cr_expect_null(strstr(text, "value"), "an env value leaked into /status");
+    nx_config_defaults(&back);
+    int rc = nx_config_load_string(&back, "status.json", text, strlen(text), &err);
+    cr_assert_eq(rc, 0, "%s:%d: %s: %s\n%s", err.file, err.line, err.key, err.message, text);
+    free(text);
+    cr_assert_eq(back.servers.count, 5);
+    const nx_server_config_t *a = &c.servers.items[0], *b = &back.servers.items[0];
+    cr_expect_eq(memcmp(&a->timeouts, &b->timeouts, sizeof(a->timeouts)), 0);
+    cr_expect_eq(memcmp(&a->retry, &b->retry, sizeof(a->retry)), 0);
+    cr_expect_eq(a->breaker.window, b->breaker.window);
+    cr_expect_eq(a->health.max_ejection_ms, b->health.max_ejection_ms);
+    cr_expect_eq(a->shutdown_kill_ms, b->shutdown_kill_ms);
+    cr_expect_str_eq(b->env[0], "KEY=***");
+    cr_expect_str_eq(back.servers.items[1].headers[0], "Authorization: ***");
+    cr_expect_str_eq(back.servers.items[1].endpoints[1].host, "::1");
+    cr_expect_eq(back.servers.items[1].pool.max_requests, 1000);
+    cr_expect_str_eq(back.servers.separator, ".");
+    nx_config_dispose(&c);
+    nx_config_dispose(&back);
+}
+
+Test(config_servers, an_omitted_partner_follows_the_written_key) {
+    nx_config_t c;
+    load_ok(&c, "servers:\n"
+                "  - name: a\n"
+                "    transport: stdio\n"
+                "    command: x\n"
+                "    timeouts: {call: 90s}\n"
+                "    retry: {base: 1s}\n"
+                "    breaker: {minimum_calls: 50}\n"
+                "    health: {base_ejection: 10m}\n"
+                "    restart: {cap: 500ms}\n"
+                "  - name: b\n"
+                "    transport: http\n"
+                "    url: http://h\n"
+                "    timeouts: {deadline: 10s}\n"
+                "    retry: {cap: 10ms}\n"
+                "    breaker: {window: 5}\n"
+                "    pool: {max_connections: 4}\n"
+                "    health: {max_ejection: 10s}\n");
+    const nx_server_config_t *a = &c.servers.items[0], *b = &c.servers.items[1];
+    cr_expect_eq(a->timeouts.deadline_ms, 90000);
+    cr_expect_eq(a->retry.cap_ms, 1000);
+    cr_expect_eq(a->breaker.window, 50);
+    cr_expect_eq(a->health.max_ejection_ms, 600000);
+    cr_expect_eq(a->restart_base_ms, 500);
+    cr_expect_eq(b->timeouts.call_ms, 10000);
+    cr_expect_eq(b->retry.base_ms, 10);
+    cr_expect_eq(b->breaker.minimum_calls, 5);
+    cr_expect_eq(b->pool.max_idle, 4);
+    cr_expect_eq(b->health.base_ejection_ms, 10000);
+    nx_config_dispose(&c);
+}
+
+Test(config_servers, required_keys) {
+    expect_error("servers:\n  - transport: stdio\n    command: x\n", 2, "servers[0]",
+                 "missing required key 'name'");
+    expect_error("servers:\n  - name: a\n", 2, "servers[0]",
+                 "missing required key 'transport' (stdio, http, sse, ws or rest)");
+    expect_error("servers:\n  - name: a\n    transport: stdio\n    args: [x]\n", 2, "servers[0]",
+                 "missing required key 'command' for transport stdio");
+    expect_error("servers:\n  - name: a\n    transport: sse\n", 2, "servers[0]",
+                 "missing required key 'url' (or 'urls') for transport sse");
+    expect_error("log: {}\nservers:\n  - {name: a, transport: http}\n  - {name: b}\n", 3,
+                 "servers[0]", "missing required key 'url'");
+    expect_error("servers:\n  - name: a\n    transport: grpc\n", 3, "servers[0].transport",
+                 "expected a transport (stdio, http, sse, ws or rest), got 'grpc'");
+    expect_error("servers:\n  - name: a\n    transport: HTTP\n", 3, "servers[0].transport",
+                 "got 'HTTP'");
+    expect_error("servers:\n  - name: a\n    transport: stdio\n    command: \"\"\n", 4,
+                 "servers[0].command", "must not be empty");
+}
+
+Test(config_servers, names) {
+    expect_error("servers:\n  - name: Files\n    transport: stdio\n", 2, "servers[0].name",
+                 "'Files' is not a valid server name (1 to 64 of a-z, 0-9, _ and -)");
+    expect_error("servers:\n  - name: \"a b\"\n", 2, "servers[0].name", "not a valid server name");
+    expect_error("servers:\n  - name: \"\"\n", 2, "servers[0].name",
+                 "an empty value is not a valid server name");
+    expect_error("servers:\n  - name: "
+                 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+                 2, "servers[0].name", "not a valid server name");
+    expect_error("servers:\n  - name: [a]\n", 2, "servers[0].name",
+                 "expected a string, got a sequence");
+    nx_config_t c;
+    load_ok(&c, "servers:\n  - name: "
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"
+                "    transport: stdio\n    command: x\n");
+    cr_expect_eq(strlen(c.servers.items[0].name), 64);
+    nx_config_dispose(&c);
+    expect_error("servers:\n"
+                 "  - {name: a, transport: stdio, command: x}\n"
+                 "  - {name: b, transport: stdio, command: x}\n"
+                 "  - {name: a, transport: http, url: \"http://h\"}\n",
+                 4, "servers[2].name", "duplicate server name 'a' (servers[0], line 2)");
+    /* Names are case-sensitive, but upper case is not allowed anyway; "a-b" and "a_b" differ. */
+    load_ok(&c, "servers:\n"
+                "  - {name: a-b, transport: stdio, command: x}\n"
+                "  - {name: a_b, transport: stdio, command: x}\n");
+    nx_config_dispose(&c);
+}
+
+Test(config_servers, a_name_must_not_contain_the_separator) {
+    expect_error("servers:\n  - name: my__files\n    transport: stdio\n    command: x\n", 2,
+                 "servers[0].name", "'my__files' contains the federation separator '__'");
+    /* The separator may come after the servers in the file: it is checked at the end. */
+    expect_error("servers:\n"
+                 "  - {name: ok, transport: stdio, command: x}\n"
+                 "  - name: a-b\n"
+                 "    transport: stdio\n"
+                 "    command: x\n"
+                 "federation:\n"
+                 "  separator: \"-\"\n",
+                 3, "servers[1].name", "contains the federation separator '-'");
+    nx_config_t c;
+    load_ok(&c, "federation: {separator: \".\"}\n"
+                "servers:\n  - {name: my__files, transport: stdio, command: x}\n");
+    cr_expect_str_eq(c.servers.items[0].name, "my__files");
+    nx_config_dispose(&c);
+}
+
+Test(config_servers, the_separator_from_the_environment_is_checked_by_validate) {
+    nx_config_t c;
+    nx_config_error_t err;
+    load_ok(&c, "servers:\n  - {name: ok, transport: stdio, command: x}\n"
+                "  - {name: a-b, transport: stdio, command: x}\n");
+    char *env[] = {"NEXUS_FEDERATION__SEPARATOR=-", "NEXUS_FEDERATION__LIST_BUDGET=5s", NULL};
+    cr_assert_eq(nx_config_apply_env(&c, env, &err), 0, "%s", err.message);
+    cr_expect_str_eq(c.servers.separator, "-");
+    cr_expect_eq(c.servers.list_budget_ms, 5000);
+    cr_expect_str_eq(c.origin[slot("federation.separator")].key, "NEXUS_FEDERATION__SEPARATOR");
+    cr_assert_eq(nx_config_validate(&c, &err), NX_ECONFIG);
+    cr_expect_str_eq(err.file, "nexus.yaml");
+    cr_expect_eq(err.line, 3);
+    cr_expect_str_eq(err.key, "servers[1].name");
+    cr_expect_str_eq(err.message, "'a-b' contains the federation separator '-' (set in "
+                                  "environment NEXUS_FEDERATION__SEPARATOR)");
+    cr_assert_eq(nx_config_set(&c, "federation.separator", "::x", NULL, NULL, &err), NX_ECONFIG);
+    cr_expect_str_eq(err.message, "expected 1 to 8 of the characters A-Z a-z 0-9 _ . -, got '::x'");
+    cr_assert_eq(nx_config_set(&c, "federation.separator", "~~", NULL, NULL, &err), NX_ECONFIG);
+    cr_assert_eq(nx_config_set(&c, "federation.separator", "/", NULL, NULL, &err), NX_ECONFIG);
+    cr_assert_eq(nx_config_set(&c, "federation.separator", ".", NULL, NULL, &err), 0);
+    cr_expect_eq(nx_config_validate(&c, &err), 0, "%s", err.message);
+    nx_config_dispose(&c);
+}
+
+Test(config_servers, federation_keys) {
+    expect_error("federation:\n  separator: \"123456789\"\n", 2, "federation.separator",
+                 "expected 1 to 8 of the characters A-Z a-z 0-9 _ . -, got '123456789'");
+    expect_error("federation:\n  separator: \"\"\n", 2, "federation.separator",
+                 "got an empty value");
+    expect_error("federation:\n  separator: \"a b\"\n", 2, "federation.separator", "got 'a b'");
+    expect_error("federation:\n  list_budget: 0\n", 2, "federation.list_budget",
+                 "'0' is out of range (1ms..1h)");
+    expect_error("federation:\n  seperator: x\n", 2, "federation.seperator",
+                 "did you mean 'separator'?");
+    nx_config_t c;
+    load_ok(&c, "federation: {separator: a.B-9_, list_budget: 1m}\n");
+    cr_expect_str_eq(c.servers.separator, "a.B-9_");
+    cr_expect_eq(c.servers.list_budget_ms, 60000);
+}
+
+Test(config_servers, keys_of_another_transport) {
+    expect_error("servers:\n  - name: a\n    transport: http\n    url: http://h\n"
+                 "    command: npx\n",
+                 5, "servers[0].command", "only for transport stdio (this server uses http)");
+    expect_error("servers:\n  - name: a\n    transport: ws\n    url: ws://h\n    args: []\n", 5,
+                 "servers[0].args", "only for transport stdio");
+    expect_error("servers:\n  - name: a\n    transport: rest\n    url: http://h\n"
+                 "    shutdown: {term_after: 1s}\n",
+                 5, "servers[0].shutdown", "only for transport stdio (this server uses rest)");
+    expect_error("servers:\n  - name: a\n    transport: stdio\n    command: x\n"
+                 "    url: http://h\n",
+                 5, "servers[0].url",
+                 "only for transports http, sse, ws and rest (this server uses stdio)");
+    expect_error("servers:\n  - name: a\n    transport: stdio\n    command: x\n"
+                 "    pool: {max_idle: 1}\n",
+                 5, "servers[0].pool", "only for transports http, sse, ws and rest");
+    expect_error("servers:\n  - name: a\n    transport: stdio\n    command: x\n"
+                 "    headers: {A: b}\n",
+                 5, "servers[0].headers", "only for transports http, sse, ws and rest");
+    expect_error("servers:\n  - name: a\n    transport: ws\n    url: ws://h\n"
+                 "    health:\n      interval: 1s\n      path: /h\n",
+                 7, "servers[0].health.path",
+                 "only for transports http and rest (sse and ws backends are checked with an MCP "
+                 "ping) (this server uses ws)");
+    expect_error("servers:\n  - name: a\n    transport: stdio\n    command: x\n"
+                 "    health: {path: /h}\n",
+                 5, "servers[0].health.path", "only for transports http and rest");
+}
+
+Test(config_servers, unknown_keys_suggest_the_closest) {
+    expect_error("servers:\n  - name: a\n    transport: stdio\n    comand: x\n", 4,
+                 "servers[0].comand", "unknown key 'comand'; did you mean 'command'?");
+    expect_error("servers:\n  - name: a\n    transprot: stdio\n", 3, "servers[0].transprot",
+                 "did you mean 'transport'?");
+    expect_error("servers:\n  - {name: a, transport: stdio, command: x, retry: {attempt: 2}}\n", 2,
+                 "servers[0].retry.attempt", "unknown key 'attempt'; did you mean 'attempts'?");
+    expect_error("servers:\n  - name: a\n    transport: stdio\n    command: x\n    breaker:\n"
+                 "      failure_rte: 5\n",
+                 6, "servers[0].breaker.failure_rte", "did you mean 'failure_rate'?");
+    expect_error("servers:\n  - name: a\n    frobnicate: 1\n", 3, "servers[0].frobnicate",
+                 "unknown key 'frobnicate'");
+    expect_error("servres:\n  - name: a\n", 1, "servres",
+                 "unknown key 'servres'; did you mean 'servers'?");
+    expect_error("server:\n  - name: a\n", 2, "server",
+                 "expected a mapping, got a sequence (backends are listed under servers:)");
+}
+
+Test(config_servers, shapes) {
+    expect_error("servers:\n  name: a\n", 2, "servers",
+                 "expected a sequence of servers (- name: ...), got a mapping");
+    expect_error("servers: files\n", 1, "servers", "expected a sequence of servers");
+    expect_error("servers:\n  - files\n", 2, "servers[0]", "expected a mapping, got 'files'");
+    expect_error("servers:\n  -\n", 2, "servers[0]", "expected a mapping, got an empty value");
+    expect_error("servers:\n  - {name: a, transport: stdio, command: x, args: -y}\n", 2,
+                 "servers[0].args", "expected a sequence of strings, got '-y'");
+    expect_error("servers:\n  - name: a\n    transport: stdio\n    command: x\n    args:\n"
+                 "      - ok\n      - [nested]\n",
+                 7, "servers[0].args[1]", "expected a string, got a sequence");
+    expect_error("servers:\n  - {name: a, transport: stdio, command: x, args: [~]}\n", 2,
+                 "servers[0].args[0]", "expected a string, got null");
+    expect_error("servers:\n  - {name: a, transport: stdio, command: x, env: [A=b]}\n", 2,
+                 "servers[0].env",
+                 "expected a mapping of variable names to values, got a sequence");
+    expect_error("servers:\n  - {name: a, transport: stdio, command: [x]}\n", 2,
+                 "servers[0].command", "expected a string, got a sequence");
+    expect_error("servers:\n  - {name: a, transport: stdio, command: x, timeouts: 5s}\n", 2,
+                 "servers[0].timeouts", "expected a mapping, got '5s'");
+    expect_error("servers:\n  - {name: a, transport: stdio, command: x, prefix: maybe}\n", 2,
+                 "servers[0].prefix", "expected a boolean (true/false, yes/no, on/off)");
+    expect_error("servers:\n  - {name: a, transport: http, url: \"http://h\", balance: random}\n",
+                 2, "servers[0].balance",
+                 "expected round_robin or least_outstanding, got 'random'");
+}
+
+Test(config_servers, env_and_headers) {
+    expect_error("servers:\n  - name: a\n    transport: stdio\n    command: x\n    env:\n"
+                 "      1X: a\n",
+                 6, "servers[0].env.1X",
+                 "'1X' is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+    expect_error("servers:\n  - name: a\n    transport: stdio\n    command: x\n    env:\n"
+                 "      A-B: a\n",
+                 6, "servers[0].env.A-B", "not a valid environment variable name");
+    expect_error("servers:\n  - name: a\n    transport: stdio\n    command: x\n    env:\n"
+                 "      A:\n",
+                 6, "servers[0].env.A", "expected a string, got an empty value");
+    const char *head = "servers:\n  - name: a\n    transport: http\n    url: http://h\n"
+                       "    headers:\n";
+    char doc[512];
+    snprintf(doc, sizeof(doc), "%s      \"Bad Name\": x\n", head);
+    expect_error(doc, 6, "servers[0].headers.Bad Name",
+                 "'Bad Name' is not a valid HTTP header name");
+    snprintf(doc, sizeof(doc), "%s      \"\": x\n", head);
+    expect_error(doc, 6, "servers[0].headers.", "'' is not a valid HTTP header name");
+    snprintf(doc, sizeof(doc), "%s      Content-Length: 5\n", head);
+    expect_error(doc, 6, "servers[0].headers.Content-Length",
+                 "'Content-Length' is set by nexus itself and cannot be configured");
+    snprintf(doc, sizeof(doc), "%s      sec-websocket-protocol: x\n", head);
+    expect_error(doc, 6, "servers[0].headers.sec-websocket-protocol", "set by nexus itself");
+    snprintf(doc, sizeof(doc), "%s      X-A: \"a\\r\\nInjected: 1\"\n", head);
+    expect_error(doc, 6, "servers[0].headers.X-A",
+                 "a header value must not contain control characters");
+    snprintf(doc, sizeof(doc), "%s      X-A: 1\n      x-a: 2\n", head);
+    expect_error(doc, 7, "servers[0].headers.x-a",
+                 "'x-a' repeats 'X-A' (header names ignore case)");
+    snprintf(doc, sizeof(doc), "%s      X-A: [1]\n", head);
+    expect_error(doc, 6, "servers[0].headers.X-A", "expected a string, got a sequence");
+}
+
+Test(config_servers, durations_and_ranges) {
+    const char *head = "servers:\n  - name: a\n    transport: stdio\n    command: x\n";
+    const struct {
+        const char *tail, *key, *msg;
+    } cases[] = {
+        {"    timeouts: {call: 5x}\n", "servers[0].timeouts.call", "unknown unit 'x' in '5x'"},
+        {"    timeouts: {call: -1s}\n", "servers[0].timeouts.call", "must not be negative"},
+        {"    timeouts: {connect: 0}\n", "servers[0].timeouts.connect",
+         "'0' is out of range (1ms..1h)"},
+        {"    timeouts: {deadline: 2h}\n", "servers[0].timeouts.deadline",
+         "'2h' is out of range (1ms..1h)"},
+        {"    timeouts: {call: fast}\n", "servers[0].timeouts.call",
+         "expected a duration like 10s or 250ms, got 'fast'"},
+        {"    restart: {base: 0.5ms}\n", "servers[0].restart.base",
+         "is not a whole number of milliseconds"},
+        {"    instances: 65\n", "servers[0].instances", "'65' is out of range (1..64)"},
+        {"    instances: 0\n", "servers[0].instances", "'0' is out of range (1..64)"},
+        {"    retry: {attempts: 0}\n", "servers[0].retry.attempts", "out of range (1..10)"},
+        {"    retry: {attempts: 11}\n", "servers[0].retry.attempts", "out of range (1..10)"},
+        {"    retry: {budget_percent: 101}\n", "servers[0].retry.budget_percent",
+         "out of range (0..100)"},
+        {"    breaker: {window: 1025}\n", "servers[0].breaker.window", "out of range (1..1024)"},
+        {"    breaker: {window: 0}\n", "servers[0].breaker.window", "out of range (1..1024)"},
+        {"    breaker: {failure_rate: 0}\n", "servers[0].breaker.failure_rate",
+         "out of range (1..100)"},
+        {"    breaker: {slow_call_rate: 101}\n", "servers[0].breaker.slow_call_rate",
+         "out of range (1..100)"},
+        {"    breaker: {half_open_calls: 64}\n", "servers[0].breaker.half_open_calls",
+         "out of range (1..63)"},
+        {"    breaker: {enabled: sometimes}\n", "servers[0].breaker.enabled", "expected a boolean"},
+        {"    bulkhead: {max_concurrent: 0}\n", "servers[0].bulkhead.max_concurrent",
+         "out of range (1..1000000)"},
+        {"    bulkhead: {max_concurrent: 1000001}\n", "servers[0].bulkhead.max_concurrent",
+         "out of range (1..1000000)"},
+        {"    health: {interval: 1ms}\n", "servers[0].health.interval", "out of range (10ms..1h)"},
+        {"    health: {healthy_after: 0}\n", "servers[0].health.healthy_after",
+         "out of range (1..1000)"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char doc[512];
+        snprintf(doc, sizeof(doc), "%s%s", head, cases[i].tail);
+        expect_error(doc, 5, cases[i].key, cases[i].msg);
+    }
+    char doc[512];
+    snprintf(doc, sizeof(doc),
+             "servers:\n  - {name: a, transport: http, url: \"http://h\", pool: "
+             "{max_connections: 0}}\n");
+    expect_error(doc, 2, "servers[0].pool.max_connections", "out of range (1..100000)");
+}
+
+Test(config_servers, ordered_pairs_written_out_of_order) {
+    const char *head = "servers:\n  - name: a\n    transport: stdio\n    command: x\n";
+    const struct {
+        const char *tail, *key, *msg;
+        int line;
+    } cases[] = {
+        {"    retry: {base: 500ms, cap: 250ms}\n", "servers[0].retry.base",
+         "500ms must not exceed cap (250ms)", 5},
+        {"    timeouts:\n      call: 30s\n      deadline: 10s\n", "servers[0].timeouts.deadline",
+         "10s must not be shorter than call (30s)", 7},
+        {"    breaker: {window: 10, minimum_calls: 20}\n", "servers[0].breaker.minimum_calls",
+         "20 must not exceed window (10)", 5},
+        {"    health: {base_ejection: 10m, max_ejection: 5m}\n", "servers[0].health.base_ejection",
+         "10m must not exceed max_ejection (5m)", 5},
+        {"    restart: {base: 1m, cap: 30s}\n", "servers[0].restart.base",
+         "1m must not exceed cap (30s)", 5},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char doc[512];
+        snprintf(doc, sizeof(doc), "%s%s", head, cases[i].tail);
+        expect_error(doc, cases[i].line, cases[i].key, cases[i].msg);
+    }
+    expect_error("servers:\n  - name: a\n    transport: rest\n    url: http://h\n"
+                 "    pool: {max_connections: 8, max_idle: 32}\n",
+                 5, "servers[0].pool.max_idle", "32 must not exceed max_connections (8)");
+    nx_config_t c;
+    load_ok(&c, "servers:\n  - {name: a, transport: stdio, command: x, timeouts: {call: 5s, "
+                "deadline: 5s}, retry: {base: 1s, cap: 1s}}\n");
+    cr_expect_eq(c.servers.items[0].timeouts.deadline_ms, 5000, "equal is fine");
+    nx_config_dispose(&c);
+}
+
+Test(config_servers, urls_in_entries) {
+    const char *head = "servers:\n  - name: a\n    transport: http\n";
+    const struct {
+        const char *tail, *key, *msg;
+    } cases[] = {
+        {"    url: 127.0.0.1:3001\n", "servers[0].url",
+         "'127.0.0.1:3001' is not a URL; expected http://host[:port][/path]"},
+        {"    url: ftp://h/\n", "servers[0].url", "unsupported scheme 'ftp'; use http://"},
+        {"    url: ws://h/\n", "servers[0].url",
+         "scheme 'ws' does not match transport http; use http://"},
+        {"    url: https://h/mcp\n", "servers[0].url",
+         "https:// needs TLS, which nexus does not support yet; use http://"},
+        {"    url: http://h:0/\n", "servers[0].url", "port '0' is out of range (1..65535)"},
+        {"    url: http://h:65536/\n", "servers[0].url", "port '65536' is out of range (1..65535)"},
+        {"    url: http://h:99999999999999999999999/\n", "servers[0].url", "out of range"},
+        {"    url: http://h:/\n", "servers[0].url",
+         "':' after the host must be followed by a port number"},
+        {"    url: http://h:8o/\n", "servers[0].url", "port '8o' is not a number"},
+        {"    url: http://:80/\n", "servers[0].url", "has no host"},
+        {"    url: http:///mcp\n", "servers[0].url", "has no host"},
+        {"    url: http://user:pw@h/\n", "servers[0].url", "credentials in the URL"},
+        {"    url: http://h/#top\n", "servers[0].url", "must not have a fragment"},
+        {"    url: \"http://h/a b\"\n", "servers[0].url",
+         "contains a space, control or non-ASCII character"},
+        {"    url: \"http://[::1/\"\n", "servers[0].url", "is not closed by ']'"},
+        {"    url: \"http://[zz]/\"\n", "servers[0].url", "'zz' is not an IPv6 address"},
+        {"    url: \"http://[::1]x/\"\n", "servers[0].url", "unexpected 'x' after the host"},
+        {"    url: http://a%b/\n", "servers[0].url", "'a%b' is not a valid host name or address"},
+        {"    url: ~\n", "servers[0].url", "expected a string, got null"},
+        {"    urls: http://h\n", "servers[0].urls", "expected a sequence of URLs, got 'http://h'"},
+        {"    urls: []\n", "servers[0].urls", "expected 1 to 64 URLs, got 0"},
+        {"    urls: [http://a, \"ws://b\"]\n", "servers[0].urls[1]", "scheme 'ws' does not match"},
+        {"    urls: [http://a, http://b, http://a]\n", "servers[0].urls[2]", "repeats urls[0]"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char doc[512];
+        snprintf(doc, sizeof(doc), "%s%s", head, cases[i].tail);
+        expect_error(doc, 4, cases[i].key, cases[i].msg);
+    }
+    expect_error("servers:\n  - name: a\n    transport: http\n    url: http://a\n"
+                 "    urls: [http://b]\n",
+                 5, "servers[0].urls", "set url or urls, not both");
+    expect_error("servers:\n  - {name: a, transport: ws, url: \"wss://h/\"}\n", 2, "servers[0].url",
+                 "wss:// needs TLS, which nexus does not support yet; use ws://");
+    expect_error("servers:\n  - {name: a, transport: ws, url: \"http://h/\"}\n", 2,
+                 "servers[0].url", "scheme 'http' does not match transport ws; use ws://");
+    expect_error("servers:\n  - {name: a, transport: rest, url: \"HTTPS://h/\"}\n", 2,
+                 "servers[0].url", "HTTPS:// needs TLS");
+
+    /* 65 replicas are one too many. */
+    char doc[4096];
+    size_t n = (size_t)snprintf(doc, sizeof(doc), "%s    urls:\n", head);
+    for (int i = 0; i < 65; i++)
+        n += (size_t)snprintf(doc + n, sizeof(doc) - n, "      - http://h:%d\n", i + 1);
+    expect_error(doc, 5, "servers[0].urls", "expected 1 to 64 URLs, got 65");
+}
+
+Test(config_servers, parse_url_directly) {
+    nx_server_endpoint_t ep;
+    char msg[256];
+    const char *u = "http://[fe80::1]:3001/mcp/x?y=1&z";
+    cr_assert_eq(nx_config_parse_url(u, strlen(u), NX_SERVER_HTTP, &ep, msg, sizeof(msg)), 0, "%s",
+                 msg);
+    cr_expect_str_eq(ep.host, "fe80::1");
+    cr_expect_eq(ep.port, 3001);
+    cr_expect_str_eq(ep.path, "/mcp/x?y=1&z");
+    u = "http://h?q=1";
+    cr_assert_eq(nx_config_parse_url(u, strlen(u), NX_SERVER_REST, &ep, msg, sizeof(msg)), 0);
+    cr_expect_str_eq(ep.path, "/?q=1");
+    cr_expect_eq(ep.port, 80);
+    u = "ws://localhost:65535";
+    cr_assert_eq(nx_config_parse_url(u, strlen(u), NX_SERVER_WS, &ep, msg, sizeof(msg)), 0);
+    cr_expect_eq(ep.port, 65535);
+    cr_expect_str_eq(ep.path, "/");
+    cr_expect_eq(nx_config_parse_url(u, strlen(u), NX_SERVER_STDIO, &ep, msg, sizeof(msg)),
+                 NX_ECONFIG);
+    cr_expect_str_eq(msg, "transport stdio takes a command, not a URL");
+    cr_expect_eq(nx_config_parse_url("http://h", 8, NX_SERVER_SSE, &ep, NULL, 0), 0);
+    char big[2100];
+    memset(big, 'a', sizeof(big));
+    memcpy(big, "http://h/", 9);
+    cr_expect_eq(nx_config_parse_url(big, sizeof(big), NX_SERVER_HTTP, &ep, msg, sizeof(msg)),
+                 NX_ECONFIG);
+    cr_expect_str_eq(msg, "the URL is longer than 2047 characters");
+    cr_expect_str_eq(nx_server_transport_name(NX_SERVER_REST), "rest");
+    cr_expect_str_eq(nx_server_transport_name(NX_SERVER_STDIO), "stdio");
+    cr_expect_str_eq(nx_server_transport_name((nx_server_transport_t)99), "unknown");
+}
+
+Test(config_servers, health_path) {
+    expect_error("servers:\n  - {name: a, transport: rest, url: \"http://h\", health: {path: "
+                 "health}}\n",
+                 2, "servers[0].health.path", "must start with '/'");
+    expect_error("servers:\n  - {name: a, transport: rest, url: \"http://h\", health: {path: "
+                 "\"\"}}\n",
+                 2, "servers[0].health.path", "must not be empty");
+    expect_error("servers:\n  - {name: a, transport: rest, url: \"http://h\", health: {path: "
+                 "\"/a b\"}}\n",
+                 2, "servers[0].health.path", "contains a space");
+    nx_config_t c;
+    load_ok(&c, "servers:\n  - {name: a, transport: rest, url: \"http://h\", health: {path: "
+                "/ready?full=1}}\n");
+    cr_expect_str_eq(c.servers.items[0].health.path, "/ready?full=1");
+    nx_config_dispose(&c);
+}
+
+Test(config_servers, at_most_256_servers) {
+    size_t cap = 300 * 64, n = 0;
+    char *doc = malloc(cap);
+    cr_assert_not_null(doc);
+    n += (size_t)snprintf(doc + n, cap - n, "servers:\n");
+    for (int i = 0; i < 256; i++)
+        n += (size_t)snprintf(doc + n, cap - n, "  - {name: s%d, transport: stdio, command: x}\n",
+                              i);
+    nx_config_t c;
+    load_ok(&c, doc);
+    cr_expect_eq(c.servers.count, 256);
+    cr_expect_eq(c.servers.items[255].line, 257);
+    nx_config_dispose(&c);
+    snprintf(doc + n, cap - n, "  - {name: s256, transport: stdio, command: x}\n");
+    expect_error(doc, 258, "servers[256]", "more than 256 servers");
+    free(doc);
+}
+
+Test(config_servers, environment_cannot_set_servers) {
+    nx_config_t c;
+    nx_config_error_t err;
+    nx_config_defaults(&c);
+    char *env[] = {"NEXUS_SERVERS__0__URL=http://h", NULL};
+    cr_assert_eq(nx_config_apply_env(&c, env, &err), NX_ECONFIG);
+    cr_expect_str_eq(err.key, "NEXUS_SERVERS__0__URL");
+    cr_expect_str_eq(err.message, "unknown key 'servers.0.url' (servers: is a list and is set in "
+                                  "the file only)");
+}
+
+Test(config_servers, validate_checks_entries_built_by_code) {
+    nx_config_t c;
+    nx_config_error_t err;
+    nx_config_defaults(&c);
+    nx_server_config_t items[2];
+    nx_server_config_defaults(&items[0], NX_SERVER_STDIO);
+    nx_server_config_defaults(&items[1], NX_SERVER_STDIO);
+    snprintf(items[0].name, sizeof(items[0].name), "x");
+    snprintf(items[1].name, sizeof(items[1].name), "x");
+    items[1].line = 9;
+    c.servers.items = items; /* borrowed: not disposed */
+    c.servers.count = 2;
+    cr_assert_eq(nx_config_validate(&c, &err), NX_ECONFIG);
+    cr_expect_str_eq(err.file, "defaults");
+    cr_expect_eq(err.line, 9);
+    cr_expect_str_eq(err.key, "servers[1].name");
+    cr_expect_str_eq(err.message, "duplicate server name 'x' (servers[0])");
+    snprintf(items[1].name, sizeof(items[1].name), "Y");
+    cr_assert_eq(nx_config_validate(&c, &err), NX_ECONFIG);
+    cr_expect(strstr(err.message, "not a valid server name") != NULL);
+    snprintf(items[1].name, sizeof(items[1].name), "y");
+    cr_expect_eq(nx_config_validate(&c, &err), 0, "%s", err.message);
 }

@@ -1,0 +1,47 @@
+/* Backend MCP servers behind nexus (federation), first transport: stdio. Each backend is one
+ * supervised process owned by one shard (restarted with exponential backoff when it dies) and
+ * spoken to through the MCP client core. Its tools join nexus's catalog as "<server><sep><tool>"
+ * (or unprefixed); a tools/call on any shard travels through the mailbox to the owner and its
+ * answer, progress and log messages travel back. The catalog each backend announced is an
+ * immutable JSON snapshot every shard reads without locks. */
+#ifndef NX_ENGINE_BACKENDS_H
+#define NX_ENGINE_BACKENDS_H
+
+#include "engine.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* What one backend is, as configured (the strings are copied). */
+typedef struct nx_backend_spec {
+    const char *name;
+    const char *const *argv; /* stdio command and arguments, NULL-terminated */
+    const char *const *env;  /* extra "NAME=value", NULL-terminated, may be NULL */
+    const char *cwd;         /* may be NULL */
+    bool prefix;             /* tool names become <name><separator><tool> */
+    uint32_t call_timeout_ms;
+    uint32_t restart_base_ms, restart_cap_ms;
+    uint32_t term_after_ms, kill_after_ms;
+} nx_backend_spec_t;
+
+typedef struct nx_backends nx_backends_t;
+
+/** Creates the backends of <e> from <specs> (copied) with tool-name separator <sep>, and makes
+ *  them the MCP server's tool provider; NX_ECONFIG with <err> for a bad spec. Call before the
+ *  shards start. */
+int nx_backends_new(nx_engine_t *e, const nx_backend_spec_t *specs, size_t count, const char *sep,
+                    nx_backends_t **out, char *err, size_t errlen);
+/** Starts the backends a shard owns (from the shard thread, at start). */
+void nx_backends_shard_start(nx_backends_t *b, nx_engine_shard_t *es);
+/** Stops the backends a shard owns (drain): their processes are asked to exit. */
+void nx_backends_shard_drain(nx_backends_t *b, nx_engine_shard_t *es);
+/** Frees the processes and state of a shard's backends (shard stop). */
+void nx_backends_shard_stop(nx_backends_t *b, nx_engine_shard_t *es);
+/** True while some backend of the shard still has a process or calls in flight. */
+bool nx_backends_shard_busy(const nx_backends_t *b, const nx_engine_shard_t *es);
+/** Frees everything (after every shard has stopped). NULL-safe. */
+void nx_backends_free(nx_backends_t *b);
+/** /health view: {name: {state, tools, restarts, pid}}. */
+json_t *nx_backends_health(const nx_backends_t *b);
+
+#endif
