@@ -9,6 +9,7 @@
  * by (origin, seq), never by pointer, so either side may go away first. */
 #include "backends.h"
 
+#include "bulkhead.h"
 #include "child.h"
 #include "jsonrpc.h"
 #include "log.h"
@@ -52,6 +53,10 @@ struct backend {
     _Atomic int state;
     _Atomic uint64_t restarts, calls_total, failures_total;
     _Atomic int pid;
+    bool breaker_enabled;
+    nx_breaker_t breaker;   /* engine-wide: every origin shard asks and reports */
+    nx_bulkhead_t bulkhead; /* engine-wide bound on calls in flight */
+    uint32_t max_concurrent;
     /* owner only */
     nx_engine_shard_t *es;
     nx_child_t *child;
@@ -73,6 +78,8 @@ typedef struct proxy {
     backend_t *b;
     nx_backends_t *all;
     uint32_t origin;
+    nx_breaker_permit_t permit;
+    bool permitted; /* the breaker admitted it: its outcome must be recorded */
 } proxy_t;
 
 struct nx_backends {
@@ -435,8 +442,19 @@ static proxy_t *find_proxy(nx_backends_t *all, uint32_t origin, uint64_t seq) {
     return NULL;
 }
 
+/* Ends <p>'s hold on its backend's limits; <outcome> 0 = success, 1 = failure reported to the
+ * breaker, -1 = nothing to report (a cancelled call: the client, not the backend, ended it). */
+static void proxy_release(proxy_t *p, int outcome) {
+    backend_t *b = p->b;
+    nx_bulkhead_leave(&b->bulkhead);
+    if (p->permitted && b->breaker_enabled && outcome >= 0)
+        nx_breaker_record(&b->breaker, &p->permit, nx_loop_clock_ns() / 1000000u, outcome == 0);
+    if (outcome > 0) atomic_fetch_add(&b->failures_total, 1);
+}
+
 static void on_proxy_cancelled(nx_mcp_call_t *call, void *arg) {
     proxy_t *p = arg;
+    proxy_release(p, -1);
     bmsg_t *bm = bmsg_new(M_CANCEL, p->all, p->b->index, p->origin, p->seq);
     if (bm != NULL) post(p->all, p->b->owner, bm);
     nx_list_remove(&p->link);
@@ -463,6 +481,8 @@ static void on_bmsg(nx_shard_t *s, nx_msg_t *m) {
             break;
         }
         nx_mcp_call_t *call = p->call;
+        /* Protocol errors count against the backend; a tool's isError result does not. */
+        proxy_release(p, bm->is_error ? 1 : 0);
         nx_list_remove(&p->link);
         free(p);
         if (bm->is_error) {
@@ -537,15 +557,41 @@ static bool provider_call(void *arg, nx_mcp_call_t *call, const char *name, json
     backend_t *b = route(all, name, &tool);
     if (b == NULL) return false;
     uint32_t origin = current_shard();
+    /* Fail fast, naming the backend, when it is overloaded or its breaker is open. */
+    if (!nx_bulkhead_try_enter(&b->bulkhead)) {
+        char m[200];
+        snprintf(m, sizeof(m), "backend %s is at its limit of %u calls in flight; retry later",
+                 b->name, b->max_concurrent);
+        nx_mcp_call_error(call, -32603, m,
+                          json_pack("{s:s, s:s, s:i}", "backend", b->name, "reason", "bulkhead",
+                                    "retryAfterMs", 100));
+        return true;
+    }
+    nx_breaker_permit_t permit = {0};
+    uint64_t now = nx_loop_clock_ns() / 1000000u;
+    if (b->breaker_enabled && !nx_breaker_allow(&b->breaker, now, &permit)) {
+        nx_bulkhead_leave(&b->bulkhead);
+        uint64_t wait = nx_breaker_retry_after_ms(&b->breaker, now);
+        char m[200];
+        snprintf(m, sizeof(m), "backend %s is failing (circuit open); retry after %llu ms", b->name,
+                 (unsigned long long)wait);
+        nx_mcp_call_error(call, -32603, m,
+                          json_pack("{s:s, s:s, s:I}", "backend", b->name, "reason", "circuit_open",
+                                    "retryAfterMs", (json_int_t)wait));
+        return true;
+    }
     proxy_t *p = calloc(1, sizeof(*p));
     bmsg_t *bm = p ? bmsg_new(M_CALL, all, b->index, origin, 0) : NULL;
     if (bm == NULL || (bm->method = strdup(tool)) == NULL) {
         free(p);
         if (bm) dispose_bmsg(&bm->msg);
+        nx_bulkhead_leave(&b->bulkhead);
         nx_mcp_call_error(call, -32603, "out of memory", NULL);
         return true;
     }
     p->seq = bm->seq = ++all->next_seq[origin];
+    p->permit = permit;
+    p->permitted = b->breaker_enabled;
     p->call = call;
     p->b = b;
     p->all = all;
@@ -556,6 +602,7 @@ static bool provider_call(void *arg, nx_mcp_call_t *call, const char *name, json
     nx_list_insert_tail(&all->proxies[origin], &p->link);
     nx_mcp_call_on_cancel(call, on_proxy_cancelled, p);
     if (!post(all, b->owner, bm)) {
+        proxy_release(p, 1);
         nx_list_remove(&p->link);
         free(p);
         char m[200];
@@ -617,6 +664,14 @@ int nx_backends_new(nx_engine_t *e, const nx_backend_spec_t *specs, size_t count
         b->restart_cap_ms = sp->restart_cap_ms ? sp->restart_cap_ms : 30000;
         b->term_after_ms = sp->term_after_ms ? sp->term_after_ms : 2000;
         b->kill_after_ms = sp->kill_after_ms ? sp->kill_after_ms : 2000;
+        b->max_concurrent = sp->max_concurrent;
+        nx_bulkhead_init(&b->bulkhead, sp->max_concurrent);
+        b->breaker_enabled = sp->breaker_enabled;
+        if (b->breaker_enabled && nx_breaker_init(&b->breaker, &sp->breaker) < 0) {
+            snprintf(err, errlen, "backend %s: invalid breaker settings", sp->name);
+            nx_backends_free(all);
+            return NX_ECONFIG;
+        }
         b->retired = json_array();
         nx_list_init(&b->calls);
         nx_timer_init(&b->restart_timer, on_restart_timer);
@@ -693,6 +748,7 @@ void nx_backends_shard_stop(nx_backends_t *all, nx_engine_shard_t *es) {
     while (list != NULL && !nx_list_empty(list)) {
         proxy_t *p = nx_container_of(list->next, proxy_t, link);
         nx_mcp_call_t *call = p->call;
+        proxy_release(p, -1);
         nx_list_remove(&p->link);
         free(p);
         nx_mcp_call_on_cancel(call, NULL, NULL);
@@ -722,10 +778,16 @@ json_t *nx_backends_health(const nx_backends_t *all) {
         json_t *snap = catalog_acquire(b, current_shard());
         json_object_set_new(
             out, b->name,
-            json_pack("{s:s, s:s, s:i, s:I, s:I, s:i}", "transport", "stdio", "state",
-                      state_names[atomic_load(&b->state)], "tools", (int)json_array_size(snap),
-                      "restarts", (json_int_t)atomic_load(&b->restarts), "calls",
-                      (json_int_t)atomic_load(&b->calls_total), "pid", atomic_load(&b->pid)));
+            json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:i, s:s, s:i, s:I}", "transport", "stdio",
+                      "state", state_names[atomic_load(&b->state)], "tools",
+                      (int)json_array_size(snap), "restarts", (json_int_t)atomic_load(&b->restarts),
+                      "calls", (json_int_t)atomic_load(&b->calls_total), "failures",
+                      (json_int_t)atomic_load(&b->failures_total), "pid", atomic_load(&b->pid),
+                      "breaker",
+                      b->breaker_enabled ? nx_breaker_state_name(nx_breaker_state(&b->breaker))
+                                         : "disabled",
+                      "in_flight", (int)nx_bulkhead_in_flight(&b->bulkhead), "rejected",
+                      (json_int_t)nx_bulkhead_rejected(&b->bulkhead)));
         json_decref(snap);
     }
     return out;

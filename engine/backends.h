@@ -7,6 +7,7 @@
 #ifndef NX_ENGINE_BACKENDS_H
 #define NX_ENGINE_BACKENDS_H
 
+#include "breaker.h"
 #include "engine.h"
 
 #include <stdbool.h>
@@ -22,6 +23,9 @@ typedef struct nx_backend_spec {
     uint32_t call_timeout_ms;
     uint32_t restart_base_ms, restart_cap_ms;
     uint32_t term_after_ms, kill_after_ms;
+    bool breaker_enabled;
+    nx_breaker_config_t breaker; /* per backend, shared by every shard */
+    uint32_t max_concurrent;     /* bulkhead: calls in flight at most (all shards); 0 = any */
 } nx_backend_spec_t;
 
 typedef struct nx_backends nx_backends_t;

@@ -429,6 +429,17 @@ static void arm_signal_read(control_t *ctl) {
 
 /* ---- engine ---- */
 
+static nx_breaker_config_t breaker_config(const nx_server_breaker_t *c) {
+    return (nx_breaker_config_t){.window_size = c->window,
+                                 .minimum_calls = c->minimum_calls,
+                                 .failure_rate_threshold = c->failure_rate,
+                                 .slow_call_rate_threshold = c->slow_call_rate,
+                                 .slow_call_duration_ms = c->slow_call_ms,
+                                 .open_duration_ms = c->open_ms,
+                                 .half_open_max_calls = c->half_open_calls,
+                                 .probe_timeout_ms = c->probe_timeout_ms};
+}
+
 /* The backends of servers: (stdio only, for now: other transports are refused at start so a
  * configuration never silently loses a backend). */
 static int start_backends(nx_engine_t *e, const nx_config_t *c) {
@@ -470,7 +481,10 @@ static int start_backends(nx_engine_t *e, const nx_config_t *c) {
                                          .restart_base_ms = s->restart_base_ms,
                                          .restart_cap_ms = s->restart_cap_ms,
                                          .term_after_ms = s->shutdown_term_ms,
-                                         .kill_after_ms = s->shutdown_kill_ms};
+                                         .kill_after_ms = s->shutdown_kill_ms,
+                                         .breaker_enabled = s->breaker.enabled,
+                                         .breaker = breaker_config(&s->breaker),
+                                         .max_concurrent = s->max_concurrent};
     }
     if (specs == NULL) rc = -ENOMEM;
     if (rc == 0 && n > 0) {
