@@ -54,6 +54,10 @@ struct backend {
     _Atomic uint64_t restarts, calls_total, failures_total;
     _Atomic int pid;
     bool breaker_enabled;
+    nx_backoff_config_t backoff;
+    nx_retry_budget_t budget; /* engine-wide: retries in flight against calls in flight */
+    uint32_t deadline_ms;
+    _Atomic uint64_t retries_total;
     nx_breaker_t breaker;   /* engine-wide: every origin shard asks and reports */
     nx_bulkhead_t bulkhead; /* engine-wide bound on calls in flight */
     uint32_t max_concurrent;
@@ -79,7 +83,14 @@ typedef struct proxy {
     nx_backends_t *all;
     uint32_t origin;
     nx_breaker_permit_t permit;
-    bool permitted; /* the breaker admitted it: its outcome must be recorded */
+    bool permitted; /* the breaker admitted the current try: its outcome must be recorded */
+    char *tool;     /* the backend's name for the tool */
+    json_t *args;   /* kept for retries */
+    bool want_progress;
+    uint32_t attempts;    /* tries sent so far */
+    uint64_t deadline_ms; /* monotonic; 0 = none */
+    bool retry_held;      /* a retry slot of the budget is ours */
+    nx_timer_t retry_timer;
 } proxy_t;
 
 struct nx_backends {
@@ -365,7 +376,17 @@ static void answer_origin(owner_call_t *oc, const json_t *result, const json_t *
 static void on_backend_answer(nx_mcp_client_t *cl, const json_t *result, const json_t *error,
                               void *arg) {
     owner_call_t *oc = arg;
-    answer_origin(oc, result, error);
+    backend_t *b = oc->b;
+    if (error != NULL && (!b->client_live || cl->state == NX_MCP_CLIENT_FAILED)) {
+        /* Not the backend's answer: its process went away under the call. */
+        json_t *e = json_pack("{s:i, s:s, s:{s:s, s:b}}", "code", -32603, "message",
+                              json_string_value(json_object_get(error, "message")), "data",
+                              "backend", b->name, "retryable", 1);
+        answer_origin(oc, NULL, e);
+        json_decref(e);
+    } else {
+        answer_origin(oc, result, error);
+    }
     nx_timer_stop(&oc->timeout);
     nx_list_remove(&oc->link);
     free(oc);
@@ -377,7 +398,8 @@ static void on_call_timeout(nx_timer_t *t) {
     nx_mcp_client_abandon(&b->client, oc->request_id, "timed out");
     char m[200];
     snprintf(m, sizeof(m), "backend %s did not answer within %u ms", b->name, b->call_timeout_ms);
-    json_t *e = json_pack("{s:i, s:s}", "code", -32603, "message", m);
+    json_t *e = json_pack("{s:i, s:s, s:{s:s, s:b}}", "code", -32603, "message", m, "data",
+                          "backend", b->name, "retryable", 1);
     answer_origin(oc, NULL, e);
     json_decref(e);
     nx_list_remove(&oc->link);
@@ -391,8 +413,8 @@ static void owner_start_call(backend_t *b, bmsg_t *bm) {
                  state_names[atomic_load(&b->state)]);
         bmsg_t *ans = bmsg_new(M_ANSWER, b->all, b->index, bm->origin, bm->seq);
         if (ans != NULL) {
-            ans->payload = json_pack("{s:i, s:s, s:{s:s}}", "code", -32603, "message", m, "data",
-                                     "backend", b->name);
+            ans->payload = json_pack("{s:i, s:s, s:{s:s, s:b}}", "code", -32603, "message", m,
+                                     "data", "backend", b->name, "retryable", 1);
             ans->is_error = true;
             post(b->all, bm->origin, ans);
         }
@@ -444,12 +466,31 @@ static proxy_t *find_proxy(nx_backends_t *all, uint32_t origin, uint64_t seq) {
 
 /* Ends <p>'s hold on its backend's limits; <outcome> 0 = success, 1 = failure reported to the
  * breaker, -1 = nothing to report (a cancelled call: the client, not the backend, ended it). */
+static uint64_t mono_ms(void) {
+    return nx_loop_clock_ns() / 1000000u;
+}
+
+/* Reports the current try's outcome (0 success, 1 failure) to the breaker, once. */
+static void record_try(proxy_t *p, int outcome) {
+    backend_t *b = p->b;
+    if (p->permitted && b->breaker_enabled && outcome >= 0)
+        nx_breaker_record(&b->breaker, &p->permit, mono_ms(), outcome == 0);
+    p->permitted = false;
+    if (outcome > 0) atomic_fetch_add(&b->failures_total, 1);
+}
+
 static void proxy_release(proxy_t *p, int outcome) {
     backend_t *b = p->b;
+    record_try(p, outcome);
+    nx_timer_stop(&p->retry_timer);
+    if (p->retry_held) nx_retry_budget_release(&b->budget);
+    p->retry_held = false;
+    nx_retry_budget_request_finished(&b->budget);
     nx_bulkhead_leave(&b->bulkhead);
-    if (p->permitted && b->breaker_enabled && outcome >= 0)
-        nx_breaker_record(&b->breaker, &p->permit, nx_loop_clock_ns() / 1000000u, outcome == 0);
-    if (outcome > 0) atomic_fetch_add(&b->failures_total, 1);
+    free(p->tool);
+    json_decref(p->args);
+    p->tool = NULL;
+    p->args = NULL;
 }
 
 static void on_proxy_cancelled(nx_mcp_call_t *call, void *arg) {
@@ -459,6 +500,75 @@ static void on_proxy_cancelled(nx_mcp_call_t *call, void *arg) {
     if (bm != NULL) post(p->all, p->b->owner, bm);
     nx_list_remove(&p->link);
     free(p);
+}
+
+/* Sends the current try of <p> to the backend's owner. */
+static bool send_try(proxy_t *p) {
+    bmsg_t *bm = bmsg_new(M_CALL, p->all, p->b->index, p->origin, p->seq);
+    if (bm == NULL || (bm->method = strdup(p->tool)) == NULL) {
+        if (bm) dispose_bmsg(&bm->msg);
+        return false;
+    }
+    bm->payload = json_incref(p->args);
+    bm->want_progress = p->want_progress;
+    p->attempts++;
+    return post(p->all, p->b->owner, bm);
+}
+
+static __thread nx_backoff_rng_t retry_rng;
+static __thread bool retry_rng_seeded;
+
+static void final_error(proxy_t *p, const char *message, json_t *data);
+
+static void on_retry_timer(nx_timer_t *t) {
+    proxy_t *p = nx_container_of(t, proxy_t, retry_timer);
+    backend_t *b = p->b;
+    uint64_t now = mono_ms();
+    if (b->breaker_enabled && !nx_breaker_allow(&b->breaker, now, &p->permit)) {
+        char m[200];
+        snprintf(m, sizeof(m), "backend %s is failing (circuit open); retry after %llu ms", b->name,
+                 (unsigned long long)nx_breaker_retry_after_ms(&b->breaker, now));
+        final_error(p, m, json_pack("{s:s, s:s}", "backend", b->name, "reason", "circuit_open"));
+        return;
+    }
+    p->permitted = b->breaker_enabled;
+    if (!send_try(p)) {
+        char m[200];
+        snprintf(m, sizeof(m), "backend %s is overloaded; retry later", b->name);
+        final_error(p, m, json_pack("{s:s}", "backend", b->name));
+    }
+}
+
+/* After a retryable failure: schedules the next try when attempts, the deadline and the
+ * retry budget allow it; false when the failure is final. */
+static bool try_retry(proxy_t *p) {
+    backend_t *b = p->b;
+    if (p->retry_held) nx_retry_budget_release(&b->budget); /* that retry is over */
+    p->retry_held = false;
+    if (!retry_rng_seeded) {
+        nx_backoff_rng_seed(&retry_rng, nx_loop_clock_ns() ^ ((uint64_t)p->origin << 32));
+        retry_rng_seeded = true;
+    }
+    uint64_t delay = nx_backoff_delay_ms(&b->backoff, p->attempts, nx_backoff_rng_next(&retry_rng));
+    uint64_t now = mono_ms();
+    uint64_t remaining = p->deadline_ms == 0    ? UINT64_MAX
+                         : p->deadline_ms > now ? p->deadline_ms - now
+                                                : 0;
+    if (!nx_backoff_should_retry(&b->backoff, p->attempts, delay, remaining)) return false;
+    if (!nx_retry_budget_try_acquire(&b->budget)) return false;
+    record_try(p, 1); /* this try failed; the next one asks the breaker again */
+    p->retry_held = true;
+    atomic_fetch_add(&b->retries_total, 1);
+    nx_shard_timer_start(nx_engine_current_shard()->shard, &p->retry_timer, delay);
+    return true;
+}
+
+static void final_error(proxy_t *p, const char *message, json_t *data) {
+    nx_mcp_call_t *call = p->call;
+    proxy_release(p, -1);
+    nx_list_remove(&p->link);
+    free(p);
+    nx_mcp_call_error(call, -32603, message, data);
 }
 
 static void on_bmsg(nx_shard_t *s, nx_msg_t *m) {
@@ -481,6 +591,12 @@ static void on_bmsg(nx_shard_t *s, nx_msg_t *m) {
             break;
         }
         nx_mcp_call_t *call = p->call;
+        /* A try the backend could not answer (it was down, restarting or too slow) goes again
+         * with backoff while attempts, deadline and budget allow; its own errors never do. */
+        if (bm->is_error &&
+            json_is_true(json_object_get(json_object_get(bm->payload, "data"), "retryable")) &&
+            try_retry(p))
+            break;
         /* Protocol errors count against the backend; a tool's isError result does not. */
         proxy_release(p, bm->is_error ? 1 : 0);
         nx_list_remove(&p->link);
@@ -581,33 +697,32 @@ static bool provider_call(void *arg, nx_mcp_call_t *call, const char *name, json
         return true;
     }
     proxy_t *p = calloc(1, sizeof(*p));
-    bmsg_t *bm = p ? bmsg_new(M_CALL, all, b->index, origin, 0) : NULL;
-    if (bm == NULL || (bm->method = strdup(tool)) == NULL) {
+    if (p == NULL || (p->tool = strdup(tool)) == NULL) {
         free(p);
-        if (bm) dispose_bmsg(&bm->msg);
         nx_bulkhead_leave(&b->bulkhead);
         nx_mcp_call_error(call, -32603, "out of memory", NULL);
         return true;
     }
-    p->seq = bm->seq = ++all->next_seq[origin];
+    p->seq = ++all->next_seq[origin];
     p->permit = permit;
     p->permitted = b->breaker_enabled;
     p->call = call;
     p->b = b;
     p->all = all;
     p->origin = origin;
-    bm->payload = json_deep_copy(args);
-    bm->want_progress = json_object_get(json_object_get(nx_mcp_call_params(call), "_meta"),
-                                        "progressToken") != NULL;
+    p->args = json_deep_copy(args);
+    p->want_progress = json_object_get(json_object_get(nx_mcp_call_params(call), "_meta"),
+                                       "progressToken") != NULL;
+    p->deadline_ms = b->deadline_ms ? now + b->deadline_ms : 0;
+    nx_timer_init(&p->retry_timer, on_retry_timer);
+    nx_retry_budget_request_started(&b->budget);
     nx_list_insert_tail(&all->proxies[origin], &p->link);
     nx_mcp_call_on_cancel(call, on_proxy_cancelled, p);
-    if (!post(all, b->owner, bm)) {
-        proxy_release(p, 1);
-        nx_list_remove(&p->link);
-        free(p);
+    if (!send_try(p)) {
         char m[200];
         snprintf(m, sizeof(m), "backend %s is overloaded; retry later", b->name);
-        nx_mcp_call_error(call, -32603, m, NULL);
+        nx_mcp_call_on_cancel(call, NULL, NULL);
+        final_error(p, m, NULL);
     }
     return true;
 }
@@ -665,6 +780,10 @@ int nx_backends_new(nx_engine_t *e, const nx_backend_spec_t *specs, size_t count
         b->term_after_ms = sp->term_after_ms ? sp->term_after_ms : 2000;
         b->kill_after_ms = sp->kill_after_ms ? sp->kill_after_ms : 2000;
         b->max_concurrent = sp->max_concurrent;
+        b->deadline_ms = sp->deadline_ms;
+        b->backoff = sp->retry;
+        if (b->backoff.max_attempts == 0) nx_backoff_config_default(&b->backoff);
+        nx_retry_budget_init(&b->budget, &sp->retry_budget);
         nx_bulkhead_init(&b->bulkhead, sp->max_concurrent);
         b->breaker_enabled = sp->breaker_enabled;
         if (b->breaker_enabled && nx_breaker_init(&b->breaker, &sp->breaker) < 0) {
@@ -788,6 +907,8 @@ json_t *nx_backends_health(const nx_backends_t *all) {
                                          : "disabled",
                       "in_flight", (int)nx_bulkhead_in_flight(&b->bulkhead), "rejected",
                       (json_int_t)nx_bulkhead_rejected(&b->bulkhead)));
+        json_object_set_new(json_object_get(out, b->name), "retries",
+                            json_integer((json_int_t)atomic_load(&b->retries_total)));
         json_decref(snap);
     }
     return out;

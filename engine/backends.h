@@ -7,8 +7,10 @@
 #ifndef NX_ENGINE_BACKENDS_H
 #define NX_ENGINE_BACKENDS_H
 
+#include "backoff.h"
 #include "breaker.h"
 #include "engine.h"
+#include "retry_budget.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -16,11 +18,14 @@
 /* What one backend is, as configured (the strings are copied). */
 typedef struct nx_backend_spec {
     const char *name;
-    const char *const *argv; /* stdio command and arguments, NULL-terminated */
-    const char *const *env;  /* extra "NAME=value", NULL-terminated, may be NULL */
-    const char *cwd;         /* may be NULL */
-    bool prefix;             /* tool names become <name><separator><tool> */
-    uint32_t call_timeout_ms;
+    const char *const *argv;   /* stdio command and arguments, NULL-terminated */
+    const char *const *env;    /* extra "NAME=value", NULL-terminated, may be NULL */
+    const char *cwd;           /* may be NULL */
+    bool prefix;               /* tool names become <name><separator><tool> */
+    uint32_t call_timeout_ms;  /* per try */
+    uint32_t deadline_ms;      /* the whole call, retries included; 0 = none */
+    nx_backoff_config_t retry; /* attempts and delays of retries after retryable failures */
+    nx_retry_budget_config_t retry_budget;
     uint32_t restart_base_ms, restart_cap_ms;
     uint32_t term_after_ms, kill_after_ms;
     bool breaker_enabled;

@@ -2,7 +2,9 @@
 // breaker opens after the configured failures, fails fast while open (naming the backend, with
 // a retry-after hint), half-opens after open_for and opens again when the probe fails; the
 // bulkhead rejects calls over max_concurrent at once; a backend that does not answer is cut at
-// its deadline. /health reports the breaker state and rejections.
+// its deadline; a call whose backend process is killed goes again (backoff) once nexus has
+// restarted it; a backend that never starts is restarted with backoff and lists nothing.
+// /health reports breaker state, rejections, restarts and retries.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -32,12 +34,23 @@ before(async () => {
     '    args: ["--stdio", "--log-level", "warn"]',
     '    bulkhead: {max_concurrent: 2}',
     '    timeouts: {call: 400ms, deadline: 400ms}',
+    '  - name: crashy',
+    '    transport: stdio',
+    `    command: ${NXMOCK}`,
+    '    args: ["--stdio", "--log-level", "warn"]',
+    '    restart: {base: 50ms, cap: 200ms}',
+    '    retry: {attempts: 6, base: 50ms, cap: 400ms}',
+    '    timeouts: {call: 5s, deadline: 8s}',
+    '  - name: down',
+    '    transport: stdio',
+    '    command: /bin/false',
+    '    restart: {base: 50ms, cap: 100ms}',
     '',
   ].join('\n'));
   nx = await startNexus({ shards: 2, config });
   for (let i = 0; i < 100; i++) {
     const h = (await getJson(nx.restPort, '/health')).data.backends;
-    if (h.flaky?.tools > 0 && h.slow?.tools > 0) break;
+    if (h.flaky?.tools > 0 && h.slow?.tools > 0 && h.crashy?.tools > 0) break;
     await sleep(100);
   }
   client = new Client({ name: 'faults-test', version: '1.0.0' });
@@ -99,6 +112,31 @@ test('a backend that does not answer is cut at its deadline', { timeout: 20000 }
   // The backend is still usable afterwards.
   const ok = await call('slow__echo', { message: 'still here' });
   assert.equal(ok.ok.content[0].text, 'still here');
+});
+
+test('a call whose backend process dies is retried after the restart and succeeds', { timeout: 20000 }, async () => {
+  const before = (await getJson(nx.restPort, '/health')).data.backends.crashy;
+  const pending = call('crashy__sleep', { ms: 800 });
+  await sleep(200);
+  process.kill(before.pid, 'SIGKILL');
+  const r = await pending;
+  assert.equal(r.ok?.content[0].text, 'slept 800 ms', JSON.stringify(r.error?.message));
+  const after = (await getJson(nx.restPort, '/health')).data.backends.crashy;
+  assert.ok(after.restarts > before.restarts, 'the process was restarted');
+  assert.ok(after.retries >= 1, 'the call went again');
+  assert.notEqual(after.pid, before.pid);
+});
+
+test('a backend that never comes up lists no tools, its calls fail as unknown, nexus keeps restarting it', { timeout: 20000 }, async () => {
+  const names = (await client.listTools()).tools.map((t) => t.name);
+  assert.ok(!names.some((n) => n.startsWith('down__')), 'a backend that never started lists nothing');
+  const h0 = (await getJson(nx.restPort, '/health')).data.backends.down;
+  assert.notEqual(h0.state, 'ready');
+  // Its tools are unknown, so calls never reach the retry loop: they fail as unknown tools.
+  const r = await call('down__anything', {});
+  assert.match(String(r.error?.message), /Unknown tool/);
+  const h1 = (await getJson(nx.restPort, '/health')).data.backends.down;
+  assert.ok(h1.restarts >= h0.restarts, 'nexus keeps restarting it with backoff');
 });
 
 test('nexus stops cleanly after the faults', async () => {
