@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http_lex.h"
 #include "nexus/errors.h"
 
 const nx_http_limits_t nx_http_default_limits = {
@@ -49,71 +50,12 @@ enum {
 };
 
 /* Byte classes (RFC 9110 §5.6.2 tchar, request-target bytes, field-value bytes). */
-enum { C_TCHAR = 1, C_TARGET = 2, C_VALUE = 4 };
-
-#define IS_TCHAR(c)                                                                                \
-    (((c) >= '0' && (c) <= '9') || ((c) >= 'A' && (c) <= 'Z') || ((c) >= 'a' && (c) <= 'z') ||     \
-     (c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' || (c) == '&' || (c) == '\'' ||          \
-     (c) == '*' || (c) == '+' || (c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' ||           \
-     (c) == '`' || (c) == '|' || (c) == '~')
-/* obs-text (0x80-0xff) is accepted in targets (raw UTF-8 paths) and values, never in tokens */
-#define IS_TARGET(c) ((c) > 0x20 && (c) != 0x7f)
-#define IS_VALUE(c) ((c) == '\t' || ((c) >= 0x20 && (c) != 0x7f))
-#define CLS(c) (IS_TCHAR(c) * C_TCHAR | IS_TARGET(c) * C_TARGET | IS_VALUE(c) * C_VALUE)
-#define CLS4(c) CLS(c), CLS(c + 1), CLS(c + 2), CLS(c + 3)
-#define CLS16(c) CLS4(c), CLS4(c + 4), CLS4(c + 8), CLS4(c + 12)
-#define CLS64(c) CLS16(c), CLS16(c + 16), CLS16(c + 32), CLS16(c + 48)
-static const unsigned char cls[256] = {CLS64(0), CLS64(64), CLS64(128), CLS64(192)};
 
 static int fail(nx_http_parser_t *p, uint16_t status, const char *msg) {
     p->state = NX_H1_ERROR;
     p->error_status = status;
     p->error_message = msg;
     return NX_EPROTO;
-}
-
-static inline bool is_ows(char c) {
-    return c == ' ' || c == '\t';
-}
-
-/* ASCII case-insensitive match of s against a lowercase literal (no locale, unlike strncasecmp). */
-#define eq_lower(s, lit) eq_lower_n((s), (lit), sizeof(lit) - 1)
-static inline bool eq_lower_n(nx_str_t s, const char *lit, size_t n) {
-    if (s.n != n) return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s.p[i];
-        if ((c >= 'A' && c <= 'Z' ? c + 32 : c) != (unsigned char)lit[i]) return false;
-    }
-    return true;
-}
-
-/* Eight bytes at a time: nonzero when a byte of w is below <below> (<= 0x80) or is DEL. Bytes
- * at 0x80 and above never match, as obs-text is allowed wherever this is used. */
-static inline uint64_t has_ctl(uint64_t w, uint64_t below) {
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    uint64_t del = w ^ (0x7f * ones);
-    return (((w - below * ones) & ~w) | ((del - ones) & ~del)) & highs;
-}
-
-static inline uint64_t load64(const char *s) {
-    uint64_t w;
-    memcpy(&w, s, sizeof(w));
-    return w;
-}
-
-static inline int hex_value(unsigned char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
-
-static inline nx__http_span_t span(size_t off, size_t len) {
-    return (nx__http_span_t){(uint32_t)off, (uint32_t)len};
-}
-
-static inline nx_str_t at(const char *buf, nx__http_span_t s) {
-    return (nx_str_t){buf + s.off, s.len};
 }
 
 void nx_http_parser_init(nx_http_parser_t *p, const nx_http_limits_t *limits) {
@@ -210,74 +152,49 @@ static int parse_target(nx_http_parser_t *p, const char *buf) {
         if (e == a) return fail(p, 400, "absolute-form target without a host");
         if (memchr(t + a, '@', e - a) != NULL)
             return fail(p, 400, "absolute-form target with userinfo");
-        p->host = span(p->target.off + a, e - a);
+        p->host = nx_http_span(p->target.off + a, e - a);
         p->flags |= NX__HTTP_F_ABS_HOST;
         if (e == n || t[e] == '?') p->flags |= NX__HTTP_F_ABS_NO_PATH;
         path = e;
     }
     const char *q = memchr(t + path, '?', n - path);
     size_t path_end = q != NULL ? (size_t)(q - t) : n;
-    p->path = span(p->target.off + path, path_end - path);
-    if (q != NULL) p->query = span(p->target.off + path_end + 1, n - path_end - 1);
+    p->path = nx_http_span(p->target.off + path, path_end - path);
+    if (q != NULL) p->query = nx_http_span(p->target.off + path_end + 1, n - path_end - 1);
     return 0;
 }
 
 /* Checks one field line (header or trailer) s[0..n), CRLF excluded; returns NULL or why not. */
 static const char *check_field_line(const char *s, size_t n, size_t *name_len, size_t *vs,
                                     size_t *ve) {
-    if (is_ows(s[0])) return "obsolete line folding (line starts with whitespace)";
-    size_t k = 0;
-    while (k < n && (cls[(unsigned char)s[k]] & C_TCHAR))
-        k++;
-    if (k < n && s[k] != ':' && memchr(s + k, ':', n - k) != NULL)
-        return is_ows(s[k]) ? "whitespace in header name or before the colon"
-                            : "invalid character in header name";
-    if (k == n || s[k] != ':') return "header line without a colon";
-    if (k == 0) return "empty header name";
-    size_t v = k + 1, e = n, i = v;
-    while (i + 8 <= n && !has_ctl(load64(s + i), 0x20))
-        i += 8;
-    for (; i < n; i++)
-        if (!(cls[(unsigned char)s[i]] & C_VALUE)) return "control character in header value";
-    while (v < e && is_ows(s[v]))
-        v++;
-    while (e > v && is_ows(s[e - 1]))
-        e--;
-    *name_len = k;
-    *vs = v;
-    *ve = e;
-    return NULL;
+    if (nx_http_is_ows(s[0])) return "obsolete line folding (line starts with whitespace)";
+    return nx_http_field_line(s, n, name_len, vs, ve);
 }
 
 static void scan_connection(nx_http_parser_t *p, const char *v, size_t n) {
     size_t k = 0;
-    while (k < n) {
-        while (k < n && (is_ows(v[k]) || v[k] == ','))
-            k++;
-        size_t s = k;
-        while (k < n && v[k] != ',')
-            k++;
-        size_t e = k;
-        while (e > s && is_ows(v[e - 1]))
-            e--;
-        nx_str_t tok = {v + s, e - s};
-        if (eq_lower(tok, "close"))
+    nx_str_t tok;
+    while (nx_http_next_token(v, n, &k, &tok)) {
+        if (nx_http_eq_lower(tok, "close"))
             p->flags |= NX__HTTP_F_CLOSE;
-        else if (eq_lower(tok, "keep-alive"))
+        else if (nx_http_eq_lower(tok, "keep-alive"))
             p->flags |= NX__HTTP_F_KEEP_ALIVE;
-        else if (eq_lower(tok, "upgrade"))
+        else if (nx_http_eq_lower(tok, "upgrade"))
             p->flags |= NX__HTTP_F_CONN_UPGRADE;
     }
 }
 
 static int parse_content_length(nx_http_parser_t *p, nx_str_t v) {
-    if (v.n == 0) return fail(p, 400, "empty Content-Length");
     int64_t cl = 0;
-    for (size_t i = 0; i < v.n; i++) {
-        unsigned d = (unsigned char)v.p[i] - '0';
-        if (d > 9) return fail(p, 400, "Content-Length is not a decimal number");
-        if (cl > (INT64_MAX - (int64_t)d) / 10) return fail(p, 400, "Content-Length overflows");
-        cl = cl * 10 + (int64_t)d;
+    switch (nx_http_parse_decimal(v, &cl)) {
+    case NX_HTTP_DECIMAL_EMPTY:
+        return fail(p, 400, "empty Content-Length");
+    case NX_HTTP_DECIMAL_NOT_DIGITS:
+        return fail(p, 400, "Content-Length is not a decimal number");
+    case NX_HTTP_DECIMAL_OVERFLOW:
+        return fail(p, 400, "Content-Length overflows");
+    case NX_HTTP_DECIMAL_OK:
+        break;
     }
     if ((p->flags & NX__HTTP_F_CL) && cl != p->content_length)
         return fail(p, 400, "conflicting Content-Length values");
@@ -295,33 +212,34 @@ static int parse_header(nx_http_parser_t *p, const char *buf, size_t ls, size_t 
     if (why != NULL) return fail(p, 400, why);
     if (p->header_count >= p->max_headers) return fail(p, 431, "too many header fields");
     nx__http_span_t *h = p->hdr_off[p->header_count++];
-    h[0] = span(ls, name_len);
-    h[1] = span(ls + vs, ve - vs);
+    h[0] = nx_http_span(ls, name_len);
+    h[1] = nx_http_span(ls + vs, ve - vs);
     nx_str_t name = {s, name_len}, value = {s + vs, ve - vs};
     switch (name_len) {
     case 4:
-        if (!eq_lower(name, "host")) break;
+        if (!nx_http_eq_lower(name, "host")) break;
         if (++p->host_count > 1) return fail(p, 400, "more than one Host header");
         if (!(p->flags & NX__HTTP_F_ABS_HOST)) p->host = h[1];
         break;
     case 6:
-        if (p->version_minor == 1 && eq_lower(name, "expect") && eq_lower(value, "100-continue"))
+        if (p->version_minor == 1 && nx_http_eq_lower(name, "expect") &&
+            nx_http_eq_lower(value, "100-continue"))
             p->flags |= NX__HTTP_F_EXPECT;
         break;
     case 7:
-        if (eq_lower(name, "upgrade")) p->flags |= NX__HTTP_F_UPGRADE_HDR;
+        if (nx_http_eq_lower(name, "upgrade")) p->flags |= NX__HTTP_F_UPGRADE_HDR;
         break;
     case 10:
-        if (eq_lower(name, "connection")) scan_connection(p, value.p, value.n);
+        if (nx_http_eq_lower(name, "connection")) scan_connection(p, value.p, value.n);
         break;
     case 14:
-        if (eq_lower(name, "content-length")) return parse_content_length(p, value);
+        if (nx_http_eq_lower(name, "content-length")) return parse_content_length(p, value);
         break;
     case 17:
-        if (!eq_lower(name, "transfer-encoding")) break;
+        if (!nx_http_eq_lower(name, "transfer-encoding")) break;
         if (p->te_count < UINT8_MAX) p->te_count++;
         if (p->te_count == 1) p->te_chunked = true;
-        if (!eq_lower(value, "chunked")) p->te_chunked = false;
+        if (!nx_http_eq_lower(value, "chunked")) p->te_chunked = false;
         break;
     }
     return 0;
@@ -365,7 +283,7 @@ static int parse_head(nx_http_parser_t *p, const char *buf, size_t len) {
         for (;; i++) {
             if (i >= hlen) goto again;
             unsigned char c = (unsigned char)buf[i];
-            if (cls[c] & C_TCHAR) continue;
+            if (nx_http_cls[c] & NX_HTTP_C_TCHAR) continue;
             if (i == p->line && c == '\r') { /* empty line before the request (§2.2) */
                 if (i + 1 >= hlen) goto again;
                 if (buf[i + 1] != '\n') return fail(p, 400, "bare CR before the request line");
@@ -376,8 +294,8 @@ static int parse_head(nx_http_parser_t *p, const char *buf, size_t len) {
             if (c == '\n') return fail(p, 400, "bare LF in the request line");
             return fail(p, 400, i == p->line ? "empty or invalid method" : "invalid method");
         }
-        p->method = span(p->line, i - p->line);
-        p->method_id = (uint8_t)nx_http_method_from(at(buf, p->method));
+        p->method = nx_http_span(p->line, i - p->line);
+        p->method_id = (uint8_t)nx_http_method_from(nx_http_at(buf, p->method));
         p->target.off = (uint32_t)++i;
         p->state = NX_H1_RL_TARGET;
         /* fallthrough */
@@ -385,9 +303,9 @@ static int parse_head(nx_http_parser_t *p, const char *buf, size_t len) {
         /* bounded by max_uri rather than max_header_bytes, so a long target gets 414 */
         size_t start = p->target.off, max_uri = p->limits->max_uri;
         size_t stop = len - start > max_uri ? start + max_uri + 1 : len;
-        while (i + 8 <= stop && !has_ctl(load64(buf + i), 0x21))
+        while (i + 8 <= stop && !nx_http_has_ctl(nx_http_load64(buf + i), 0x21))
             i += 8;
-        while (i < stop && (cls[(unsigned char)buf[i]] & C_TARGET))
+        while (i < stop && (nx_http_cls[(unsigned char)buf[i]] & NX_HTTP_C_TARGET))
             i++;
         if (i == stop) {
             if (i - start > max_uri) return fail(p, 414, "request target too long");
@@ -478,7 +396,7 @@ static int parse_chunked(nx_http_parser_t *p, char *buf, size_t len) {
         unsigned char c = (unsigned char)buf[i];
         switch (p->state) {
         case NX_H1_CHUNK_SIZE: {
-            int d = hex_value(c);
+            int d = nx_http_hex_value(c);
             if (d >= 0) {
                 if (++p->chunk_digits > 16)
                     return fail(p, 400, "chunk size has more than 16 hex digits");
@@ -493,7 +411,7 @@ static int parse_chunked(nx_http_parser_t *p, char *buf, size_t len) {
                 p->state = NX_H1_CHUNK_SIZE_LF;
             else if (c == ';')
                 p->state = NX_H1_CHUNK_EXT;
-            else if (is_ows((char)c))
+            else if (nx_http_is_ows((char)c))
                 p->state = NX_H1_CHUNK_WS;
             else
                 return fail(p, 400, "invalid character after chunk size");
@@ -503,14 +421,14 @@ static int parse_chunked(nx_http_parser_t *p, char *buf, size_t len) {
         case NX_H1_CHUNK_WS:
             if (c == ';')
                 p->state = NX_H1_CHUNK_EXT;
-            else if (!is_ows((char)c))
+            else if (!nx_http_is_ows((char)c))
                 return fail(p, 400, "whitespace after chunk size without an extension");
             i++;
             break;
         case NX_H1_CHUNK_EXT:
             if (c == '\r')
                 p->state = NX_H1_CHUNK_SIZE_LF;
-            else if (!(cls[c] & C_VALUE))
+            else if (!(nx_http_cls[c] & NX_HTTP_C_VALUE))
                 return fail(p, 400, "control character in chunk extension");
             else if (++p->ext_bytes > p->limits->max_header_bytes)
                 return fail(p, 400, "chunk extensions too long");
@@ -558,17 +476,17 @@ static int parse_chunked(nx_http_parser_t *p, char *buf, size_t len) {
 static void fill_request(nx_http_parser_t *p, const char *buf, nx_http_request_t *req) {
     if (p->filled_base != (uintptr_t)buf) {
         for (uint32_t i = 0; i < p->header_count; i++) {
-            p->headers[i].name = at(buf, p->hdr_off[i][0]);
-            p->headers[i].value = at(buf, p->hdr_off[i][1]);
+            p->headers[i].name = nx_http_at(buf, p->hdr_off[i][0]);
+            p->headers[i].value = nx_http_at(buf, p->hdr_off[i][1]);
         }
         p->filled_base = (uintptr_t)buf;
     }
     uint16_t f = p->flags;
     req->method = (nx_http_method_t)p->method_id;
-    req->method_name = at(buf, p->method);
-    req->target = at(buf, p->target);
-    req->path = (f & NX__HTTP_F_ABS_NO_PATH) ? NX_STR("/") : at(buf, p->path);
-    req->query = p->query.off != 0 ? at(buf, p->query) : (nx_str_t){NULL, 0};
+    req->method_name = nx_http_at(buf, p->method);
+    req->target = nx_http_at(buf, p->target);
+    req->path = (f & NX__HTTP_F_ABS_NO_PATH) ? NX_STR("/") : nx_http_at(buf, p->path);
+    req->query = p->query.off != 0 ? nx_http_at(buf, p->query) : (nx_str_t){NULL, 0};
     req->version_minor = p->version_minor;
     req->keep_alive = p->version_minor == 1
                           ? !(f & NX__HTTP_F_CLOSE)
@@ -577,7 +495,7 @@ static void fill_request(nx_http_parser_t *p, const char *buf, nx_http_request_t
     req->chunked = p->te_count > 0;
     req->upgrade = (f & NX__HTTP_F_CONN_UPGRADE) && (f & NX__HTTP_F_UPGRADE_HDR);
     req->content_length = p->content_length;
-    req->host = p->host.off != 0 ? at(buf, p->host) : (nx_str_t){NULL, 0};
+    req->host = p->host.off != 0 ? nx_http_at(buf, p->host) : (nx_str_t){NULL, 0};
     req->headers = p->headers;
     req->header_count = p->header_count;
     req->body = (nx_str_t){NULL, 0};

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http_lex.h"
 #include "nexus/errors.h"
 
 const nx_http_response_limits_t nx_http_response_default_limits = {
@@ -42,20 +43,6 @@ enum {
     NX__HRESP_F_CL = 1 << 2,         /* a Content-Length field is present */
 };
 
-/* Field-value bytes (RFC 9110 §5.5): HTAB, SP, VCHAR and obs-text; no other control bytes. */
-#define IS_VALUE(c) ((c) == '\t' || ((c) >= 0x20 && (c) != 0x7f))
-#define IS_TCHAR(c)                                                                                \
-    (((c) >= '0' && (c) <= '9') || ((c) >= 'A' && (c) <= 'Z') || ((c) >= 'a' && (c) <= 'z') ||     \
-     (c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' || (c) == '&' || (c) == '\'' ||          \
-     (c) == '*' || (c) == '+' || (c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' ||           \
-     (c) == '`' || (c) == '|' || (c) == '~')
-enum { C_TCHAR = 1, C_VALUE = 2 };
-#define CLS(c) (IS_TCHAR(c) * C_TCHAR | IS_VALUE(c) * C_VALUE)
-#define CLS4(c) CLS(c), CLS(c + 1), CLS(c + 2), CLS(c + 3)
-#define CLS16(c) CLS4(c), CLS4(c + 4), CLS4(c + 8), CLS4(c + 12)
-#define CLS64(c) CLS16(c), CLS16(c + 16), CLS16(c + 32), CLS16(c + 48)
-static const unsigned char cls[256] = {CLS64(0), CLS64(64), CLS64(128), CLS64(192)};
-
 static int fail(nx_http_response_parser_t *p, nx_http_resp_error_t e, const char *msg) {
     p->state = NX_HR_ERROR;
     p->error = e;
@@ -63,38 +50,8 @@ static int fail(nx_http_response_parser_t *p, nx_http_resp_error_t e, const char
     return NX_EPROTO;
 }
 
-static inline bool is_ows(char c) {
-    return c == ' ' || c == '\t';
-}
-
 static inline bool is_digit(char c) {
     return c >= '0' && c <= '9';
-}
-
-/* ASCII case-insensitive match of s against a lowercase literal (no locale). */
-#define eq_lower(s, lit) eq_lower_n((s), (lit), sizeof(lit) - 1)
-static inline bool eq_lower_n(nx_str_t s, const char *lit, size_t n) {
-    if (s.n != n) return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s.p[i];
-        if ((c >= 'A' && c <= 'Z' ? c + 32 : c) != (unsigned char)lit[i]) return false;
-    }
-    return true;
-}
-
-static inline int hex_value(unsigned char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
-
-static inline nx__http_span_t span(size_t off, size_t len) {
-    return (nx__http_span_t){(uint32_t)off, (uint32_t)len};
-}
-
-static inline nx_str_t at(const char *buf, nx__http_span_t s) {
-    return (nx_str_t){buf + s.off, s.len};
 }
 
 /* Forgets the head read so far, keeping limits, the HEAD flag and the 1xx count. */
@@ -137,11 +94,11 @@ static int parse_status_line(nx_http_response_parser_t *p, const char *s, size_t
     if (status < 100 || status > 599)
         return fail(p, NX_HTTP_RESP_ESTATUS, "status code outside 100-599");
     for (size_t i = 13; i < n; i++)
-        if (!(cls[(unsigned char)s[i]] & C_VALUE))
+        if (!(nx_http_cls[(unsigned char)s[i]] & NX_HTTP_C_VALUE))
             return fail(p, NX_HTTP_RESP_ESTATUS_LINE, "control character in the reason phrase");
     p->resp.version_minor = (uint8_t)(s[7] - '0');
     p->resp.status = (uint16_t)status;
-    p->reason = n > 13 ? span(line + 13, n - 13) : span(line + n, 0);
+    p->reason = n > 13 ? nx_http_span(line + 13, n - 13) : nx_http_span(line + n, 0);
     return 0;
 }
 
@@ -149,71 +106,38 @@ static int parse_status_line(nx_http_response_parser_t *p, const char *s, size_t
  * with the name length and the value bounds, or the error with *why set. */
 static nx_http_resp_error_t check_field_line(const char *s, size_t n, bool first, size_t *name_len,
                                              size_t *vs, size_t *ve, const char **why) {
-    if (is_ows(s[0])) {
+    if (nx_http_is_ows(s[0])) {
         *why = first ? "whitespace before the first header field"
                      : "obsolete line folding (line starts with whitespace)";
         return NX_HTTP_RESP_EOBS_FOLD;
     }
-    size_t k = 0;
-    while (k < n && (cls[(unsigned char)s[k]] & C_TCHAR))
-        k++;
-    if (k == n || s[k] != ':') {
-        if (k < n && memchr(s + k, ':', n - k) != NULL)
-            *why = is_ows(s[k]) ? "whitespace in header name or before the colon"
-                                : "invalid character in header name";
-        else
-            *why = "header line without a colon";
-        return NX_HTTP_RESP_EHEADER;
-    }
-    if (k == 0) {
-        *why = "empty header name";
-        return NX_HTTP_RESP_EHEADER;
-    }
-    size_t v = k + 1, e = n;
-    for (size_t i = v; i < n; i++)
-        if (!(cls[(unsigned char)s[i]] & C_VALUE)) {
-            *why = "control character in header value";
-            return NX_HTTP_RESP_EHEADER;
-        }
-    while (v < e && is_ows(s[v]))
-        v++;
-    while (e > v && is_ows(s[e - 1]))
-        e--;
-    *name_len = k;
-    *vs = v;
-    *ve = e;
-    return NX_HTTP_RESP_OK;
+    *why = nx_http_field_line(s, n, name_len, vs, ve);
+    return *why != NULL ? NX_HTTP_RESP_EHEADER : NX_HTTP_RESP_OK;
 }
 
 static void scan_connection(nx_http_response_parser_t *p, const char *v, size_t n) {
     size_t k = 0;
-    while (k < n) {
-        while (k < n && (is_ows(v[k]) || v[k] == ','))
-            k++;
-        size_t s = k;
-        while (k < n && v[k] != ',')
-            k++;
-        size_t e = k;
-        while (e > s && is_ows(v[e - 1]))
-            e--;
-        nx_str_t tok = {v + s, e - s};
-        if (eq_lower(tok, "close"))
+    nx_str_t tok;
+    while (nx_http_next_token(v, n, &k, &tok)) {
+        if (nx_http_eq_lower(tok, "close"))
             p->flags |= NX__HRESP_F_CLOSE;
-        else if (eq_lower(tok, "keep-alive"))
+        else if (nx_http_eq_lower(tok, "keep-alive"))
             p->flags |= NX__HRESP_F_KEEP_ALIVE;
     }
 }
 
 /* One decimal number; a list ("5, 5") is refused like any other non-digit. */
 static int parse_content_length(nx_http_response_parser_t *p, nx_str_t v) {
-    if (v.n == 0) return fail(p, NX_HTTP_RESP_ECL_INVALID, "empty Content-Length");
     int64_t cl = 0;
-    for (size_t i = 0; i < v.n; i++) {
-        unsigned d = (unsigned char)v.p[i] - '0';
-        if (d > 9) return fail(p, NX_HTTP_RESP_ECL_INVALID, "Content-Length is not a number");
-        if (cl > (INT64_MAX - (int64_t)d) / 10)
-            return fail(p, NX_HTTP_RESP_ECL_INVALID, "Content-Length overflows");
-        cl = cl * 10 + (int64_t)d;
+    switch (nx_http_parse_decimal(v, &cl)) {
+    case NX_HTTP_DECIMAL_EMPTY:
+        return fail(p, NX_HTTP_RESP_ECL_INVALID, "empty Content-Length");
+    case NX_HTTP_DECIMAL_NOT_DIGITS:
+        return fail(p, NX_HTTP_RESP_ECL_INVALID, "Content-Length is not a number");
+    case NX_HTTP_DECIMAL_OVERFLOW:
+        return fail(p, NX_HTTP_RESP_ECL_INVALID, "Content-Length overflows");
+    case NX_HTTP_DECIMAL_OK:
+        break;
     }
     if ((p->flags & NX__HRESP_F_CL) && cl != p->resp.content_length)
         return fail(p, NX_HTTP_RESP_ECL_CONFLICT, "Content-Length fields with different values");
@@ -233,24 +157,25 @@ static int parse_header(nx_http_response_parser_t *p, const char *buf, size_t ls
     if (p->header_count >= p->max_headers)
         return fail(p, NX_HTTP_RESP_ETOO_MANY_HEADERS, "too many header fields");
     nx__http_span_t *h = p->hdr_off[p->header_count++];
-    h[0] = span(ls, name_len);
-    h[1] = span(ls + vs, ve - vs);
+    h[0] = nx_http_span(ls, name_len);
+    h[1] = nx_http_span(ls + vs, ve - vs);
     nx_str_t name = {s, name_len}, value = {s + vs, ve - vs};
     switch (name_len) {
     case 10:
-        if (eq_lower(name, "connection")) scan_connection(p, value.p, value.n);
+        if (nx_http_eq_lower(name, "connection")) scan_connection(p, value.p, value.n);
         break;
     case 12:
-        if (eq_lower(name, "content-type") && p->content_type.off == 0) p->content_type = h[1];
+        if (nx_http_eq_lower(name, "content-type") && p->content_type.off == 0)
+            p->content_type = h[1];
         break;
     case 14:
-        if (eq_lower(name, "content-length")) return parse_content_length(p, value);
+        if (nx_http_eq_lower(name, "content-length")) return parse_content_length(p, value);
         break;
     case 17:
-        if (!eq_lower(name, "transfer-encoding")) break;
+        if (!nx_http_eq_lower(name, "transfer-encoding")) break;
         if (p->te_count < UINT8_MAX) p->te_count++;
         if (p->te_count == 1) p->te_chunked = true;
-        if (!eq_lower(value, "chunked")) p->te_chunked = false;
+        if (!nx_http_eq_lower(value, "chunked")) p->te_chunked = false;
         break;
     }
     return 0;
@@ -339,17 +264,17 @@ static int finish_head(nx_http_response_parser_t *p) {
 static void fill_head(nx_http_response_parser_t *p, const char *buf) {
     nx_http_response_t *r = &p->resp;
     for (uint32_t i = 0; i < p->header_count; i++) {
-        p->headers[i].name = at(buf, p->hdr_off[i][0]);
-        p->headers[i].value = at(buf, p->hdr_off[i][1]);
+        p->headers[i].name = nx_http_at(buf, p->hdr_off[i][0]);
+        p->headers[i].value = nx_http_at(buf, p->hdr_off[i][1]);
     }
     r->headers = p->headers;
     r->header_count = p->header_count;
-    r->reason = at(buf, p->reason);
+    r->reason = nx_http_at(buf, p->reason);
     if (p->content_type.off != 0) {
-        nx_str_t ct = at(buf, p->content_type), mt = ct;
+        nx_str_t ct = nx_http_at(buf, p->content_type), mt = ct;
         const char *semi = memchr(ct.p, ';', ct.n);
         if (semi != NULL) mt.n = (size_t)(semi - ct.p);
-        while (mt.n > 0 && is_ows(mt.p[mt.n - 1]))
+        while (mt.n > 0 && nx_http_is_ows(mt.p[mt.n - 1]))
             mt.n--;
         r->content_type = ct;
         r->media_type = mt;
@@ -396,7 +321,7 @@ static int parse_chunked(nx_http_response_parser_t *p, const char *buf, size_t l
         unsigned char c = (unsigned char)buf[i];
         switch (p->state) {
         case NX_HR_CHUNK_SIZE: {
-            int d = hex_value(c);
+            int d = nx_http_hex_value(c);
             if (d >= 0) {
                 if (p->left >> 60 != 0)
                     return fail(p, NX_HTTP_RESP_ECHUNK_OVERFLOW, "chunk size overflows 64 bits");
@@ -414,7 +339,7 @@ static int parse_chunked(nx_http_response_parser_t *p, const char *buf, size_t l
                 return fail(p, NX_HTTP_RESP_ECHUNK_SIZE, "chunk size missing or not hex");
             if (c == '\r')
                 p->state = NX_HR_CHUNK_SIZE_LF;
-            else if (c == ';' || is_ows((char)c)) {
+            else if (c == ';' || nx_http_is_ows((char)c)) {
                 /* everything between the size and the CR counts towards the line's bound */
                 if (++p->ext_bytes > p->limits->max_header_bytes)
                     return fail(p, NX_HTTP_RESP_ECHUNK_EXT, "chunk extension too long");
@@ -427,7 +352,7 @@ static int parse_chunked(nx_http_response_parser_t *p, const char *buf, size_t l
             break;
         }
         case NX_HR_CHUNK_WS:
-            if (c != ';' && !is_ows((char)c))
+            if (c != ';' && !nx_http_is_ows((char)c))
                 return fail(p, NX_HTTP_RESP_ECHUNK_SIZE,
                             "whitespace after chunk size without an extension");
             if (++p->ext_bytes > p->limits->max_header_bytes)
@@ -440,7 +365,7 @@ static int parse_chunked(nx_http_response_parser_t *p, const char *buf, size_t l
                 p->state = NX_HR_CHUNK_SIZE_LF;
             else if (c == '\n')
                 return fail(p, NX_HTTP_RESP_EBARE_LF, "chunk-size line ends in a bare LF");
-            else if (!(cls[c] & C_VALUE))
+            else if (!(nx_http_cls[c] & NX_HTTP_C_VALUE))
                 return fail(p, NX_HTTP_RESP_ECHUNK_EXT, "control character in chunk extension");
             else if (++p->ext_bytes > p->limits->max_header_bytes)
                 return fail(p, NX_HTTP_RESP_ECHUNK_EXT, "chunk extension too long");
