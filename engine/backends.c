@@ -37,6 +37,7 @@ typedef struct owner_call {
     uint32_t origin;
     uint64_t seq;
     json_int_t request_id;
+    json_int_t progress_token; /* names the call in the backend's progress notifications */
     nx_timer_t timeout;
 } owner_call_t;
 
@@ -69,6 +70,7 @@ struct backend {
     nx_timer_t restart_timer, retire_timer;
     uint32_t failures;
     uint64_t ready_at;
+    json_int_t next_progress_token;
     json_t *retired; /* replaced snapshots waiting for their readers */
     json_t *pages;   /* tools collected by the refresh in progress */
     nx_list_t calls;
@@ -276,13 +278,20 @@ static void on_client_ready(nx_mcp_client_t *cl, void *arg) {
     refresh_catalog(b);
 }
 
-static owner_call_t *find_owner_call_by_request(backend_t *b, json_int_t id) {
+static owner_call_t *find_owner_call_by_token(backend_t *b, json_int_t token) {
+    if (token <= 0) return NULL; /* 0: calls that asked for no progress */
     nx_list_t *pos;
     nx_list_foreach(pos, &b->calls) {
         owner_call_t *oc = nx_container_of(pos, owner_call_t, link);
-        if (oc->request_id == id) return oc;
+        if (oc->progress_token == token) return oc;
     }
     return NULL;
+}
+
+static void owner_call_free(owner_call_t *oc) {
+    nx_timer_stop(&oc->timeout);
+    nx_list_remove(&oc->link);
+    free(oc);
 }
 
 static void on_client_notification(nx_mcp_client_t *cl, const char *method, const json_t *params,
@@ -293,11 +302,10 @@ static void on_client_notification(nx_mcp_client_t *cl, const char *method, cons
         return;
     }
     if (strcmp(method, "notifications/progress") == 0) {
-        /* Our progress token is the request id: it names the call. */
+        /* Our progress token names the call. */
         json_t *token = json_object_get(params, "progressToken");
-        owner_call_t *oc = json_is_integer(token)
-                               ? find_owner_call_by_request(b, json_integer_value(token))
-                               : NULL;
+        owner_call_t *oc =
+            json_is_integer(token) ? find_owner_call_by_token(b, json_integer_value(token)) : NULL;
         if (oc == NULL) return;
         bmsg_t *bm = bmsg_new(M_NOTIFY, b->all, b->index, oc->origin, oc->seq);
         if (bm == NULL) return;
@@ -387,9 +395,7 @@ static void on_backend_answer(nx_mcp_client_t *cl, const json_t *result, const j
     } else {
         answer_origin(oc, result, error);
     }
-    nx_timer_stop(&oc->timeout);
-    nx_list_remove(&oc->link);
-    free(oc);
+    owner_call_free(oc);
 }
 
 static void on_call_timeout(nx_timer_t *t) {
@@ -402,8 +408,7 @@ static void on_call_timeout(nx_timer_t *t) {
                           "backend", b->name, "retryable", 1);
     answer_origin(oc, NULL, e);
     json_decref(e);
-    nx_list_remove(&oc->link);
-    free(oc);
+    owner_call_free(oc);
 }
 
 static void owner_start_call(backend_t *b, bmsg_t *bm) {
@@ -429,10 +434,11 @@ static void owner_start_call(backend_t *b, bmsg_t *bm) {
     nx_list_insert_tail(&b->calls, &oc->link);
     atomic_fetch_add(&b->calls_total, 1);
     json_t *params = json_pack("{s:s, s:O}", "name", bm->method, "arguments", bm->payload);
-    /* The progress token is the request id, known only once sent: ask for the id first. */
-    json_int_t next = b->client.next_id + 1;
-    if (bm->want_progress)
-        json_object_set_new(params, "_meta", json_pack("{s:I}", "progressToken", next));
+    if (bm->want_progress) {
+        oc->progress_token = ++b->next_progress_token;
+        json_object_set_new(params, "_meta",
+                            json_pack("{s:I}", "progressToken", oc->progress_token));
+    }
     oc->request_id = nx_mcp_client_request(&b->client, "tools/call", params, on_backend_answer, oc);
     if (oc->request_id == 0) return; /* answered (with the error) and freed already */
     if (b->call_timeout_ms > 0)
@@ -445,9 +451,7 @@ static void owner_cancel_call(backend_t *b, uint32_t origin, uint64_t seq) {
         owner_call_t *oc = nx_container_of(pos, owner_call_t, link);
         if (oc->origin == origin && oc->seq == seq) {
             nx_mcp_client_abandon(&b->client, oc->request_id, "cancelled by the client");
-            nx_timer_stop(&oc->timeout);
-            nx_list_remove(&oc->link);
-            free(oc);
+            owner_call_free(oc);
             return;
         }
     }
@@ -854,10 +858,7 @@ void nx_backends_shard_stop(nx_backends_t *all, nx_engine_shard_t *es) {
             nx_mcp_client_dispose(&b->client);
         }
         while (!nx_list_empty(&b->calls)) {
-            owner_call_t *oc = nx_container_of(b->calls.next, owner_call_t, link);
-            nx_timer_stop(&oc->timeout);
-            nx_list_remove(&oc->link);
-            free(oc);
+            owner_call_free(nx_container_of(b->calls.next, owner_call_t, link));
         }
         json_decref(b->pages);
         b->pages = NULL;

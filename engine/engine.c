@@ -619,6 +619,13 @@ static int bind_front(nx_engine_t *e, const nx_listen_config_t *lc, int *fds, ui
     return 0;
 }
 
+uint64_t nx_engine_mcp_sessions(const nx_engine_t *e) {
+    uint64_t sessions = 0;
+    for (uint32_t i = 0; i < e->shard_count; i++)
+        sessions += __atomic_load_n(&e->shards[i]->sessions.count, __ATOMIC_RELAXED);
+    return sessions;
+}
+
 double nx_engine_uptime_seconds(const nx_engine_t *e) {
     return (double)(nx_loop_clock_ns() / 1000000u - e->start_ms) / 1000.0;
 }

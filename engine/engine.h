@@ -136,6 +136,8 @@ nx_engine_shard_t *nx_engine_current_shard(void);
 
 /* Seen by the routes: engine facts for /health, /status, /stats, /metrics. */
 double nx_engine_uptime_seconds(const nx_engine_t *e);
+/** Live MCP sessions over all shards (read from any thread, relaxed). */
+uint64_t nx_engine_mcp_sessions(const nx_engine_t *e);
 void nx_engine_metrics_view(const nx_engine_t *e, nx_metrics_view_t *v,
                             const nx_shard_metrics_t **shard_metrics,
                             const nx_net_stats_t **net_stats);

@@ -122,12 +122,10 @@ void nx_mcp_route_broadcast(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_r
 void nx_mcp_route_clients(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
                           const nx_route_match_t *m) {
     nx_engine_t *e = es->engine;
-    uint64_t ws = 0, sessions = 0;
-    for (uint32_t i = 0; i < e->shard_count; i++) {
+    uint64_t ws = 0;
+    for (uint32_t i = 0; i < e->shard_count; i++)
         ws += __atomic_load_n(&e->shards[i]->ws_count, __ATOMIC_RELAXED);
-        sessions += __atomic_load_n(&e->shards[i]->sessions.count, __ATOMIC_RELAXED);
-    }
     nx_respond_json(hc, 200,
                     json_pack("{s:I, s:I, s:b}", "websocket", (json_int_t)ws, "sessions",
-                              (json_int_t)sessions, "stdio", e->stdio_mode));
+                              (json_int_t)nx_engine_mcp_sessions(e), "stdio", e->stdio_mode));
 }

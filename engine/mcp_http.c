@@ -34,6 +34,20 @@
 #define EVENT_LOG_BYTES (4u << 20) /* per session, whatever mcp.stream_buffer says */
 
 typedef struct mcp_forward mcp_forward_t;
+
+/* Room for a Last-Event-ID this server issued (a decimal uint64). */
+#define EVENT_ID_MAX 24
+
+/* Copies the Last-Event-ID header <v> into <out>; one too long to be ours becomes "x", which
+ * names no event (the client then gets 404), rather than a truncated id naming another. */
+static void copy_event_id(char out[EVENT_ID_MAX], nx_str_t v) {
+    if (v.n >= EVENT_ID_MAX) {
+        snprintf(out, EVENT_ID_MAX, "x");
+        return;
+    }
+    if (v.n > 0) memcpy(out, v.p, v.n);
+    out[v.n] = '\0';
+}
 typedef struct http_session http_session_t;
 
 /* Where an exchange's output goes. */
@@ -99,7 +113,7 @@ struct mcp_forward {
     bool streaming;
     enum { FWD_POST, FWD_DELETE, FWD_GET, FWD_MESSAGES, FWD_STATELESS } kind;
     char session_id[NX_MCP_SESSION_ID_LEN + 1];
-    char last_event_id[24];
+    char last_event_id[EVENT_ID_MAX];
     char *body;
     size_t body_len;
 };
@@ -1044,10 +1058,7 @@ static void forward(nx_engine_shard_t *es, nx_engine_shard_t *owner, nx_http_con
     f->hc = hc;
     f->kind = kind;
     if (sid.n > 0) memcpy(f->session_id, sid.p, sid.n);
-    if (last_event_id.n < sizeof(f->last_event_id)) {
-        if (last_event_id.n > 0) memcpy(f->last_event_id, last_event_id.p, last_event_id.n);
-    } else
-        snprintf(f->last_event_id, sizeof(f->last_event_id), "x"); /* too long: unknown */
+    copy_event_id(f->last_event_id, last_event_id);
     f->msg.fn = on_forwarded;
     f->msg.dispose = dispose_forward;
     if (nx_shard_post(owner->shard, es->shard->loop, &f->msg) < 0) {
@@ -1129,16 +1140,13 @@ static void route_to_owner(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_str_t s
     }
     mcp_exchange_t *ex = local_exchange(es, hc, sid);
     if (ex == NULL) return;
-    char leid[24] = "";
+    char leid[EVENT_ID_MAX];
     switch (kind) {
     case FWD_DELETE:
         process_delete(ex);
         break;
     case FWD_GET:
-        if (last_event_id.n < sizeof(leid)) {
-            if (last_event_id.n > 0) memcpy(leid, last_event_id.p, last_event_id.n);
-        } else
-            leid[0] = 'x';
+        copy_event_id(leid, last_event_id);
         process_get(ex, leid);
         break;
     default:

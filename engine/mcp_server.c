@@ -564,7 +564,7 @@ static nx_mcp_dispatch_t reply_error(const nx_mcp_request_ctx_t *ctx, json_t *id
 
 static nx_mcp_dispatch_t reply_result(const nx_mcp_request_ctx_t *ctx, const nx_rpc_msg_t *msg,
                                       json_t *result) {
-    result = decorate(result, ctx->stateless, cache_kind_of(msg->method));
+    if (ctx->stateless) result = decorate(result, true, cache_kind_of(msg->method));
     ctx->reply(ctx->transport, nx_rpc_result_new(msg->id, result));
     return NX_MCP_ANSWERED;
 }
@@ -812,25 +812,16 @@ static nx_mcp_dispatch_t run_handler(const nx_rpc_msg_t *msg, const nx_mcp_reque
     return NX_MCP_PENDING;
 }
 
-/* Offers tools/call <name> to the provider; <*known> says whether it took it. */
-static nx_mcp_dispatch_t run_provider_call(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
-                                           const nx_mcp_request_ctx_t *ctx, nx_mcp_call_t **pending,
-                                           const char *name, json_t *args, bool *known) {
-    nx_mcp_call_t *call = call_new(msg, ctx, KIND_TOOL, name);
-    *known = true;
-    if (call == NULL) return reply_error(ctx, msg->id, NX_RPC_INTERNAL_ERROR, "out of memory");
-    bool answered = false;
-    call->answered_inline = &answered;
-    if (!s->provider.call_tool(s->provider_arg, call, name, args)) {
-        *known = false;
-        call->answered_inline = NULL;
-        call_discard(call);
-        return NX_MCP_NO_REPLY;
-    }
-    if (answered) return NX_MCP_ANSWERED;
-    call->answered_inline = NULL;
-    if (pending != NULL) *pending = call;
-    return NX_MCP_PENDING;
+/* Hands a call to the provider as if it were a native handler (see do_tools_call). */
+typedef struct provider_offer {
+    nx_mcp_server_t *s;
+    const char *name;
+    bool taken;
+} provider_offer_t;
+
+static void offer_to_provider(nx_mcp_call_t *call, json_t *args, void *data) {
+    provider_offer_t *o = data;
+    o->taken = o->s->provider.call_tool(o->s->provider_arg, call, o->name, args);
 }
 
 void nx_mcp_server_set_provider(nx_mcp_server_t *s, const nx_mcp_provider_t *p, void *arg) {
@@ -847,10 +838,8 @@ void nx_mcp_call_forward(nx_mcp_call_t *call, const char *method, const json_t *
         return;
     }
     if (strcmp(method, "notifications/message") == 0) {
-        int level =
-            nx_mcp_log_level_from_name(json_string_value(json_object_get(params, "level"))
-                                           ? json_string_value(json_object_get(params, "level"))
-                                           : "");
+        const char *name = json_string_value(json_object_get(params, "level"));
+        int level = name ? nx_mcp_log_level_from_name(name) : -1;
         int threshold = call->peer != NULL ? (int)call->peer->log_level : call->log_threshold;
         if (level < 0 || level < threshold) return;
     }
@@ -1201,47 +1190,47 @@ static nx_mcp_dispatch_t do_list(const nx_mcp_server_t *s, const catalog_t *c, c
     return reply_result(ctx, msg, result);
 }
 
-/* Reads params.name and params.arguments (an object, optional) of a tools/call or prompts/get
- * and finds the <what> so named in <c>; NULL after answering -32602 when something is wrong. */
-static const entry_t *find_named(const catalog_t *c, const char *what, const nx_rpc_msg_t *msg,
-                                 const nx_mcp_request_ctx_t *ctx, json_t **args) {
+/* Reads params.name and params.arguments (an object, optional) of a tools/call or prompts/get;
+ * false after answering -32602 when either is wrong. */
+static bool read_name_args(const nx_rpc_msg_t *msg, const nx_mcp_request_ctx_t *ctx,
+                           const char **name, json_t **args) {
     nx_rpc_error_t err;
-    const char *name = NULL;
-    if (nx_rpc_param_string(msg->params, "name", true, &name, &err) < 0 ||
+    if (nx_rpc_param_string(msg->params, "name", true, name, &err) < 0 ||
         nx_rpc_param(msg->params, "arguments", NX_RPC_T_OBJECT, false, args, &err) < 0) {
         reply_error(ctx, msg->id, err.code, err.message);
-        return NULL;
+        return false;
     }
-    const entry_t *e = catalog_find(c, name);
-    if (e == NULL) {
-        char m[200];
-        snprintf(m, sizeof(m), "Unknown %s: %.128s", what, name);
-        reply_error(ctx, msg->id, NX_RPC_INVALID_PARAMS, m);
-    }
-    return e;
+    return true;
+}
+
+static nx_mcp_dispatch_t reply_unknown(const nx_mcp_request_ctx_t *ctx, const nx_rpc_msg_t *msg,
+                                       const char *what, const char *name) {
+    char m[200];
+    snprintf(m, sizeof(m), "Unknown %s: %.128s", what, name);
+    return reply_error(ctx, msg->id, NX_RPC_INVALID_PARAMS, m);
 }
 
 static nx_mcp_dispatch_t do_tools_call(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
                                        const nx_mcp_request_ctx_t *ctx, nx_mcp_call_t **pending) {
+    const char *name = NULL;
     json_t *args = NULL;
-    const char *name = json_string_value(json_object_get(msg->params, "name"));
-    if (name != NULL && s->provider.call_tool != NULL && catalog_find(&s->tools, name) == NULL &&
-        nx_rpc_param(msg->params, "arguments", NX_RPC_T_OBJECT, false, &args,
-                     &(nx_rpc_error_t){0}) >= 0) {
-        /* Not native: a backend's tool, validated by the backend itself. */
+    if (!read_name_args(msg, ctx, &name, &args)) return NX_MCP_ANSWERED;
+    const entry_t *tool = catalog_find(&s->tools, name);
+    if (tool == NULL && s->provider.call_tool != NULL) {
+        /* Not native: maybe a backend's tool, validated by the backend itself. */
         json_t *empty = args ? NULL : json_object();
+        provider_offer_t offer = {s, name, false};
         nx_mcp_call_t *call = NULL;
-        bool known = false;
-        nx_mcp_dispatch_t d =
-            run_provider_call(s, msg, ctx, &call, name, args ? args : empty, &known);
+        nx_mcp_dispatch_t d = run_handler(msg, ctx, &call, KIND_TOOL, name, offer_to_provider,
+                                          &offer, args ? args : empty);
         json_decref(empty);
-        if (known) {
+        if (offer.taken || d == NX_MCP_ANSWERED) { /* taken, or out of memory (answered) */
             if (pending != NULL) *pending = call;
             return d;
         }
+        call_discard(call); /* untouched by a provider that does not know the tool */
     }
-    const entry_t *tool = find_named(&s->tools, "tool", msg, ctx, &args);
-    if (tool == NULL) return NX_MCP_ANSWERED;
+    if (tool == NULL) return reply_unknown(ctx, msg, "tool", name);
     json_t *empty = NULL;
     if (args == NULL) args = empty = json_object();
     /* Arguments that break the schema are the model's mistake to see and fix: an isError
@@ -1349,10 +1338,11 @@ static nx_mcp_dispatch_t do_subscription(const nx_rpc_msg_t *msg, const nx_mcp_r
 
 static nx_mcp_dispatch_t do_prompts_get(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
                                         const nx_mcp_request_ctx_t *ctx, nx_mcp_call_t **pending) {
+    const char *name = NULL;
     json_t *args = NULL;
-    const entry_t *p = find_named(&s->prompts, "prompt", msg, ctx, &args);
-    if (p == NULL) return NX_MCP_ANSWERED;
-    const char *name = p->name;
+    if (!read_name_args(msg, ctx, &name, &args)) return NX_MCP_ANSWERED;
+    const entry_t *p = catalog_find(&s->prompts, name);
+    if (p == NULL) return reply_unknown(ctx, msg, "prompt", name);
     const char *key;
     json_t *v;
     json_object_foreach(args, key, v) {

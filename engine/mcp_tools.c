@@ -34,10 +34,7 @@ static void tool_get_server_metrics(nx_mcp_call_t *call, json_t *args, void *dat
     nx_metrics_view_t v;
     nx_engine_metrics_view(e, &v, sm, ns);
     json_t *stats = nx_metrics_to_json(&v);
-    uint64_t sessions = 0;
-    for (uint32_t i = 0; i < e->shard_count; i++)
-        sessions += __atomic_load_n(&e->shards[i]->sessions.count, __ATOMIC_RELAXED);
-    json_object_set_new(stats, "mcp_sessions", json_integer((json_int_t)sessions));
+    json_object_set_new(stats, "mcp_sessions", json_integer((json_int_t)nx_engine_mcp_sessions(e)));
     return_json(call, stats);
 }
 
