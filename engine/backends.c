@@ -41,6 +41,13 @@ typedef struct owner_call {
     nx_timer_t timeout;
 } owner_call_t;
 
+/* The catalogs a backend announces, in snapshot order (see publish). */
+static const char *const kind_keys[] = {"tools", "resources", "resourceTemplates", "prompts"};
+static const char *const kind_methods[] = {"tools/list", "resources/list",
+                                           "resources/templates/list", "prompts/list"};
+static const char *const kind_capability[] = {"tools", "resources", "resources", "prompts"};
+#define KINDS 4
+
 struct backend {
     nx_backends_t *all;
     uint32_t index, owner;
@@ -49,7 +56,8 @@ struct backend {
     bool prefix;
     uint32_t call_timeout_ms, restart_base_ms, restart_cap_ms, term_after_ms, kill_after_ms;
     /* read by every shard */
-    _Atomic(json_t *) catalog; /* [{Tool with the public name, "x-nexus-tool": original}] */
+    _Atomic(json_t *) catalog; /* {"tools": [...], "resources": ..., "resourceTemplates": ...,
+                                  "prompts": ...}; tools and prompts under their public names */
     _Atomic(json_t *) hazard[MAX_SHARDS];
     _Atomic int state;
     _Atomic uint64_t restarts, calls_total, failures_total;
@@ -71,8 +79,11 @@ struct backend {
     uint32_t failures;
     uint64_t ready_at;
     json_int_t next_progress_token;
-    json_t *retired; /* replaced snapshots waiting for their readers */
-    json_t *pages;   /* tools collected by the refresh in progress */
+    uint32_t generation;  /* counts processes: answers meant for an older one are dropped */
+    json_t *retired;      /* replaced snapshots waiting for their readers */
+    json_t *pages[KINDS]; /* entries collected by the refresh of each catalog in progress */
+    bool refresh_again[KINDS];
+    json_t *subscriptions; /* {uri: count of front-end subscriptions} */
     nx_list_t calls;
 };
 
@@ -86,14 +97,24 @@ typedef struct proxy {
     uint32_t origin;
     nx_breaker_permit_t permit;
     bool permitted; /* the breaker admitted the current try: its outcome must be recorded */
-    char *tool;     /* the backend's name for the tool */
-    json_t *args;   /* kept for retries */
+    char *method;   /* tools/call, resources/read, prompts/get, completion/complete */
+    json_t *params; /* in the backend's names, kept for retries */
     bool want_progress;
     uint32_t attempts;    /* tries sent so far */
     uint64_t deadline_ms; /* monotonic; 0 = none */
     bool retry_held;      /* a retry slot of the budget is ours */
     nx_timer_t retry_timer;
+    nx_list_t relays; /* the backend's requests waiting for this call's client */
 } proxy_t;
+
+/* Where the client's answer to a relayed request goes. */
+typedef struct relay {
+    nx_list_t link; /* in proxy->relays */
+    nx_backends_t *all;
+    uint32_t backend, origin, generation;
+    uint64_t seq;
+    json_t *request_id;
+} relay_t;
 
 struct nx_backends {
     nx_engine_t *e;
@@ -106,7 +127,16 @@ struct nx_backends {
 
 /* ---- messages between origin and owner ---- */
 
-typedef enum { M_CALL, M_CANCEL, M_ANSWER, M_NOTIFY } msg_kind_t;
+typedef enum {
+    M_CALL,      /* origin -> owner: a try of a call */
+    M_CANCEL,    /* origin -> owner: the client cancelled */
+    M_ANSWER,    /* owner -> origin: the try's answer */
+    M_NOTIFY,    /* owner -> origin: progress or a log message of the call */
+    M_REQUEST,   /* owner -> origin: the backend asks the call's client (sampling...) */
+    M_RESPONSE,  /* origin -> owner: the client's answer to M_REQUEST */
+    M_SUBSCRIBE, /* origin -> owner: a front-end (un)subscription to a resource */
+    M_BROADCAST, /* owner -> every shard: a notification for all clients */
+} msg_kind_t;
 
 typedef struct bmsg {
     nx_msg_t msg;
@@ -114,16 +144,19 @@ typedef struct bmsg {
     nx_backends_t *all;
     uint32_t backend, origin;
     uint64_t seq;
-    char *method;    /* M_CALL: the backend's tool name; M_NOTIFY: the notification */
-    json_t *payload; /* M_CALL: arguments; M_ANSWER: result or error; M_NOTIFY: params */
+    char *method;       /* M_CALL, M_NOTIFY, M_REQUEST, M_BROADCAST: the method; M_SUBSCRIBE: uri */
+    json_t *payload;    /* params; M_ANSWER and M_RESPONSE: result or error */
+    json_t *request_id; /* M_REQUEST, M_RESPONSE: the backend's id of its request */
+    uint32_t generation; /* M_REQUEST, M_RESPONSE: the process that asked */
     bool is_error;
-    bool want_progress;
+    bool flag; /* M_CALL: progress wanted; M_SUBSCRIBE: subscribe (else unsubscribe) */
 } bmsg_t;
 
 static void dispose_bmsg(nx_msg_t *m) {
     bmsg_t *bm = (bmsg_t *)m;
     free(bm->method);
     json_decref(bm->payload);
+    json_decref(bm->request_id);
     free(bm);
 }
 
@@ -221,54 +254,97 @@ static int client_send(nx_mcp_client_t *cl, const char *text, size_t len, void *
     return 0;
 }
 
-static void on_tools_page(nx_mcp_client_t *cl, const json_t *result, const json_t *error,
-                          void *arg);
+static void post_broadcast(backend_t *b, const char *method, const json_t *params);
 
-static void request_tools_page(backend_t *b, const char *cursor) {
-    json_t *params = cursor ? json_pack("{s:s}", "cursor", cursor) : NULL;
-    nx_mcp_client_request(&b->client, "tools/list", params, on_tools_page, b);
+/* Replaces catalog <kind> of the snapshot with <items> (stolen): a new snapshot object sharing
+ * the other catalogs, which nobody ever modifies once published. */
+static void publish_kind(backend_t *b, int kind, json_t *items) {
+    json_t *cur = atomic_load(&b->catalog); /* only the owner replaces it */
+    json_t *next = cur ? json_copy(cur) : json_object();
+    for (int k = 0; k < KINDS; k++)
+        if (json_object_get(next, kind_keys[k]) == NULL)
+            json_object_set_new(next, kind_keys[k], json_array());
+    json_object_set_new(next, kind_keys[kind], items);
+    publish(b, next);
 }
 
-static void on_tools_page(nx_mcp_client_t *cl, const json_t *result, const json_t *error,
-                          void *arg) {
-    backend_t *b = arg;
+typedef struct page_req {
+    backend_t *b;
+    int kind;
+    uint32_t generation;
+} page_req_t;
+
+static void on_list_page(nx_mcp_client_t *cl, const json_t *result, const json_t *error, void *arg);
+
+static void request_page(backend_t *b, int kind, const char *cursor) {
+    page_req_t *pr = malloc(sizeof(*pr));
+    if (pr == NULL) return;
+    *pr = (page_req_t){b, kind, b->generation};
+    json_t *params = cursor ? json_pack("{s:s}", "cursor", cursor) : NULL;
+    nx_mcp_client_request(&b->client, kind_methods[kind], params, on_list_page, pr);
+}
+
+static void refresh_kind(backend_t *b, int kind) {
+    if (b->pages[kind] != NULL) {
+        b->refresh_again[kind] = true; /* after the refresh under way */
+        return;
+    }
+    b->pages[kind] = json_array();
+    request_page(b, kind, NULL);
+}
+
+static void on_list_page(nx_mcp_client_t *cl, const json_t *result, const json_t *error,
+                         void *arg) {
+    page_req_t pr = *(page_req_t *)arg;
+    free(arg);
+    backend_t *b = pr.b;
+    int kind = pr.kind;
+    if (pr.generation != b->generation || b->pages[kind] == NULL) return; /* an older process */
     if (error != NULL) {
-        nx_log_warn("backend %s: tools/list failed: %s", b->name,
+        nx_log_warn("backend %s: %s failed: %s", b->name, kind_methods[kind],
                     json_string_value(json_object_get(error, "message")));
-        json_decref(b->pages);
-        b->pages = NULL;
+        json_decref(b->pages[kind]);
+        b->pages[kind] = NULL;
         return;
     }
     size_t i;
-    json_t *tool;
-    json_array_foreach(json_object_get(result, "tools"), i, tool) {
-        const char *name = json_string_value(json_object_get(tool, "name"));
-        if (name == NULL) continue;
+    json_t *item;
+    json_array_foreach(json_object_get(result, kind_keys[kind]), i, item) {
+        if (!json_is_object(item)) continue;
         /* The client sees the public name; everything else (schemas above all) verbatim. */
-        json_t *pub = json_copy(tool);
-        char full[512];
-        if (b->prefix) {
+        json_t *pub = json_copy(item);
+        const char *name = json_string_value(json_object_get(item, "name"));
+        if (b->prefix && name != NULL && (kind == 0 || kind == 3)) {
+            char full[512];
             snprintf(full, sizeof(full), "%s%s%s", b->name, b->all->sep, name);
             json_object_set_new(pub, "name", json_string(full));
         }
-        json_array_append_new(b->pages, pub);
+        json_array_append_new(b->pages[kind], pub);
     }
     const char *next = json_string_value(json_object_get(result, "nextCursor"));
-    if (next != NULL && next[0] != '\0' && json_array_size(b->pages) < 100000) {
-        request_tools_page(b, next);
+    if (next != NULL && next[0] != '\0' && json_array_size(b->pages[kind]) < 100000) {
+        request_page(b, kind, next);
         return;
     }
-    json_t *tools = b->pages;
-    b->pages = NULL;
-    nx_log_info("backend %s: %zu tools", b->name, json_array_size(tools));
-    publish(b, tools);
+    json_t *items = b->pages[kind];
+    b->pages[kind] = NULL;
+    nx_log_info("backend %s: %zu %s", b->name, json_array_size(items), kind_keys[kind]);
+    publish_kind(b, kind, items);
+    if (b->refresh_again[kind]) {
+        b->refresh_again[kind] = false;
+        refresh_kind(b, kind);
+    }
 }
 
 static void refresh_catalog(backend_t *b) {
-    if (b->pages != NULL) return; /* a refresh is under way; it will see the new list */
-    b->pages = json_array();
-    request_tools_page(b, NULL);
+    for (int k = 0; k < KINDS; k++) {
+        /* Only what the server offers: asking for the rest would only earn -32601. */
+        if (json_object_get(b->client.server_capabilities, kind_capability[k]) != NULL)
+            refresh_kind(b, k);
+    }
 }
+
+static void resubscribe(backend_t *b);
 
 static void on_client_ready(nx_mcp_client_t *cl, void *arg) {
     backend_t *b = arg;
@@ -276,6 +352,7 @@ static void on_client_ready(nx_mcp_client_t *cl, void *arg) {
     b->ready_at = nx_shard_now_ms(b->es->shard);
     nx_log_info("backend %s: ready (protocol %s)", b->name, cl->protocol_version);
     refresh_catalog(b);
+    resubscribe(b);
 }
 
 static owner_call_t *find_owner_call_by_token(backend_t *b, json_int_t token) {
@@ -294,25 +371,76 @@ static void owner_call_free(owner_call_t *oc) {
     free(oc);
 }
 
+/* The call a message from the backend is about when the message does not say (stdio carries
+ * no relation between a request and what the server sends while serving it): the most recent
+ * call in flight, which is exact whenever calls do not overlap. */
+static owner_call_t *attributed_call(backend_t *b) {
+    return nx_list_empty(&b->calls) ? NULL : nx_container_of(b->calls.prev, owner_call_t, link);
+}
+
 static void on_client_notification(nx_mcp_client_t *cl, const char *method, const json_t *params,
                                    void *arg) {
     backend_t *b = arg;
-    if (strcmp(method, "notifications/tools/list_changed") == 0) {
-        refresh_catalog(b);
+    for (int k = 0; k < KINDS; k++) {
+        char changed[64];
+        snprintf(changed, sizeof(changed), "notifications/%s/list_changed",
+                 k == 2 ? "resources" : kind_keys[k]);
+        if (strcmp(method, changed) != 0) continue;
+        refresh_kind(b, k);
+        if (k == 1) refresh_kind(b, 2); /* one notification covers resources and templates */
+        post_broadcast(b, method, NULL);
         return;
     }
+    if (strcmp(method, "notifications/resources/updated") == 0) {
+        post_broadcast(b, method, params);
+        return;
+    }
+    owner_call_t *oc = NULL;
     if (strcmp(method, "notifications/progress") == 0) {
         /* Our progress token names the call. */
         json_t *token = json_object_get(params, "progressToken");
-        owner_call_t *oc =
-            json_is_integer(token) ? find_owner_call_by_token(b, json_integer_value(token)) : NULL;
-        if (oc == NULL) return;
-        bmsg_t *bm = bmsg_new(M_NOTIFY, b->all, b->index, oc->origin, oc->seq);
-        if (bm == NULL) return;
-        bm->method = strdup(method);
-        bm->payload = json_deep_copy(params);
-        post(b->all, oc->origin, bm); /* progress lost to a full mailbox is only progress */
+        oc = json_is_integer(token) ? find_owner_call_by_token(b, json_integer_value(token)) : NULL;
+    } else if (strcmp(method, "notifications/message") == 0) {
+        oc = attributed_call(b);
+        if (oc == NULL) {
+            /* Said outside any call: nexus's log keeps it. */
+            char *text = json_dumps(json_object_get(params, "data"), JSON_COMPACT);
+            nx_log_info("backend %s: [%s] %s", b->name,
+                        json_string_value(json_object_get(params, "level")), text ? text : "");
+            free(text);
+            return;
+        }
     }
+    if (oc == NULL) return;
+    bmsg_t *bm = bmsg_new(M_NOTIFY, b->all, b->index, oc->origin, oc->seq);
+    if (bm == NULL) return;
+    bm->method = strdup(method);
+    bm->payload = json_deep_copy(params);
+    post(b->all, oc->origin, bm); /* a notification lost to a full mailbox is only that */
+}
+
+/* The backend asks something of a client (sampling, elicitation, roots): the client of the
+ * call it is serving is asked in its name, and the answer travels back. */
+static void on_client_request(nx_mcp_client_t *cl, const json_t *id, const char *method,
+                              const json_t *params, void *arg) {
+    backend_t *b = arg;
+    owner_call_t *oc = attributed_call(b);
+    bmsg_t *bm = oc ? bmsg_new(M_REQUEST, b->all, b->index, oc->origin, oc->seq) : NULL;
+    if (bm == NULL) {
+        nx_mcp_client_respond(
+            cl, id, NULL,
+            json_pack("{s:i, s:s}", "code", -32603, "message",
+                      oc ? "out of memory" : "nexus has no client to ask: no call is in flight"));
+        return;
+    }
+    bm->method = strdup(method);
+    bm->payload = params ? json_deep_copy(params) : json_object();
+    bm->request_id = json_deep_copy(id);
+    bm->generation = b->generation;
+    if (!post(b->all, oc->origin, bm))
+        nx_mcp_client_respond(cl, id, NULL,
+                              json_pack("{s:i, s:s}", "code", -32603, "message",
+                                        "nexus is overloaded: the client could not be asked"));
 }
 
 static void on_child_line(nx_child_t *c, const char *line, size_t len, void *arg) {
@@ -337,8 +465,11 @@ static void on_child_exit(nx_child_t *c, int status, void *arg) {
         b->client_live = false;
         nx_mcp_client_dispose(&b->client); /* waiting calls fail: their answers go back */
     }
-    json_decref(b->pages);
-    b->pages = NULL;
+    for (int k = 0; k < KINDS; k++) {
+        json_decref(b->pages[k]);
+        b->pages[k] = NULL;
+        b->refresh_again[k] = false;
+    }
     if (nx_shard_now_ms(b->es->shard) - b->ready_at > READY_STABLE_MS && b->ready_at != 0)
         b->failures = 0;
     if (!b->draining) {
@@ -362,10 +493,15 @@ static void start_process(backend_t *b) {
         return;
     }
     atomic_store(&b->pid, (int)b->child->pid);
+    b->generation++;
     nx_mcp_client_ops_t cops = {.send = client_send,
                                 .on_ready = on_client_ready,
-                                .on_notification = on_client_notification};
-    nx_mcp_client_init(&b->client, &cops, b, "nexus", NULL);
+                                .on_notification = on_client_notification,
+                                .on_request = on_client_request};
+    /* nexus asks its own clients in the backend's name, so it offers what they may offer. */
+    json_t *caps = json_pack("{s:{}, s:{s:{}, s:{}}, s:{s:b}}", "sampling", "elicitation", "form",
+                             "url", "roots", "listChanged", 0);
+    nx_mcp_client_init(&b->client, &cops, b, "nexus", caps);
     b->client_live = true;
     nx_mcp_client_start(&b->client);
 }
@@ -433,13 +569,13 @@ static void owner_start_call(backend_t *b, bmsg_t *bm) {
     nx_timer_init(&oc->timeout, on_call_timeout);
     nx_list_insert_tail(&b->calls, &oc->link);
     atomic_fetch_add(&b->calls_total, 1);
-    json_t *params = json_pack("{s:s, s:O}", "name", bm->method, "arguments", bm->payload);
-    if (bm->want_progress) {
+    json_t *params = json_deep_copy(bm->payload);
+    if (bm->flag) {
         oc->progress_token = ++b->next_progress_token;
         json_object_set_new(params, "_meta",
                             json_pack("{s:I}", "progressToken", oc->progress_token));
     }
-    oc->request_id = nx_mcp_client_request(&b->client, "tools/call", params, on_backend_answer, oc);
+    oc->request_id = nx_mcp_client_request(&b->client, bm->method, params, on_backend_answer, oc);
     if (oc->request_id == 0) return; /* answered (with the error) and freed already */
     if (b->call_timeout_ms > 0)
         nx_shard_timer_start(b->es->shard, &oc->timeout, b->call_timeout_ms);
@@ -454,6 +590,52 @@ static void owner_cancel_call(backend_t *b, uint32_t origin, uint64_t seq) {
             owner_call_free(oc);
             return;
         }
+    }
+}
+
+static void ignore_answer(nx_mcp_client_t *cl, const json_t *result, const json_t *error,
+                          void *arg) {
+    (void)cl, (void)result, (void)error, (void)arg;
+}
+
+/* Front-end subscriptions to the backend's resources, counted so the backend is told once. */
+static void owner_subscribe(backend_t *b, const char *uri, bool on) {
+    json_int_t n = json_integer_value(json_object_get(b->subscriptions, uri));
+    n += on ? 1 : -1;
+    if (n <= 0)
+        json_object_del(b->subscriptions, uri);
+    else
+        json_object_set_new(b->subscriptions, uri, json_integer(n));
+    if ((on && n != 1) || (!on && n != 0)) return;
+    if (atomic_load(&b->state) != B_READY || !b->client_live) return; /* at ready, then */
+    nx_mcp_client_request(&b->client, on ? "resources/subscribe" : "resources/unsubscribe",
+                          json_pack("{s:s}", "uri", uri), ignore_answer, NULL);
+}
+
+static void resubscribe(backend_t *b) {
+    const char *uri;
+    json_t *n;
+    json_object_foreach(b->subscriptions, uri, n) {
+        nx_mcp_client_request(&b->client, "resources/subscribe", json_pack("{s:s}", "uri", uri),
+                              ignore_answer, NULL);
+    }
+}
+
+/* The client's answer to the backend's request, if the process that asked still runs. */
+static void owner_respond(backend_t *b, bmsg_t *bm) {
+    if (!b->client_live || bm->generation != b->generation) return;
+    json_t *payload = json_incref(bm->payload);
+    nx_mcp_client_respond(&b->client, bm->request_id, bm->is_error ? NULL : payload,
+                          bm->is_error ? payload : NULL);
+}
+
+static void post_broadcast(backend_t *b, const char *method, const json_t *params) {
+    for (uint32_t k = 0; k < b->all->e->shard_count; k++) {
+        bmsg_t *bm = bmsg_new(M_BROADCAST, b->all, b->index, k, 0);
+        if (bm == NULL) return;
+        bm->method = strdup(method);
+        bm->payload = params ? json_deep_copy(params) : NULL;
+        post(b->all, k, bm);
     }
 }
 
@@ -485,16 +667,23 @@ static void record_try(proxy_t *p, int outcome) {
 
 static void proxy_release(proxy_t *p, int outcome) {
     backend_t *b = p->b;
+    /* Requests relayed to the client die with its call (the server forgets them unanswered). */
+    while (!nx_list_empty(&p->relays)) {
+        relay_t *r = nx_container_of(p->relays.next, relay_t, link);
+        nx_list_remove(&r->link);
+        json_decref(r->request_id);
+        free(r);
+    }
     record_try(p, outcome);
     nx_timer_stop(&p->retry_timer);
     if (p->retry_held) nx_retry_budget_release(&b->budget);
     p->retry_held = false;
     nx_retry_budget_request_finished(&b->budget);
     nx_bulkhead_leave(&b->bulkhead);
-    free(p->tool);
-    json_decref(p->args);
-    p->tool = NULL;
-    p->args = NULL;
+    free(p->method);
+    json_decref(p->params);
+    p->method = NULL;
+    p->params = NULL;
 }
 
 static void on_proxy_cancelled(nx_mcp_call_t *call, void *arg) {
@@ -509,12 +698,12 @@ static void on_proxy_cancelled(nx_mcp_call_t *call, void *arg) {
 /* Sends the current try of <p> to the backend's owner. */
 static bool send_try(proxy_t *p) {
     bmsg_t *bm = bmsg_new(M_CALL, p->all, p->b->index, p->origin, p->seq);
-    if (bm == NULL || (bm->method = strdup(p->tool)) == NULL) {
+    if (bm == NULL || (bm->method = strdup(p->method)) == NULL) {
         if (bm) dispose_bmsg(&bm->msg);
         return false;
     }
-    bm->payload = json_incref(p->args);
-    bm->want_progress = p->want_progress;
+    bm->payload = json_incref(p->params);
+    bm->flag = p->want_progress;
     p->attempts++;
     return post(p->all, p->b->owner, bm);
 }
@@ -575,6 +764,32 @@ static void final_error(proxy_t *p, const char *message, json_t *data) {
     nx_mcp_call_error(call, -32603, message, data);
 }
 
+static void on_relay_answer(nx_mcp_call_t *call, const json_t *result, const json_t *error,
+                            void *arg) {
+    relay_t *r = arg;
+    nx_list_remove(&r->link);
+    bmsg_t *bm = bmsg_new(M_RESPONSE, r->all, r->backend, r->origin, r->seq);
+    if (bm != NULL) {
+        bm->payload = json_deep_copy(result ? result : error);
+        bm->is_error = result == NULL;
+        bm->request_id = r->request_id;
+        r->request_id = NULL;
+        bm->generation = r->generation;
+        post(r->all, r->all->items[r->backend].owner, bm);
+    }
+    json_decref(r->request_id);
+    free(r);
+}
+
+static void relay_request(proxy_t *p, bmsg_t *bm) {
+    relay_t *r = malloc(sizeof(*r));
+    if (r == NULL) return;
+    *r = (relay_t){
+        {0}, p->all, bm->backend, p->origin, bm->generation, p->seq, json_incref(bm->request_id)};
+    nx_list_insert_tail(&p->relays, &r->link);
+    nx_mcp_call_request(p->call, bm->method, json_incref(bm->payload), on_relay_answer, r);
+}
+
 static void on_bmsg(nx_shard_t *s, nx_msg_t *m) {
     bmsg_t *bm = (bmsg_t *)m;
     nx_backends_t *all = bm->all;
@@ -586,6 +801,36 @@ static void on_bmsg(nx_shard_t *s, nx_msg_t *m) {
     case M_CANCEL:
         owner_cancel_call(b, bm->origin, bm->seq);
         break;
+    case M_RESPONSE:
+        owner_respond(b, bm);
+        break;
+    case M_SUBSCRIBE:
+        owner_subscribe(b, bm->method, bm->flag);
+        break;
+    case M_BROADCAST:
+        if (strcmp(bm->method, "notifications/resources/updated") == 0)
+            nx_mcp_resource_updated(json_string_value(json_object_get(bm->payload, "uri")));
+        else
+            nx_mcp_broadcast(bm->method, NULL);
+        break;
+    case M_REQUEST: {
+        proxy_t *p = find_proxy(all, bm->origin, bm->seq);
+        if (p == NULL) {
+            /* The call ended meanwhile: the backend hears that nobody can answer. */
+            bmsg_t *r = bmsg_new(M_RESPONSE, all, bm->backend, bm->origin, bm->seq);
+            if (r != NULL) {
+                r->payload = json_pack("{s:i, s:s}", "code", -32603, "message",
+                                       "the client's request is over");
+                r->is_error = true;
+                r->request_id = json_incref(bm->request_id);
+                r->generation = bm->generation;
+                post(all, b->owner, r);
+            }
+            break;
+        }
+        relay_request(p, bm);
+        break;
+    }
     case M_NOTIFY:
     case M_ANSWER: {
         proxy_t *p = find_proxy(all, bm->origin, bm->seq);
@@ -601,8 +846,11 @@ static void on_bmsg(nx_shard_t *s, nx_msg_t *m) {
             json_is_true(json_object_get(json_object_get(bm->payload, "data"), "retryable")) &&
             try_retry(p))
             break;
-        /* Protocol errors count against the backend; a tool's isError result does not. */
-        proxy_release(p, bm->is_error ? 1 : 0);
+        /* Errors of the backend count against it; a tool's isError result and errors that
+         * blame the request (unknown method, bad params, no such resource) do not. */
+        json_int_t code = json_integer_value(json_object_get(bm->payload, "code"));
+        bool blames_request = code == -32600 || code == -32601 || code == -32602 || code == -32002;
+        proxy_release(p, bm->is_error && !blames_request ? 1 : 0);
         nx_list_remove(&p->link);
         free(p);
         if (bm->is_error) {
@@ -629,56 +877,118 @@ static uint32_t current_shard(void) {
     return es ? (uint32_t)es->shard->id : 0;
 }
 
-static void provider_list(void *arg, json_t *tools) {
+static void provider_list(void *arg, nx_mcp_catalog_kind_t kind, json_t *items) {
     nx_backends_t *all = arg;
     uint32_t k = current_shard();
     for (size_t i = 0; i < all->count; i++) {
         json_t *snap = catalog_acquire(&all->items[i], k);
         if (snap == NULL) continue; /* not ready yet: nothing to show */
-        json_array_extend(tools, snap);
+        json_array_extend(items, json_object_get(snap, kind_keys[kind]));
         json_decref(snap);
     }
 }
 
-/* The backend serving public tool <name> and the backend's own name for it, or NULL. */
-static backend_t *route(nx_backends_t *all, const char *name, const char **tool) {
+/* Does catalog <kind> of snapshot <snap> have an entry whose <key> is <value>? */
+static bool snapshot_has(const json_t *snap, int kind, const char *key, const char *value) {
+    size_t j;
+    json_t *t;
+    json_array_foreach(json_object_get(snap, kind_keys[kind]), j, t) {
+        const char *v = json_string_value(json_object_get(t, key));
+        if (v != NULL && strcmp(v, value) == 0) return true;
+    }
+    return false;
+}
+
+/* Does a template of <snap> match <uri>? */
+static bool snapshot_template_matches(const json_t *snap, const char *uri) {
+    size_t j;
+    json_t *t;
+    json_array_foreach(json_object_get(snap, "resourceTemplates"), j, t) {
+        const char *tmpl = json_string_value(json_object_get(t, "uriTemplate"));
+        if (tmpl != NULL && nx_mcp_uri_template_match(tmpl, uri)) return true;
+    }
+    return false;
+}
+
+/* The backend serving tool or prompt <name> (catalog <kind>) and its own name for it. */
+static backend_t *route_name(nx_backends_t *all, int kind, const char *name, const char **own) {
     size_t sl = strlen(all->sep);
     uint32_t k = current_shard();
     for (size_t i = 0; i < all->count; i++) {
         backend_t *b = &all->items[i];
         size_t nl = strlen(b->name);
-        const char *own = name;
+        const char *local = name;
         if (b->prefix) {
             if (strncmp(name, b->name, nl) != 0 || strncmp(name + nl, all->sep, sl) != 0) continue;
-            own = name + nl + sl;
+            local = name + nl + sl;
         }
         json_t *snap = catalog_acquire(b, k);
-        size_t j;
-        json_t *t;
-        bool found = false;
-        json_array_foreach(snap, j, t) {
-            if (strcmp(json_string_value(json_object_get(t, "name")), name) == 0) {
-                found = true;
-                break;
-            }
-        }
+        bool found = snapshot_has(snap, kind, "name", name);
         json_decref(snap);
         if (found) {
-            *tool = own;
+            *own = local;
             return b;
         }
     }
     return NULL;
 }
 
-static bool provider_call(void *arg, nx_mcp_call_t *call, const char *name, json_t *args) {
+/* The backend serving resource <uri>: one that lists it, else one with a matching template
+ * (URIs are not renamed: they name things outside nexus). */
+static backend_t *route_uri(nx_backends_t *all, const char *uri, bool templates_only) {
+    uint32_t k = current_shard();
+    for (int pass = templates_only ? 1 : 0; pass < 2; pass++) {
+        for (size_t i = 0; i < all->count; i++) {
+            json_t *snap = catalog_acquire(&all->items[i], k);
+            bool found = pass == 0 ? snapshot_has(snap, 1, "uri", uri)
+                                   : snapshot_has(snap, 2, "uriTemplate", uri) ||
+                                         snapshot_template_matches(snap, uri);
+            json_decref(snap);
+            if (found) return &all->items[i];
+        }
+    }
+    return NULL;
+}
+
+/* Routes request <method> on <target> and writes the params the backend must get (its own
+ * names, no _meta of ours) to <*params>; NULL when no backend serves it. */
+static backend_t *route(nx_backends_t *all, const char *method, const char *target,
+                        const json_t *front, json_t **params) {
+    const char *own = target;
+    backend_t *b = NULL;
+    json_t *out = json_deep_copy(front);
+    json_object_del(out, "_meta");
+    if (strcmp(method, "tools/call") == 0 || strcmp(method, "prompts/get") == 0) {
+        b = route_name(all, method[0] == 't' ? 0 : 3, target, &own);
+        if (b != NULL) json_object_set_new(out, "name", json_string(own));
+    } else if (strcmp(method, "resources/read") == 0) {
+        b = route_uri(all, target, false);
+    } else if (strcmp(method, "completion/complete") == 0) {
+        json_t *ref = json_object_get(out, "ref");
+        if (json_object_get(ref, "name") != NULL) {
+            b = route_name(all, 3, target, &own);
+            if (b != NULL) json_object_set_new(ref, "name", json_string(own));
+        } else {
+            b = route_uri(all, target, true);
+        }
+    }
+    if (b == NULL) {
+        json_decref(out);
+        return NULL;
+    }
+    *params = out;
+    return b;
+}
+
+static bool provider_call(void *arg, nx_mcp_call_t *call, const char *method, const char *target) {
     nx_backends_t *all = arg;
-    const char *tool = NULL;
-    backend_t *b = route(all, name, &tool);
+    json_t *params = NULL;
+    backend_t *b = route(all, method, target, nx_mcp_call_params(call), &params);
     if (b == NULL) return false;
     uint32_t origin = current_shard();
     /* Fail fast, naming the backend, when it is overloaded or its breaker is open. */
     if (!nx_bulkhead_try_enter(&b->bulkhead)) {
+        json_decref(params);
         char m[200];
         snprintf(m, sizeof(m), "backend %s is at its limit of %u calls in flight; retry later",
                  b->name, b->max_concurrent);
@@ -690,6 +1000,7 @@ static bool provider_call(void *arg, nx_mcp_call_t *call, const char *name, json
     nx_breaker_permit_t permit = {0};
     uint64_t now = nx_loop_clock_ns() / 1000000u;
     if (b->breaker_enabled && !nx_breaker_allow(&b->breaker, now, &permit)) {
+        json_decref(params);
         nx_bulkhead_leave(&b->bulkhead);
         uint64_t wait = nx_breaker_retry_after_ms(&b->breaker, now);
         char m[200];
@@ -701,8 +1012,9 @@ static bool provider_call(void *arg, nx_mcp_call_t *call, const char *name, json
         return true;
     }
     proxy_t *p = calloc(1, sizeof(*p));
-    if (p == NULL || (p->tool = strdup(tool)) == NULL) {
+    if (p == NULL || (p->method = strdup(method)) == NULL) {
         free(p);
+        json_decref(params);
         nx_bulkhead_leave(&b->bulkhead);
         nx_mcp_call_error(call, -32603, "out of memory", NULL);
         return true;
@@ -714,11 +1026,12 @@ static bool provider_call(void *arg, nx_mcp_call_t *call, const char *name, json
     p->b = b;
     p->all = all;
     p->origin = origin;
-    p->args = json_deep_copy(args);
+    p->params = params;
     p->want_progress = json_object_get(json_object_get(nx_mcp_call_params(call), "_meta"),
                                        "progressToken") != NULL;
     p->deadline_ms = b->deadline_ms ? now + b->deadline_ms : 0;
     nx_timer_init(&p->retry_timer, on_retry_timer);
+    nx_list_init(&p->relays);
     nx_retry_budget_request_started(&b->budget);
     nx_list_insert_tail(&all->proxies[origin], &p->link);
     nx_mcp_call_on_cancel(call, on_proxy_cancelled, p);
@@ -729,6 +1042,19 @@ static bool provider_call(void *arg, nx_mcp_call_t *call, const char *name, json
         final_error(p, m, NULL);
     }
     return true;
+}
+
+static void provider_subscribe(void *arg, const char *uri, bool on) {
+    nx_backends_t *all = arg;
+    backend_t *b = route_uri(all, uri, false);
+    if (b == NULL) return; /* nobody serves it (yet): updates will not come */
+    bmsg_t *bm = bmsg_new(M_SUBSCRIBE, all, b->index, current_shard(), 0);
+    if (bm == NULL || (bm->method = strdup(uri)) == NULL) {
+        if (bm != NULL) dispose_bmsg(&bm->msg);
+        return;
+    }
+    bm->flag = on;
+    post(all, b->owner, bm);
 }
 
 /* ---- life ---- */
@@ -796,6 +1122,7 @@ int nx_backends_new(nx_engine_t *e, const nx_backend_spec_t *specs, size_t count
             return NX_ECONFIG;
         }
         b->retired = json_array();
+        b->subscriptions = json_object();
         nx_list_init(&b->calls);
         nx_timer_init(&b->restart_timer, on_restart_timer);
         nx_timer_init(&b->retire_timer, on_retire);
@@ -806,7 +1133,8 @@ int nx_backends_new(nx_engine_t *e, const nx_backend_spec_t *specs, size_t count
             return NX_ECONFIG;
         }
     }
-    nx_mcp_provider_t p = {.list_tools = provider_list, .call_tool = provider_call};
+    nx_mcp_provider_t p = {
+        .list = provider_list, .call = provider_call, .subscribe = provider_subscribe};
     nx_mcp_server_set_provider(e->mcp, &p, all);
     *out = all;
     return 0;
@@ -860,8 +1188,10 @@ void nx_backends_shard_stop(nx_backends_t *all, nx_engine_shard_t *es) {
         while (!nx_list_empty(&b->calls)) {
             owner_call_free(nx_container_of(b->calls.next, owner_call_t, link));
         }
-        json_decref(b->pages);
-        b->pages = NULL;
+        for (int k = 0; k < KINDS; k++) {
+            json_decref(b->pages[k]);
+            b->pages[k] = NULL;
+        }
     }
     /* Calls this shard still waits for are answered by nobody now. */
     nx_list_t *list = all ? &all->proxies[es->shard->id] : NULL;
@@ -882,6 +1212,7 @@ void nx_backends_free(nx_backends_t *all) {
         backend_t *b = &all->items[i];
         json_decref(atomic_load(&b->catalog));
         json_decref(b->retired);
+        json_decref(b->subscriptions);
         free(b->name);
         free(b->cwd);
         free_strv(b->argv);
@@ -900,16 +1231,26 @@ json_t *nx_backends_health(const nx_backends_t *all) {
             out, b->name,
             json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:i, s:s, s:i, s:I}", "transport", "stdio",
                       "state", state_names[atomic_load(&b->state)], "tools",
-                      (int)json_array_size(snap), "restarts", (json_int_t)atomic_load(&b->restarts),
-                      "calls", (json_int_t)atomic_load(&b->calls_total), "failures",
+                      (int)json_array_size(json_object_get(snap, "tools")), "restarts",
+                      (json_int_t)atomic_load(&b->restarts), "calls",
+                      (json_int_t)atomic_load(&b->calls_total), "failures",
                       (json_int_t)atomic_load(&b->failures_total), "pid", atomic_load(&b->pid),
                       "breaker",
                       b->breaker_enabled ? nx_breaker_state_name(nx_breaker_state(&b->breaker))
                                          : "disabled",
                       "in_flight", (int)nx_bulkhead_in_flight(&b->bulkhead), "rejected",
                       (json_int_t)nx_bulkhead_rejected(&b->bulkhead)));
-        json_object_set_new(json_object_get(out, b->name), "retries",
-                            json_integer((json_int_t)atomic_load(&b->retries_total)));
+        json_t *h = json_object_get(out, b->name);
+        json_object_set_new(h, "retries", json_integer((json_int_t)atomic_load(&b->retries_total)));
+        json_object_set_new(
+            h, "resources",
+            json_integer((json_int_t)json_array_size(json_object_get(snap, "resources"))));
+        json_object_set_new(
+            h, "resource_templates",
+            json_integer((json_int_t)json_array_size(json_object_get(snap, "resourceTemplates"))));
+        json_object_set_new(
+            h, "prompts",
+            json_integer((json_int_t)json_array_size(json_object_get(snap, "prompts"))));
         json_decref(snap);
     }
     return out;

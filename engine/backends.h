@@ -1,9 +1,12 @@
 /* Backend MCP servers behind nexus (federation), first transport: stdio. Each backend is one
  * supervised process owned by one shard (restarted with exponential backoff when it dies) and
- * spoken to through the MCP client core. Its tools join nexus's catalog as "<server><sep><tool>"
- * (or unprefixed); a tools/call on any shard travels through the mailbox to the owner and its
- * answer, progress and log messages travel back. The catalog each backend announced is an
- * immutable JSON snapshot every shard reads without locks. */
+ * spoken to through the MCP client core. Its tools, resources, resource templates and prompts
+ * join nexus's catalog (tools and prompts as "<server><sep><name>" or unprefixed; URIs as they
+ * are); tools/call, resources/read, prompts/get and completion/complete on any shard travel
+ * through the mailbox to the owner, and the answer, progress, log messages and the backend's own
+ * requests to the client (sampling, elicitation, roots) travel back to the client of the call.
+ * Each catalog a backend announced is an immutable JSON snapshot every shard reads without
+ * locks. */
 #ifndef NX_ENGINE_BACKENDS_H
 #define NX_ENGINE_BACKENDS_H
 
@@ -36,7 +39,7 @@ typedef struct nx_backend_spec {
 typedef struct nx_backends nx_backends_t;
 
 /** Creates the backends of <e> from <specs> (copied) with tool-name separator <sep>, and makes
- *  them the MCP server's tool provider; NX_ECONFIG with <err> for a bad spec. Call before the
+ *  them the MCP server's provider; NX_ECONFIG with <err> for a bad spec. Call before the
  *  shards start. */
 int nx_backends_new(nx_engine_t *e, const nx_backend_spec_t *specs, size_t count, const char *sep,
                     nx_backends_t **out, char *err, size_t errlen);

@@ -37,7 +37,7 @@ typedef struct catalog {
 
 struct nx_mcp_server {
     char *name, *version, *instructions;
-    nx_mcp_provider_t provider; /* tools beyond the native ones (backends); fns may be NULL */
+    nx_mcp_provider_t provider; /* entries beyond the native ones (backends); fns may be NULL */
     void *provider_arg;
     catalog_t tools, resources, templates, prompts;
     nx_mcp_handler_fn complete;
@@ -525,6 +525,13 @@ static bool template_match(const char *t, const char *uri, json_t *vars) {
     return false;
 }
 
+bool nx_mcp_uri_template_match(const char *tmpl, const char *uri) {
+    json_t *vars = json_object();
+    bool match = template_match(tmpl, uri, vars);
+    json_decref(vars);
+    return match;
+}
+
 /* ---- answering ---- */
 
 /* Caching hints of list results and reads in the modern era: the catalog is fixed while
@@ -812,16 +819,35 @@ static nx_mcp_dispatch_t run_handler(const nx_rpc_msg_t *msg, const nx_mcp_reque
     return NX_MCP_PENDING;
 }
 
-/* Hands a call to the provider as if it were a native handler (see do_tools_call). */
+/* Hands a call to the provider as if it were a native handler (see offer). */
 typedef struct provider_offer {
     nx_mcp_server_t *s;
-    const char *name;
+    const char *method, *target;
     bool taken;
 } provider_offer_t;
 
 static void offer_to_provider(nx_mcp_call_t *call, json_t *args, void *data) {
     provider_offer_t *o = data;
-    o->taken = o->s->provider.call_tool(o->s->provider_arg, call, o->name, args);
+    (void)args;
+    o->taken = o->s->provider.call(o->s->provider_arg, call, o->method, o->target);
+}
+
+/* Offers request <msg> on <target> to the provider. True when it took it (or when the call
+ * could not even be made: answered), with the outcome in <*d>; false when the provider does not
+ * serve <target>, having answered nothing. */
+static bool offer(nx_mcp_server_t *s, const nx_rpc_msg_t *msg, const nx_mcp_request_ctx_t *ctx,
+                  nx_mcp_call_t **pending, call_kind_t kind, const char *target,
+                  nx_mcp_dispatch_t *d) {
+    if (s->provider.call == NULL) return false;
+    provider_offer_t o = {s, msg->method, target, false};
+    nx_mcp_call_t *call = NULL;
+    *d = run_handler(msg, ctx, &call, kind, target, offer_to_provider, &o, NULL);
+    if (o.taken || *d == NX_MCP_ANSWERED) { /* taken, or out of memory (answered) */
+        if (pending != NULL) *pending = call;
+        return true;
+    }
+    call_discard(call); /* untouched by a provider that does not serve the target */
+    return false;
 }
 
 void nx_mcp_server_set_provider(nx_mcp_server_t *s, const nx_mcp_provider_t *p, void *arg) {
@@ -1163,11 +1189,16 @@ static long read_cursor(const nx_rpc_msg_t *msg, const nx_mcp_request_ctx_t *ctx
 static nx_mcp_dispatch_t do_list(const nx_mcp_server_t *s, const catalog_t *c, const char *key,
                                  char tag, const nx_rpc_msg_t *msg,
                                  const nx_mcp_request_ctx_t *ctx) {
-    /* Tools of a provider (backends) follow the native ones; the merged list is paged alike. */
+    /* Entries of a provider (backends) follow the native ones; the merged list is paged
+     * alike. */
     json_t *extra = NULL;
-    if (c == &s->tools && s->provider.list_tools != NULL) {
+    if (s->provider.list != NULL) {
         extra = json_array();
-        s->provider.list_tools(s->provider_arg, extra);
+        nx_mcp_catalog_kind_t kind = c == &s->tools       ? NX_MCP_CATALOG_TOOLS
+                                     : c == &s->resources ? NX_MCP_CATALOG_RESOURCES
+                                     : c == &s->templates ? NX_MCP_CATALOG_TEMPLATES
+                                                          : NX_MCP_CATALOG_PROMPTS;
+        s->provider.list(s->provider_arg, kind, extra);
     }
     uint32_t total = c->count + (uint32_t)json_array_size(extra);
     long offset = read_cursor(msg, ctx, tag, total);
@@ -1216,20 +1247,9 @@ static nx_mcp_dispatch_t do_tools_call(nx_mcp_server_t *s, const nx_rpc_msg_t *m
     json_t *args = NULL;
     if (!read_name_args(msg, ctx, &name, &args)) return NX_MCP_ANSWERED;
     const entry_t *tool = catalog_find(&s->tools, name);
-    if (tool == NULL && s->provider.call_tool != NULL) {
-        /* Not native: maybe a backend's tool, validated by the backend itself. */
-        json_t *empty = args ? NULL : json_object();
-        provider_offer_t offer = {s, name, false};
-        nx_mcp_call_t *call = NULL;
-        nx_mcp_dispatch_t d = run_handler(msg, ctx, &call, KIND_TOOL, name, offer_to_provider,
-                                          &offer, args ? args : empty);
-        json_decref(empty);
-        if (offer.taken || d == NX_MCP_ANSWERED) { /* taken, or out of memory (answered) */
-            if (pending != NULL) *pending = call;
-            return d;
-        }
-        call_discard(call); /* untouched by a provider that does not know the tool */
-    }
+    nx_mcp_dispatch_t d;
+    /* Not native: maybe a backend's tool, validated by the backend itself. */
+    if (tool == NULL && offer(s, msg, ctx, pending, KIND_TOOL, name, &d)) return d;
     if (tool == NULL) return reply_unknown(ctx, msg, "tool", name);
     json_t *empty = NULL;
     if (args == NULL) args = empty = json_object();
@@ -1252,8 +1272,7 @@ static nx_mcp_dispatch_t do_tools_call(nx_mcp_server_t *s, const nx_rpc_msg_t *m
         return reply_missing_tasks(ctx, msg->id, "this tool runs only as a task: it");
     }
     nx_mcp_call_t *call = NULL;
-    nx_mcp_dispatch_t d =
-        run_handler(msg, ctx, &call, KIND_TOOL, tool->name, tool->handler, tool->data, args);
+    d = run_handler(msg, ctx, &call, KIND_TOOL, tool->name, tool->handler, tool->data, args);
     json_decref(empty);
     task_t *t = NULL;
     if (d == NX_MCP_PENDING && tasks && tool->task_support != NX_MCP_TASK_FORBIDDEN &&
@@ -1302,6 +1321,11 @@ static nx_mcp_dispatch_t do_resources_read(nx_mcp_server_t *s, const nx_rpc_msg_
         json_object_clear(vars);
         if (template_match(s->templates.items[i].name, uri, vars)) e = &s->templates.items[i];
     }
+    nx_mcp_dispatch_t d;
+    if (e == NULL && offer(s, msg, ctx, pending, KIND_RESOURCE, uri, &d)) {
+        json_decref(vars);
+        return d;
+    }
     if (e == NULL) {
         json_decref(vars);
         char m[300];
@@ -1313,15 +1337,21 @@ static nx_mcp_dispatch_t do_resources_read(nx_mcp_server_t *s, const nx_rpc_msg_
         return NX_MCP_ANSWERED;
     }
     json_t *args = json_pack("{s:s, s:o}", "uri", uri, "variables", vars);
-    nx_mcp_dispatch_t d =
-        run_handler(msg, ctx, pending, KIND_RESOURCE, uri, e->handler, e->data, args);
+    d = run_handler(msg, ctx, pending, KIND_RESOURCE, uri, e->handler, e->data, args);
     json_decref(args);
     return d;
 }
 
 /* resources/subscribe and resources/unsubscribe {uri}. */
-static nx_mcp_dispatch_t do_subscription(const nx_rpc_msg_t *msg, const nx_mcp_request_ctx_t *ctx,
-                                         bool subscribe) {
+static bool is_native_resource(const nx_mcp_server_t *s, const char *uri) {
+    if (catalog_find(&s->resources, uri) != NULL) return true;
+    for (uint32_t i = 0; i < s->templates.count; i++)
+        if (nx_mcp_uri_template_match(s->templates.items[i].name, uri)) return true;
+    return false;
+}
+
+static nx_mcp_dispatch_t do_subscription(nx_mcp_server_t *s, const nx_rpc_msg_t *msg,
+                                         const nx_mcp_request_ctx_t *ctx, bool subscribe) {
     nx_rpc_error_t err;
     const char *uri = NULL;
     if (nx_rpc_param_string(msg->params, "uri", true, &uri, &err) < 0)
@@ -1329,10 +1359,15 @@ static nx_mcp_dispatch_t do_subscription(const nx_rpc_msg_t *msg, const nx_mcp_r
     if (ctx->peer == NULL)
         return reply_error(ctx, msg->id, NX_RPC_INVALID_REQUEST,
                            "subscriptions need a session (or a WebSocket/stdio connection)");
+    bool had = json_object_get(ctx->peer->subscriptions, uri) != NULL;
     if (subscribe)
         json_object_set_new(ctx->peer->subscriptions, uri, json_true());
     else
         json_object_del(ctx->peer->subscriptions, uri);
+    /* A backend's resource: the backend is told too, so its updates reach us (and, through
+     * nx_mcp_resource_updated, this client). */
+    if (had != subscribe && s->provider.subscribe != NULL && !is_native_resource(s, uri))
+        s->provider.subscribe(s->provider_arg, uri, subscribe);
     return reply_result(ctx, msg, json_object());
 }
 
@@ -1342,6 +1377,8 @@ static nx_mcp_dispatch_t do_prompts_get(nx_mcp_server_t *s, const nx_rpc_msg_t *
     json_t *args = NULL;
     if (!read_name_args(msg, ctx, &name, &args)) return NX_MCP_ANSWERED;
     const entry_t *p = catalog_find(&s->prompts, name);
+    nx_mcp_dispatch_t d;
+    if (p == NULL && offer(s, msg, ctx, pending, KIND_PROMPT, name, &d)) return d;
     if (p == NULL) return reply_unknown(ctx, msg, "prompt", name);
     const char *key;
     json_t *v;
@@ -1363,8 +1400,7 @@ static nx_mcp_dispatch_t do_prompts_get(nx_mcp_server_t *s, const nx_rpc_msg_t *
     }
     json_t *empty = NULL;
     if (args == NULL) args = empty = json_object();
-    nx_mcp_dispatch_t d =
-        run_handler(msg, ctx, pending, KIND_PROMPT, p->name, p->handler, p->data, args);
+    d = run_handler(msg, ctx, pending, KIND_PROMPT, p->name, p->handler, p->data, args);
     json_decref(empty);
     return d;
 }
@@ -1384,12 +1420,20 @@ static nx_mcp_dispatch_t do_complete(nx_mcp_server_t *s, const nx_rpc_msg_t *msg
         !json_is_string(json_object_get(argument, "value")))
         return reply_error(ctx, msg->id, NX_RPC_INVALID_PARAMS,
                            "params.argument needs string members name and value");
+    const char *target = json_string_value(json_object_get(ref, "name"));
+    if (target == NULL) target = json_string_value(json_object_get(ref, "uri"));
+    /* A backend's prompt or template completes at the backend. */
+    bool native = target != NULL && (strcmp(type, "ref/prompt") == 0
+                                         ? catalog_find(&s->prompts, target) != NULL
+                                         : catalog_find(&s->templates, target) != NULL ||
+                                               catalog_find(&s->resources, target) != NULL);
+    nx_mcp_dispatch_t d;
+    if (!native && target != NULL && offer(s, msg, ctx, pending, KIND_COMPLETION, target, &d))
+        return d;
     if (s->complete == NULL)
         return reply_result(
             ctx, msg,
             json_pack("{s:{s:[], s:i, s:b}}", "completion", "values", "total", 0, "hasMore", 0));
-    const char *target = json_string_value(json_object_get(ref, "name"));
-    if (target == NULL) target = json_string_value(json_object_get(ref, "uri"));
     return run_handler(msg, ctx, pending, KIND_COMPLETION, target ? target : "", s->complete,
                        s->complete_data, msg->params);
 }
@@ -1484,9 +1528,9 @@ nx_mcp_dispatch_t nx_mcp_server_dispatch(nx_mcp_server_t *s, const nx_rpc_msg_t 
     case 6:
         return do_resources_read(s, msg, ctx, pending);
     case 7:
-        return do_subscription(msg, ctx, true);
+        return do_subscription(s, msg, ctx, true);
     case 8:
-        return do_subscription(msg, ctx, false);
+        return do_subscription(s, msg, ctx, false);
     case 9:
         return do_list(s, &s->prompts, "prompts", 'p', msg, ctx);
     case 10:

@@ -92,16 +92,33 @@ typedef nx_str_t (*nx_mcp_header_fn)(void *arg, const char *name);
 int nx_mcp_server_check_param_headers(const nx_mcp_server_t *s, const char *tool,
                                       const json_t *args, nx_mcp_header_fn header, void *arg,
                                       char *msg, size_t msglen);
-/* Tools beyond the native ones, from backends (federation). Functions run on shard threads. */
+/* The catalogs the server serves, for providers. */
+typedef enum nx_mcp_catalog_kind {
+    NX_MCP_CATALOG_TOOLS,
+    NX_MCP_CATALOG_RESOURCES,
+    NX_MCP_CATALOG_TEMPLATES,
+    NX_MCP_CATALOG_PROMPTS,
+} nx_mcp_catalog_kind_t;
+
+/* Tools, resources, templates and prompts beyond the native ones, from backends (federation).
+ * Functions run on shard threads; any may be NULL. */
 typedef struct nx_mcp_provider {
-    /* Appends the descriptors (Tool objects) of the provider's tools to the array <tools>. */
-    void (*list_tools)(void *arg, json_t *tools);
-    /* Takes <call> of tool <name> with <args> (borrowed for the call) and answers it now or
-     * later, like a native handler; returns false, touching nothing, when it has no such tool. */
-    bool (*call_tool)(void *arg, nx_mcp_call_t *call, const char *name, json_t *args);
+    /* Appends the provider's descriptors of catalog <kind> (Tool, Resource, ResourceTemplate or
+     * Prompt objects) to the array <items>; they follow the native ones in every list. */
+    void (*list)(void *arg, nx_mcp_catalog_kind_t kind, json_t *items);
+    /* Takes <call> of request <method> (tools/call, resources/read, prompts/get or
+     * completion/complete) on <target> (the tool or prompt name, the resource URI, or the
+     * name/URI of a completion's ref) and answers it now or later like a native handler (the
+     * request's params: nx_mcp_call_params). Returns false, touching nothing, when the target
+     * is not the provider's. Native targets never reach the provider. */
+    bool (*call)(void *arg, nx_mcp_call_t *call, const char *method, const char *target);
+    /* A client subscribed to (<on>) or unsubscribed from a resource that is not native. */
+    void (*subscribe)(void *arg, const char *uri, bool on);
 } nx_mcp_provider_t;
-/** Sets the provider of non-native tools (set before serving). */
+/** Sets the provider of non-native entries (set before serving). */
 void nx_mcp_server_set_provider(nx_mcp_server_t *s, const nx_mcp_provider_t *p, void *arg);
+/** True when <uri> matches the RFC 6570 level-1 template <tmpl> (as resources/read matches). */
+bool nx_mcp_uri_template_match(const char *tmpl, const char *uri);
 /** Relays a backend's notification about <call> to the call's client: progress gets the
  *  client's own progressToken (none asked: dropped), log messages pass the client's level. */
 void nx_mcp_call_forward(nx_mcp_call_t *call, const char *method, const json_t *params);

@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* A 1x1 PNG and a minimal WAV; the checks only want valid base64 and the right mimeType. */
 static const char IMG[] = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQ"
@@ -1379,10 +1381,51 @@ static int setup(nx_mcp_server_t *server, void *arg, char *err, size_t errlen) {
     return rc;
 }
 
+/* --stdio-gateway: nexus as a gateway in front of this same program on stdio, the fixtures
+ * reaching the suite only through the federation (unprefixed). The configuration lives in a
+ * memory file, so nothing is left on disk. Returns the path to pass to --config, or NULL. */
+static const char *gateway_config(char *path, size_t len) {
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    int fd = memfd_create("nexus-gateway.yaml", MFD_CLOEXEC);
+    if (n <= 0 || fd < 0) return NULL;
+    self[n] = '\0';
+    dprintf(fd,
+            "servers:\n"
+            "  - name: fixtures\n"
+            "    transport: stdio\n"
+            "    command: \"%s\"\n"
+            "    args: [\"--stdio\"]\n"
+            "    prefix: false\n",
+            self);
+    snprintf(path, len, "/proc/self/fd/%d", fd);
+    return path;
+}
+
 int main(int argc, char **argv) {
-    static const nx_app_t app = {
-        .about = "conformance_server: nexus serving the fixtures of the MCP conformance suite",
+    static const nx_app_t fixtures = {
+        .about = "conformance_server: nexus serving the fixtures of the MCP conformance suite "
+                 "(--stdio-gateway as the first argument: through nexus in front of itself on "
+                 "stdio)",
         .setup = setup,
     };
-    return nx_app_main(argc, argv, &app);
+    if (argc < 2 || strcmp(argv[1], "--stdio-gateway") != 0)
+        return nx_app_main(argc, argv, &fixtures);
+    char path[64];
+    if (gateway_config(path, sizeof(path)) == NULL) {
+        perror("conformance_server: --stdio-gateway");
+        return 1;
+    }
+    /* The same command line without the switch, plus the gateway's configuration. */
+    char **args = calloc((size_t)argc + 3, sizeof(char *));
+    if (args == NULL) return 1;
+    int n = 0;
+    args[n++] = argv[0];
+    args[n++] = "--config";
+    args[n++] = path;
+    for (int i = 2; i < argc; i++)
+        args[n++] = argv[i];
+    int rc = nx_app_main(n, args, NULL);
+    free(args);
+    return rc;
 }
