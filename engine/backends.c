@@ -1,14 +1,20 @@
-/* Backend MCP servers over stdio (see backends.h).
+/* Backend MCP servers (see backends.h).
  *
- * Threads: a backend's process, MCP client, calls in flight and timers belong to its owner
- * shard. Other shards see only its catalog snapshot (an immutable JSON array read through a
- * per-shard hazard slot, so a snapshot replaced by a refresh is freed only once no reader can
- * be about to take a reference) and atomically updated counters. A call starts on the shard of
- * the client (the origin), which keeps a proxy record; the request, its answer, its progress
- * and its cancellation cross between origin and owner as mailbox messages that name the call
- * by (origin, seq), never by pointer, so either side may go away first. */
+ * A backend has instances (backend_link.h): the processes of a stdio backend, or one MCP
+ * session per shard per replica of an HTTP backend. Each instance, with its link, MCP client,
+ * calls in flight and timers, belongs to its owner shard. Other shards see only the backend's
+ * catalog snapshot (an immutable JSON object read through a per-shard hazard slot, so a
+ * snapshot replaced by a refresh is freed only once no reader can be about to take a
+ * reference) and atomically updated counters. A call starts on the shard of the client (the
+ * origin), which keeps a proxy record and picks an instance (its own shard's first, then by
+ * round robin or least outstanding calls, skipping ejected ones); the request, its answer, its
+ * progress, the backend's requests to the client and the cancellation cross between origin and
+ * owner as mailbox messages that name the call by (origin, seq), never by pointer, so either
+ * side may go away first. When origin and owner are the same shard the messages still go
+ * through the mailbox: one path, and no re-entrance. */
 #include "backends.h"
 
+#include "backend_link.h"
 #include "bulkhead.h"
 #include "child.h"
 #include "jsonrpc.h"
@@ -23,17 +29,19 @@
 #include <string.h>
 
 #define MAX_SHARDS 256
-#define READY_STABLE_MS 10000u /* a process that stayed up this long resets the backoff */
+#define MAX_INSTANCES 4096
+#define READY_STABLE_MS 10000u /* a link that stayed up this long resets the backoff */
 
 typedef enum backend_state { B_STARTING, B_READY, B_RESTARTING, B_STOPPED } backend_state_t;
 static const char *const state_names[] = {"starting", "ready", "restarting", "stopped"};
 
+typedef nx_backend_instance_t instance_t;
 typedef struct backend backend_t;
 
 /* A call in flight on the owner: the client request and where its answer goes. */
 typedef struct owner_call {
-    nx_list_t link; /* in b->calls */
-    backend_t *b;
+    nx_list_t link; /* in in->calls */
+    instance_t *in;
     uint32_t origin;
     uint64_t seq;
     json_int_t request_id;
@@ -41,7 +49,7 @@ typedef struct owner_call {
     nx_timer_t timeout;
 } owner_call_t;
 
-/* The catalogs a backend announces, in snapshot order (see publish). */
+/* The catalogs a backend announces, in snapshot order (see publish_kind). */
 static const char *const kind_keys[] = {"tools", "resources", "resourceTemplates", "prompts"};
 static const char *const kind_methods[] = {"tools/list", "resources/list",
                                            "resources/templates/list", "prompts/list"};
@@ -50,41 +58,40 @@ static const char *const kind_capability[] = {"tools", "resources", "resources",
 
 struct backend {
     nx_backends_t *all;
-    uint32_t index, owner;
+    uint32_t index;
+    nx_backend_spec_t spec; /* deep copy: the strings below */
     char *name, *cwd;
-    char **argv, **env;
+    char **argv, **env, **headers;
+    nx_backend_url_t *urls;
+    const nx_backend_link_ops_t *link;
+    instance_t *instances;
+    uint32_t instance_count;
+    uint32_t catalog_shard; /* its instances refresh and publish the catalog */
     bool prefix;
-    uint32_t call_timeout_ms, restart_base_ms, restart_cap_ms, term_after_ms, kill_after_ms;
+    uint32_t call_timeout_ms, deadline_ms, max_concurrent;
     /* read by every shard */
     _Atomic(json_t *) catalog; /* {"tools": [...], "resources": ..., "resourceTemplates": ...,
                                   "prompts": ...}; tools and prompts under their public names */
     _Atomic(json_t *) hazard[MAX_SHARDS];
-    _Atomic int state;
-    _Atomic uint64_t restarts, calls_total, failures_total;
-    _Atomic int pid;
+    _Atomic uint64_t restarts, calls_total, failures_total, retries_total, ejections_total;
     bool breaker_enabled;
     nx_backoff_config_t backoff;
     nx_retry_budget_t budget; /* engine-wide: retries in flight against calls in flight */
-    uint32_t deadline_ms;
-    _Atomic uint64_t retries_total;
-    nx_breaker_t breaker;   /* engine-wide: every origin shard asks and reports */
-    nx_bulkhead_t bulkhead; /* engine-wide bound on calls in flight */
-    uint32_t max_concurrent;
-    /* owner only */
-    nx_engine_shard_t *es;
-    nx_child_t *child;
-    nx_mcp_client_t client;
-    bool client_live, draining;
-    nx_timer_t restart_timer, retire_timer;
-    uint32_t failures;
-    uint64_t ready_at;
-    json_int_t next_progress_token;
-    uint32_t generation;  /* counts processes: answers meant for an older one are dropped */
+    nx_breaker_t breaker;     /* engine-wide: every origin shard asks and reports */
+    nx_bulkhead_t bulkhead;   /* engine-wide bound on calls in flight */
+    /* the catalog shard only */
+    nx_engine_shard_t *catalog_es;
+    nx_timer_t retire_timer;
     json_t *retired;      /* replaced snapshots waiting for their readers */
     json_t *pages[KINDS]; /* entries collected by the refresh of each catalog in progress */
+    instance_t *pages_in[KINDS];
     bool refresh_again[KINDS];
     json_t *subscriptions; /* {uri: count of front-end subscriptions} */
-    nx_list_t calls;
+    instance_t *subs_in;   /* the instance the backend knows the subscriptions through */
+    uint32_t subs_generation;
+    /* per origin shard, touched only by it */
+    uint32_t *next_pick; /* [shard]: round robin */
+    nx_health_t *health; /* [shard * instance_count + i]: outlier ejection as seen there */
 };
 
 /* On the origin: a call waiting for its backend. */
@@ -95,6 +102,7 @@ typedef struct proxy {
     backend_t *b;
     nx_backends_t *all;
     uint32_t origin;
+    uint32_t instance; /* of the current try */
     nx_breaker_permit_t permit;
     bool permitted; /* the breaker admitted the current try: its outcome must be recorded */
     char *method;   /* tools/call, resources/read, prompts/get, completion/complete */
@@ -111,7 +119,7 @@ typedef struct proxy {
 typedef struct relay {
     nx_list_t link; /* in proxy->relays */
     nx_backends_t *all;
-    uint32_t backend, origin, generation;
+    uint32_t backend, instance, origin, generation;
     uint64_t seq;
     json_t *request_id;
 } relay_t;
@@ -125,6 +133,19 @@ struct nx_backends {
     uint64_t next_seq[MAX_SHARDS];
 };
 
+static backend_t *backend_of(const instance_t *in) {
+    return in->backend;
+}
+
+static uint64_t mono_ms(void) {
+    return nx_loop_clock_ns() / 1000000u;
+}
+
+static uint32_t current_shard(void) {
+    nx_engine_shard_t *es = nx_engine_current_shard();
+    return es ? (uint32_t)es->shard->id : 0;
+}
+
 /* ---- messages between origin and owner ---- */
 
 typedef enum {
@@ -134,7 +155,7 @@ typedef enum {
     M_NOTIFY,    /* owner -> origin: progress or a log message of the call */
     M_REQUEST,   /* owner -> origin: the backend asks the call's client (sampling...) */
     M_RESPONSE,  /* origin -> owner: the client's answer to M_REQUEST */
-    M_SUBSCRIBE, /* origin -> owner: a front-end (un)subscription to a resource */
+    M_SUBSCRIBE, /* origin -> catalog shard: a front-end (un)subscription to a resource */
     M_BROADCAST, /* owner -> every shard: a notification for all clients */
 } msg_kind_t;
 
@@ -142,12 +163,12 @@ typedef struct bmsg {
     nx_msg_t msg;
     msg_kind_t kind;
     nx_backends_t *all;
-    uint32_t backend, origin;
+    uint32_t backend, instance, origin;
     uint64_t seq;
     char *method;       /* M_CALL, M_NOTIFY, M_REQUEST, M_BROADCAST: the method; M_SUBSCRIBE: uri */
     json_t *payload;    /* params; M_ANSWER and M_RESPONSE: result or error */
     json_t *request_id; /* M_REQUEST, M_RESPONSE: the backend's id of its request */
-    uint32_t generation; /* M_REQUEST, M_RESPONSE: the process that asked */
+    uint32_t generation; /* M_REQUEST, M_RESPONSE: the link that asked */
     bool is_error;
     bool flag; /* M_CALL: progress wanted; M_SUBSCRIBE: subscribe (else unsubscribe) */
 } bmsg_t;
@@ -173,19 +194,25 @@ static bool post(nx_backends_t *all, uint32_t to, bmsg_t *bm) {
     return false;
 }
 
-static bmsg_t *bmsg_new(msg_kind_t kind, nx_backends_t *all, uint32_t backend, uint32_t origin,
-                        uint64_t seq) {
+static bmsg_t *bmsg_new(msg_kind_t kind, nx_backends_t *all, uint32_t backend, uint32_t instance,
+                        uint32_t origin, uint64_t seq) {
     bmsg_t *bm = calloc(1, sizeof(*bm));
     if (bm == NULL) return NULL;
     bm->kind = kind;
     bm->all = all;
     bm->backend = backend;
+    bm->instance = instance;
     bm->origin = origin;
     bm->seq = seq;
     return bm;
 }
 
-/* ---- catalog snapshots ---- */
+static json_t *retryable_error(const backend_t *b, const char *message) {
+    return json_pack("{s:i, s:s, s:{s:s, s:b}}", "code", -32603, "message", message, "data",
+                     "backend", b->name, "retryable", 1);
+}
+
+/* ---- catalog snapshots (the catalog shard publishes, every shard reads) ---- */
 
 static json_t *catalog_acquire(backend_t *b, uint32_t shard) {
     json_t *p;
@@ -212,54 +239,21 @@ static void on_retire(nx_timer_t *t) {
         }
         json_array_remove(b->retired, i); /* drops the catalog's own reference */
     }
-    if (json_array_size(b->retired) > 0) nx_shard_timer_start(b->es->shard, &b->retire_timer, 1);
+    if (json_array_size(b->retired) > 0)
+        nx_shard_timer_start(b->catalog_es->shard, &b->retire_timer, 1);
 }
 
-static void publish(backend_t *b, json_t *tools) {
-    json_t *old = atomic_exchange(&b->catalog, tools);
+static void publish(backend_t *b, json_t *snapshot) {
+    json_t *old = atomic_exchange(&b->catalog, snapshot);
     if (old == NULL) return;
     json_array_append_new(b->retired, old);
-    nx_shard_timer_start(b->es->shard, &b->retire_timer, 1);
+    nx_shard_timer_start(b->catalog_es->shard, &b->retire_timer, 1);
 }
-
-/* ---- the process and its client (owner) ---- */
-
-static void start_process(backend_t *b);
-
-static void schedule_restart(backend_t *b) {
-    if (b->draining) {
-        atomic_store(&b->state, B_STOPPED);
-        nx_engine_shard_maybe_stop(b->es);
-        return;
-    }
-    atomic_store(&b->state, B_RESTARTING);
-    uint64_t delay = b->restart_base_ms;
-    for (uint32_t i = 0; i < b->failures && delay < b->restart_cap_ms; i++)
-        delay *= 2;
-    if (delay > b->restart_cap_ms) delay = b->restart_cap_ms;
-    b->failures++;
-    nx_log_warn("backend %s: restarting in %llu ms", b->name, (unsigned long long)delay);
-    nx_shard_timer_start(b->es->shard, &b->restart_timer, delay);
-}
-
-static void on_restart_timer(nx_timer_t *t) {
-    start_process(nx_container_of(t, backend_t, restart_timer));
-}
-
-static int client_send(nx_mcp_client_t *cl, const char *text, size_t len, void *arg) {
-    backend_t *b = arg;
-    if (b->child == NULL) return -EPIPE;
-    if (nx_child_write(b->child, text, len) < 0 || nx_child_write(b->child, "\n", 1) < 0)
-        return -EPIPE;
-    return 0;
-}
-
-static void post_broadcast(backend_t *b, const char *method, const json_t *params);
 
 /* Replaces catalog <kind> of the snapshot with <items> (stolen): a new snapshot object sharing
  * the other catalogs, which nobody ever modifies once published. */
 static void publish_kind(backend_t *b, int kind, json_t *items) {
-    json_t *cur = atomic_load(&b->catalog); /* only the owner replaces it */
+    json_t *cur = atomic_load(&b->catalog); /* only this shard replaces it */
     json_t *next = cur ? json_copy(cur) : json_object();
     for (int k = 0; k < KINDS; k++)
         if (json_object_get(next, kind_keys[k]) == NULL)
@@ -268,43 +262,64 @@ static void publish_kind(backend_t *b, int kind, json_t *items) {
     publish(b, next);
 }
 
+static bool instance_ready(const instance_t *in) {
+    return atomic_load(&in->state) == B_READY && in->client_live;
+}
+
+/* A ready instance of the catalog shard other than <not>, or NULL. */
+static instance_t *catalog_instance(backend_t *b, const instance_t * not ) {
+    for (uint32_t i = 0; i < b->instance_count; i++) {
+        instance_t *in = &b->instances[i];
+        if (in != not &&in->owner == b->catalog_shard && instance_ready(in)) return in;
+    }
+    return NULL;
+}
+
 typedef struct page_req {
-    backend_t *b;
+    instance_t *in;
     int kind;
     uint32_t generation;
 } page_req_t;
 
 static void on_list_page(nx_mcp_client_t *cl, const json_t *result, const json_t *error, void *arg);
 
-static void request_page(backend_t *b, int kind, const char *cursor) {
+static void request_page(instance_t *in, int kind, const char *cursor) {
     page_req_t *pr = malloc(sizeof(*pr));
     if (pr == NULL) return;
-    *pr = (page_req_t){b, kind, b->generation};
+    *pr = (page_req_t){in, kind, in->generation};
     json_t *params = cursor ? json_pack("{s:s}", "cursor", cursor) : NULL;
-    nx_mcp_client_request(&b->client, kind_methods[kind], params, on_list_page, pr);
+    nx_mcp_client_request(&in->client, kind_methods[kind], params, on_list_page, pr);
 }
 
-static void refresh_kind(backend_t *b, int kind) {
+static void refresh_kind(instance_t *in, int kind) {
+    backend_t *b = backend_of(in);
     if (b->pages[kind] != NULL) {
         b->refresh_again[kind] = true; /* after the refresh under way */
         return;
     }
     b->pages[kind] = json_array();
-    request_page(b, kind, NULL);
+    b->pages_in[kind] = in;
+    request_page(in, kind, NULL);
+}
+
+static void end_refresh(backend_t *b, int kind) {
+    json_decref(b->pages[kind]);
+    b->pages[kind] = NULL;
+    b->pages_in[kind] = NULL;
 }
 
 static void on_list_page(nx_mcp_client_t *cl, const json_t *result, const json_t *error,
                          void *arg) {
     page_req_t pr = *(page_req_t *)arg;
     free(arg);
-    backend_t *b = pr.b;
+    instance_t *in = pr.in;
+    backend_t *b = backend_of(in);
     int kind = pr.kind;
-    if (pr.generation != b->generation || b->pages[kind] == NULL) return; /* an older process */
+    if (pr.generation != in->generation || b->pages_in[kind] != in) return; /* an older link */
     if (error != NULL) {
         nx_log_warn("backend %s: %s failed: %s", b->name, kind_methods[kind],
                     json_string_value(json_object_get(error, "message")));
-        json_decref(b->pages[kind]);
-        b->pages[kind] = NULL;
+        end_refresh(b, kind);
         return;
     }
     size_t i;
@@ -323,85 +338,186 @@ static void on_list_page(nx_mcp_client_t *cl, const json_t *result, const json_t
     }
     const char *next = json_string_value(json_object_get(result, "nextCursor"));
     if (next != NULL && next[0] != '\0' && json_array_size(b->pages[kind]) < 100000) {
-        request_page(b, kind, next);
+        request_page(in, kind, next);
         return;
     }
     json_t *items = b->pages[kind];
     b->pages[kind] = NULL;
+    b->pages_in[kind] = NULL;
     nx_log_info("backend %s: %zu %s", b->name, json_array_size(items), kind_keys[kind]);
     publish_kind(b, kind, items);
     if (b->refresh_again[kind]) {
         b->refresh_again[kind] = false;
-        refresh_kind(b, kind);
+        refresh_kind(in, kind);
     }
 }
 
-static void refresh_catalog(backend_t *b) {
+static void refresh_catalog(instance_t *in) {
     for (int k = 0; k < KINDS; k++) {
         /* Only what the server offers: asking for the rest would only earn -32601. */
-        if (json_object_get(b->client.server_capabilities, kind_capability[k]) != NULL)
-            refresh_kind(b, k);
+        if (json_object_get(in->client.server_capabilities, kind_capability[k]) != NULL)
+            refresh_kind(in, k);
     }
 }
 
-static void resubscribe(backend_t *b);
+/* ---- subscriptions (the catalog shard) ---- */
 
-static void on_client_ready(nx_mcp_client_t *cl, void *arg) {
-    backend_t *b = arg;
-    atomic_store(&b->state, B_READY);
-    b->ready_at = nx_shard_now_ms(b->es->shard);
-    nx_log_info("backend %s: ready (protocol %s)", b->name, cl->protocol_version);
-    refresh_catalog(b);
-    resubscribe(b);
+static void ignore_answer(nx_mcp_client_t *cl, const json_t *result, const json_t *error,
+                          void *arg) {
+    (void)cl, (void)result, (void)error, (void)arg;
 }
 
-static owner_call_t *find_owner_call_by_token(backend_t *b, json_int_t token) {
+static void send_subscription(instance_t *in, const char *uri, bool on) {
+    nx_mcp_client_request(&in->client, on ? "resources/subscribe" : "resources/unsubscribe",
+                          json_pack("{s:s}", "uri", uri), ignore_answer, NULL);
+}
+
+/* The instance the backend knows our subscriptions through; when the last one went away,
+ * another ready one is told all of them. NULL when none is ready. */
+static instance_t *subscriptions_instance(backend_t *b) {
+    instance_t *in = b->subs_in;
+    if (in != NULL && in->generation == b->subs_generation && instance_ready(in)) return in;
+    in = catalog_instance(b, NULL);
+    b->subs_in = in;
+    if (in == NULL) return NULL;
+    b->subs_generation = in->generation;
+    const char *uri;
+    json_t *n;
+    json_object_foreach(b->subscriptions, uri, n) {
+        send_subscription(in, uri, true);
+    }
+    return in;
+}
+
+/* Front-end subscriptions to the backend's resources, counted so the backend is told once. */
+static void subscription_changed(backend_t *b, const char *uri, bool on) {
+    json_int_t n = json_integer_value(json_object_get(b->subscriptions, uri));
+    n += on ? 1 : -1;
+    if (n <= 0)
+        json_object_del(b->subscriptions, uri);
+    else
+        json_object_set_new(b->subscriptions, uri, json_integer(n));
+    if ((on && n != 1) || (!on && n != 0)) return;
+    instance_t *held = b->subs_in;
+    instance_t *in = subscriptions_instance(b);
+    /* A new holder was told every subscription already, this one included. */
+    if (in != NULL && in == held) send_subscription(in, uri, on);
+}
+
+/* ---- the link and the client (owner) ---- */
+
+static void post_broadcast(instance_t *in, const char *method, const json_t *params) {
+    backend_t *b = backend_of(in);
+    for (uint32_t k = 0; k < b->all->e->shard_count; k++) {
+        bmsg_t *bm = bmsg_new(M_BROADCAST, b->all, b->index, in->index, k, 0);
+        if (bm == NULL) return;
+        bm->method = strdup(method);
+        bm->payload = params ? json_deep_copy(params) : NULL;
+        post(b->all, k, bm);
+    }
+}
+
+static void start_link(instance_t *in);
+
+static void schedule_restart(instance_t *in, bool now) {
+    backend_t *b = backend_of(in);
+    if (in->draining) {
+        atomic_store(&in->state, B_STOPPED);
+        nx_engine_shard_maybe_stop(in->es);
+        return;
+    }
+    atomic_store(&in->state, B_RESTARTING);
+    uint64_t delay = b->spec.restart_base_ms;
+    for (uint32_t i = 0; i < in->failures && delay < b->spec.restart_cap_ms; i++)
+        delay *= 2;
+    if (delay > b->spec.restart_cap_ms) delay = b->spec.restart_cap_ms;
+    if (now) delay = 0;
+    in->failures++;
+    if (!now) nx_log_warn("backend %s: restarting in %llu ms", b->name, (unsigned long long)delay);
+    nx_shard_timer_start(in->es->shard, &in->restart_timer, delay);
+}
+
+static void on_restart_timer(nx_timer_t *t) {
+    start_link(nx_container_of(t, instance_t, restart_timer));
+}
+
+static void start_link(instance_t *in) {
+    backend_t *b = backend_of(in);
+    atomic_store(&in->state, B_STARTING);
+    int rc = b->link->start(in);
+    if (rc < 0) {
+        nx_log_error("backend %s: cannot start: %s", b->name, strerror(-rc));
+        schedule_restart(in, false);
+    }
+}
+
+static int client_send(nx_mcp_client_t *cl, const char *text, size_t len, void *arg) {
+    instance_t *in = arg;
+    return backend_of(in)->link->send(in, text, len, cl->sending_id);
+}
+
+static void on_client_ready(nx_mcp_client_t *cl, void *arg) {
+    instance_t *in = arg;
+    backend_t *b = backend_of(in);
+    atomic_store(&in->state, B_READY);
+    in->ready_at = nx_shard_now_ms(in->es->shard);
+    nx_log_info("backend %s: ready (protocol %s)", b->name, cl->protocol_version);
+    if (in->owner != b->catalog_shard) return;
+    refresh_catalog(in);
+    subscriptions_instance(b);
+}
+
+static owner_call_t *find_call_by_token(instance_t *in, json_int_t token) {
     if (token <= 0) return NULL; /* 0: calls that asked for no progress */
     nx_list_t *pos;
-    nx_list_foreach(pos, &b->calls) {
+    nx_list_foreach(pos, &in->calls) {
         owner_call_t *oc = nx_container_of(pos, owner_call_t, link);
         if (oc->progress_token == token) return oc;
     }
     return NULL;
 }
 
-static void owner_call_free(owner_call_t *oc) {
-    nx_timer_stop(&oc->timeout);
-    nx_list_remove(&oc->link);
-    free(oc);
-}
-
-/* The call a message from the backend is about when the message does not say (stdio carries
- * no relation between a request and what the server sends while serving it): the most recent
- * call in flight, which is exact whenever calls do not overlap. */
-static owner_call_t *attributed_call(backend_t *b) {
-    return nx_list_empty(&b->calls) ? NULL : nx_container_of(b->calls.prev, owner_call_t, link);
+/* The call a message from the backend is about: the request whose response stream carried it
+ * when the link knows (Streamable HTTP), else the most recent call in flight (stdio carries no
+ * relation between a request and what the server sends while serving it), which is exact
+ * whenever calls do not overlap. */
+static owner_call_t *attributed_call(instance_t *in) {
+    nx_list_t *pos;
+    if (in->related > 0) {
+        nx_list_foreach(pos, &in->calls) {
+            owner_call_t *oc = nx_container_of(pos, owner_call_t, link);
+            if (oc->request_id == in->related) return oc;
+        }
+    }
+    return nx_list_empty(&in->calls) ? NULL : nx_container_of(in->calls.prev, owner_call_t, link);
 }
 
 static void on_client_notification(nx_mcp_client_t *cl, const char *method, const json_t *params,
                                    void *arg) {
-    backend_t *b = arg;
+    instance_t *in = arg;
+    backend_t *b = backend_of(in);
     for (int k = 0; k < KINDS; k++) {
         char changed[64];
         snprintf(changed, sizeof(changed), "notifications/%s/list_changed",
                  k == 2 ? "resources" : kind_keys[k]);
         if (strcmp(method, changed) != 0) continue;
-        refresh_kind(b, k);
-        if (k == 1) refresh_kind(b, 2); /* one notification covers resources and templates */
-        post_broadcast(b, method, NULL);
+        if (in->owner != b->catalog_shard) return; /* the catalog shard hears it too */
+        refresh_kind(in, k);
+        if (k == 1) refresh_kind(in, 2); /* one notification covers resources and templates */
+        post_broadcast(in, method, NULL);
         return;
     }
     if (strcmp(method, "notifications/resources/updated") == 0) {
-        post_broadcast(b, method, params);
+        post_broadcast(in, method, params);
         return;
     }
     owner_call_t *oc = NULL;
     if (strcmp(method, "notifications/progress") == 0) {
         /* Our progress token names the call. */
         json_t *token = json_object_get(params, "progressToken");
-        oc = json_is_integer(token) ? find_owner_call_by_token(b, json_integer_value(token)) : NULL;
+        oc = json_is_integer(token) ? find_call_by_token(in, json_integer_value(token)) : NULL;
     } else if (strcmp(method, "notifications/message") == 0) {
-        oc = attributed_call(b);
+        oc = attributed_call(in);
         if (oc == NULL) {
             /* Said outside any call: nexus's log keeps it. */
             char *text = json_dumps(json_object_get(params, "data"), JSON_COMPACT);
@@ -412,7 +528,7 @@ static void on_client_notification(nx_mcp_client_t *cl, const char *method, cons
         }
     }
     if (oc == NULL) return;
-    bmsg_t *bm = bmsg_new(M_NOTIFY, b->all, b->index, oc->origin, oc->seq);
+    bmsg_t *bm = bmsg_new(M_NOTIFY, b->all, b->index, in->index, oc->origin, oc->seq);
     if (bm == NULL) return;
     bm->method = strdup(method);
     bm->payload = json_deep_copy(params);
@@ -423,9 +539,10 @@ static void on_client_notification(nx_mcp_client_t *cl, const char *method, cons
  * call it is serving is asked in its name, and the answer travels back. */
 static void on_client_request(nx_mcp_client_t *cl, const json_t *id, const char *method,
                               const json_t *params, void *arg) {
-    backend_t *b = arg;
-    owner_call_t *oc = attributed_call(b);
-    bmsg_t *bm = oc ? bmsg_new(M_REQUEST, b->all, b->index, oc->origin, oc->seq) : NULL;
+    instance_t *in = arg;
+    backend_t *b = backend_of(in);
+    owner_call_t *oc = attributed_call(in);
+    bmsg_t *bm = oc ? bmsg_new(M_REQUEST, b->all, b->index, in->index, oc->origin, oc->seq) : NULL;
     if (bm == NULL) {
         nx_mcp_client_respond(
             cl, id, NULL,
@@ -436,64 +553,15 @@ static void on_client_request(nx_mcp_client_t *cl, const json_t *id, const char 
     bm->method = strdup(method);
     bm->payload = params ? json_deep_copy(params) : json_object();
     bm->request_id = json_deep_copy(id);
-    bm->generation = b->generation;
+    bm->generation = in->generation;
     if (!post(b->all, oc->origin, bm))
         nx_mcp_client_respond(cl, id, NULL,
                               json_pack("{s:i, s:s}", "code", -32603, "message",
                                         "nexus is overloaded: the client could not be asked"));
 }
 
-static void on_child_line(nx_child_t *c, const char *line, size_t len, void *arg) {
-    backend_t *b = arg;
-    if (b->client_live) nx_mcp_client_receive(&b->client, line, len);
-}
-
-static void on_child_stderr(nx_child_t *c, const char *p, size_t n, void *arg) {
-    backend_t *b = arg;
-    /* What a stdio server says on stderr is its log: keep it, trimmed, under its name. */
-    while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r'))
-        n--;
-    if (n > 0) nx_log_info("backend %s: %.*s", b->name, (int)(n > 1000 ? 1000 : n), p);
-}
-
-static void on_child_exit(nx_child_t *c, int status, void *arg) {
-    backend_t *b = arg;
-    b->child = NULL;
-    atomic_store(&b->pid, 0);
-    nx_child_free(c);
-    if (b->client_live) {
-        b->client_live = false;
-        nx_mcp_client_dispose(&b->client); /* waiting calls fail: their answers go back */
-    }
-    for (int k = 0; k < KINDS; k++) {
-        json_decref(b->pages[k]);
-        b->pages[k] = NULL;
-        b->refresh_again[k] = false;
-    }
-    if (nx_shard_now_ms(b->es->shard) - b->ready_at > READY_STABLE_MS && b->ready_at != 0)
-        b->failures = 0;
-    if (!b->draining) {
-        atomic_fetch_add(&b->restarts, 1);
-        nx_log_warn("backend %s: process exited (status %d)", b->name, status);
-    }
-    schedule_restart(b);
-}
-
-static void start_process(backend_t *b) {
-    atomic_store(&b->state, B_STARTING);
-    nx_child_opts_t o = {
-        .argv = (const char *const *)b->argv, .env = (const char *const *)b->env, .cwd = b->cwd};
-    nx_child_ops_t ops = {
-        .on_line = on_child_line, .on_stderr = on_child_stderr, .on_exit = on_child_exit};
-    int rc = nx_child_spawn(b->es->shard, &o, &ops, b, &b->child);
-    if (rc < 0) {
-        b->child = NULL;
-        nx_log_error("backend %s: cannot start %s: %s", b->name, b->argv[0], strerror(-rc));
-        schedule_restart(b);
-        return;
-    }
-    atomic_store(&b->pid, (int)b->child->pid);
-    b->generation++;
+void nx_backend_link_up(nx_backend_instance_t *in) {
+    in->generation++;
     nx_mcp_client_ops_t cops = {.send = client_send,
                                 .on_ready = on_client_ready,
                                 .on_notification = on_client_notification,
@@ -501,31 +569,130 @@ static void start_process(backend_t *b) {
     /* nexus asks its own clients in the backend's name, so it offers what they may offer. */
     json_t *caps = json_pack("{s:{}, s:{s:{}, s:{}}, s:{s:b}}", "sampling", "elicitation", "form",
                              "url", "roots", "listChanged", 0);
-    nx_mcp_client_init(&b->client, &cops, b, "nexus", caps);
-    b->client_live = true;
-    nx_mcp_client_start(&b->client);
+    nx_mcp_client_init(&in->client, &cops, in, "nexus", caps);
+    in->client_live = true;
+    nx_mcp_client_start(&in->client);
 }
+
+void nx_backend_link_receive(nx_backend_instance_t *in, const char *text, size_t len,
+                             json_int_t related) {
+    if (!in->client_live) return;
+    in->related = related;
+    nx_mcp_client_receive(&in->client, text, len);
+    in->related = 0;
+}
+
+void nx_backend_link_down(nx_backend_instance_t *in, const char *why, bool restart_now) {
+    backend_t *b = backend_of(in);
+    atomic_store(&in->pid, 0);
+    if (in->client_live) {
+        in->client_live = false;
+        nx_mcp_client_dispose(&in->client); /* waiting calls fail: their answers go back */
+    }
+    for (int k = 0; k < KINDS; k++) {
+        if (b->pages_in[k] == in) {
+            end_refresh(b, k);
+            b->refresh_again[k] = false;
+        }
+    }
+    if (in->ready_at != 0 && nx_shard_now_ms(in->es->shard) - in->ready_at > READY_STABLE_MS)
+        in->failures = 0;
+    in->ready_at = 0;
+    if (!in->draining) {
+        atomic_fetch_add(&b->restarts, 1);
+        nx_log_warn("backend %s: %s", b->name, why);
+    }
+    schedule_restart(in, restart_now);
+}
+
+/* ---- the stdio link: one supervised process ---- */
+
+static void on_child_line(nx_child_t *c, const char *line, size_t len, void *arg) {
+    nx_backend_link_receive(arg, line, len, 0);
+}
+
+static void on_child_stderr(nx_child_t *c, const char *p, size_t n, void *arg) {
+    instance_t *in = arg;
+    /* What a stdio server says on stderr is its log: keep it, trimmed, under its name. */
+    while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r'))
+        n--;
+    if (n > 0) nx_log_info("backend %s: %.*s", in->name, (int)(n > 1000 ? 1000 : n), p);
+}
+
+static void on_child_exit(nx_child_t *c, int status, void *arg) {
+    instance_t *in = arg;
+    in->link = NULL;
+    nx_child_free(c);
+    char why[64];
+    snprintf(why, sizeof(why), "process exited (status %d)", status);
+    nx_backend_link_down(in, why, false);
+}
+
+static int stdio_start(instance_t *in) {
+    const nx_backend_spec_t *sp = in->spec;
+    nx_child_opts_t o = {.argv = sp->argv, .env = sp->env, .cwd = sp->cwd};
+    nx_child_ops_t ops = {
+        .on_line = on_child_line, .on_stderr = on_child_stderr, .on_exit = on_child_exit};
+    nx_child_t *child = NULL;
+    int rc = nx_child_spawn(in->es->shard, &o, &ops, in, &child);
+    if (rc < 0) return rc;
+    in->link = child;
+    atomic_store(&in->pid, (int)child->pid);
+    nx_backend_link_up(in);
+    return 0;
+}
+
+static int stdio_send(instance_t *in, const char *text, size_t len, json_int_t request_id) {
+    nx_child_t *child = in->link;
+    if (child == NULL) return -EPIPE;
+    if (nx_child_write(child, text, len) < 0 || nx_child_write(child, "\n", 1) < 0) return -EPIPE;
+    return 0;
+}
+
+static void stdio_drain(instance_t *in) {
+    if (in->link != NULL) nx_child_stop(in->link, in->spec->term_after_ms, in->spec->kill_after_ms);
+}
+
+static void stdio_destroy(instance_t *in) {
+    if (in->link != NULL) nx_child_free(in->link);
+    in->link = NULL;
+}
+
+const nx_backend_link_ops_t nx_backend_stdio_link = {
+    .name = "stdio",
+    .start = stdio_start,
+    .send = stdio_send,
+    .drain = stdio_drain,
+    .destroy = stdio_destroy,
+};
 
 /* ---- calls: owner side ---- */
 
 static void answer_origin(owner_call_t *oc, const json_t *result, const json_t *error) {
-    bmsg_t *bm = bmsg_new(M_ANSWER, oc->b->all, oc->b->index, oc->origin, oc->seq);
+    backend_t *b = backend_of(oc->in);
+    bmsg_t *bm = bmsg_new(M_ANSWER, b->all, b->index, oc->in->index, oc->origin, oc->seq);
     if (bm != NULL) {
         bm->payload = json_deep_copy(result ? result : error);
         bm->is_error = result == NULL;
-        post(oc->b->all, oc->origin, bm);
+        post(b->all, oc->origin, bm);
     }
+}
+
+static void owner_call_free(owner_call_t *oc) {
+    nx_timer_stop(&oc->timeout);
+    nx_list_remove(&oc->link);
+    atomic_fetch_sub(&oc->in->outstanding, 1);
+    free(oc);
 }
 
 static void on_backend_answer(nx_mcp_client_t *cl, const json_t *result, const json_t *error,
                               void *arg) {
     owner_call_t *oc = arg;
-    backend_t *b = oc->b;
-    if (error != NULL && (!b->client_live || cl->state == NX_MCP_CLIENT_FAILED)) {
-        /* Not the backend's answer: its process went away under the call. */
-        json_t *e = json_pack("{s:i, s:s, s:{s:s, s:b}}", "code", -32603, "message",
-                              json_string_value(json_object_get(error, "message")), "data",
-                              "backend", b->name, "retryable", 1);
+    instance_t *in = oc->in;
+    if (error != NULL && (!in->client_live || cl->state == NX_MCP_CLIENT_FAILED)) {
+        /* Not the backend's answer: its link went away under the call. */
+        json_t *e =
+            retryable_error(backend_of(in), json_string_value(json_object_get(error, "message")));
         answer_origin(oc, NULL, e);
         json_decref(e);
     } else {
@@ -536,26 +703,25 @@ static void on_backend_answer(nx_mcp_client_t *cl, const json_t *result, const j
 
 static void on_call_timeout(nx_timer_t *t) {
     owner_call_t *oc = nx_container_of(t, owner_call_t, timeout);
-    backend_t *b = oc->b;
-    nx_mcp_client_abandon(&b->client, oc->request_id, "timed out");
+    backend_t *b = backend_of(oc->in);
+    nx_mcp_client_abandon(&oc->in->client, oc->request_id, "timed out");
     char m[200];
     snprintf(m, sizeof(m), "backend %s did not answer within %u ms", b->name, b->call_timeout_ms);
-    json_t *e = json_pack("{s:i, s:s, s:{s:s, s:b}}", "code", -32603, "message", m, "data",
-                          "backend", b->name, "retryable", 1);
+    json_t *e = retryable_error(b, m);
     answer_origin(oc, NULL, e);
     json_decref(e);
     owner_call_free(oc);
 }
 
-static void owner_start_call(backend_t *b, bmsg_t *bm) {
-    if (atomic_load(&b->state) != B_READY || !b->client_live) {
+static void owner_start_call(instance_t *in, bmsg_t *bm) {
+    backend_t *b = backend_of(in);
+    if (!instance_ready(in)) {
         char m[200];
         snprintf(m, sizeof(m), "backend %s is %s; retry later", b->name,
-                 state_names[atomic_load(&b->state)]);
-        bmsg_t *ans = bmsg_new(M_ANSWER, b->all, b->index, bm->origin, bm->seq);
+                 state_names[atomic_load(&in->state)]);
+        bmsg_t *ans = bmsg_new(M_ANSWER, b->all, b->index, in->index, bm->origin, bm->seq);
         if (ans != NULL) {
-            ans->payload = json_pack("{s:i, s:s, s:{s:s, s:b}}", "code", -32603, "message", m,
-                                     "data", "backend", b->name, "retryable", 1);
+            ans->payload = retryable_error(b, m);
             ans->is_error = true;
             post(b->all, bm->origin, ans);
         }
@@ -563,80 +729,43 @@ static void owner_start_call(backend_t *b, bmsg_t *bm) {
     }
     owner_call_t *oc = calloc(1, sizeof(*oc));
     if (oc == NULL) return;
-    oc->b = b;
+    oc->in = in;
     oc->origin = bm->origin;
     oc->seq = bm->seq;
     nx_timer_init(&oc->timeout, on_call_timeout);
-    nx_list_insert_tail(&b->calls, &oc->link);
+    nx_list_insert_tail(&in->calls, &oc->link);
+    atomic_fetch_add(&in->outstanding, 1);
     atomic_fetch_add(&b->calls_total, 1);
     json_t *params = json_deep_copy(bm->payload);
     if (bm->flag) {
-        oc->progress_token = ++b->next_progress_token;
+        oc->progress_token = ++in->next_progress_token;
         json_object_set_new(params, "_meta",
                             json_pack("{s:I}", "progressToken", oc->progress_token));
     }
-    oc->request_id = nx_mcp_client_request(&b->client, bm->method, params, on_backend_answer, oc);
+    oc->request_id = nx_mcp_client_request(&in->client, bm->method, params, on_backend_answer, oc);
     if (oc->request_id == 0) return; /* answered (with the error) and freed already */
     if (b->call_timeout_ms > 0)
-        nx_shard_timer_start(b->es->shard, &oc->timeout, b->call_timeout_ms);
+        nx_shard_timer_start(in->es->shard, &oc->timeout, b->call_timeout_ms);
 }
 
-static void owner_cancel_call(backend_t *b, uint32_t origin, uint64_t seq) {
+static void owner_cancel_call(instance_t *in, uint32_t origin, uint64_t seq) {
     nx_list_t *pos;
-    nx_list_foreach(pos, &b->calls) {
+    nx_list_foreach(pos, &in->calls) {
         owner_call_t *oc = nx_container_of(pos, owner_call_t, link);
         if (oc->origin == origin && oc->seq == seq) {
-            nx_mcp_client_abandon(&b->client, oc->request_id, "cancelled by the client");
+            nx_mcp_client_abandon(&in->client, oc->request_id, "cancelled by the client");
             owner_call_free(oc);
             return;
         }
     }
 }
 
-static void ignore_answer(nx_mcp_client_t *cl, const json_t *result, const json_t *error,
-                          void *arg) {
-    (void)cl, (void)result, (void)error, (void)arg;
-}
-
-/* Front-end subscriptions to the backend's resources, counted so the backend is told once. */
-static void owner_subscribe(backend_t *b, const char *uri, bool on) {
-    json_int_t n = json_integer_value(json_object_get(b->subscriptions, uri));
-    n += on ? 1 : -1;
-    if (n <= 0)
-        json_object_del(b->subscriptions, uri);
-    else
-        json_object_set_new(b->subscriptions, uri, json_integer(n));
-    if ((on && n != 1) || (!on && n != 0)) return;
-    if (atomic_load(&b->state) != B_READY || !b->client_live) return; /* at ready, then */
-    nx_mcp_client_request(&b->client, on ? "resources/subscribe" : "resources/unsubscribe",
-                          json_pack("{s:s}", "uri", uri), ignore_answer, NULL);
-}
-
-static void resubscribe(backend_t *b) {
-    const char *uri;
-    json_t *n;
-    json_object_foreach(b->subscriptions, uri, n) {
-        nx_mcp_client_request(&b->client, "resources/subscribe", json_pack("{s:s}", "uri", uri),
-                              ignore_answer, NULL);
-    }
-}
-
-/* The client's answer to the backend's request, if the process that asked still runs. */
-static void owner_respond(backend_t *b, bmsg_t *bm) {
-    if (!b->client_live || bm->generation != b->generation) return;
+/* The client's answer to the backend's request, if the link that asked still runs. */
+static void owner_respond(instance_t *in, bmsg_t *bm) {
+    if (!in->client_live || bm->generation != in->generation) return;
     json_t *payload = json_incref(bm->payload);
-    nx_mcp_client_respond(&b->client, bm->request_id, bm->is_error ? NULL : payload,
+    nx_mcp_client_respond(&in->client, bm->request_id, bm->is_error ? NULL : payload,
                           bm->is_error ? payload : NULL);
-}
-
-static void post_broadcast(backend_t *b, const char *method, const json_t *params) {
-    for (uint32_t k = 0; k < b->all->e->shard_count; k++) {
-        bmsg_t *bm = bmsg_new(M_BROADCAST, b->all, b->index, k, 0);
-        if (bm == NULL) return;
-        bm->method = strdup(method);
-        bm->payload = params ? json_deep_copy(params) : NULL;
-        post(b->all, k, bm);
-    }
 }
 
 /* ---- calls: origin side ---- */
@@ -650,19 +779,49 @@ static proxy_t *find_proxy(nx_backends_t *all, uint32_t origin, uint64_t seq) {
     return NULL;
 }
 
-/* Ends <p>'s hold on its backend's limits; <outcome> 0 = success, 1 = failure reported to the
- * breaker, -1 = nothing to report (a cancelled call: the client, not the backend, ended it). */
-static uint64_t mono_ms(void) {
-    return nx_loop_clock_ns() / 1000000u;
+static nx_health_t *health_of(backend_t *b, uint32_t origin, uint32_t instance) {
+    return &b->health[(size_t)origin * b->instance_count + instance];
 }
 
-/* Reports the current try's outcome (0 success, 1 failure) to the breaker, once. */
+/* The instance for the next try from <origin>: among the ready ones that are not ejected —
+ * those of the origin's own shard first (no mailbox hop) — by round robin or least
+ * outstanding calls; when none is ready, any (the owner answers that it is not, and the try is
+ * retried with backoff). */
+static uint32_t pick_instance(backend_t *b, uint32_t origin) {
+    uint64_t now = mono_ms();
+    uint32_t n = b->instance_count;
+    uint32_t start = b->next_pick[origin]++;
+    for (int pass = 0; pass < 2; pass++) {
+        uint32_t best = UINT32_MAX, best_load = UINT32_MAX;
+        for (uint32_t k = 0; k < n; k++) {
+            uint32_t i = (start + k) % n;
+            instance_t *in = &b->instances[i];
+            if (pass == 0 && in->owner != origin) continue;
+            if (atomic_load(&in->state) != B_READY) continue;
+            if (!nx_health_available(health_of(b, origin, i), now)) continue;
+            if (!b->spec.least_outstanding) return i;
+            uint32_t load = atomic_load(&in->outstanding);
+            if (load < best_load) best = i, best_load = load;
+        }
+        if (best != UINT32_MAX) return best;
+    }
+    return start % n;
+}
+
+/* Reports the current try's outcome (0 success, 1 failure, -1 none: the client ended it) to
+ * the breaker and to the instance's outlier detection, once. */
 static void record_try(proxy_t *p, int outcome) {
     backend_t *b = p->b;
     if (p->permitted && b->breaker_enabled && outcome >= 0)
         nx_breaker_record(&b->breaker, &p->permit, mono_ms(), outcome == 0);
     p->permitted = false;
     if (outcome > 0) atomic_fetch_add(&b->failures_total, 1);
+    if (outcome >= 0 &&
+        nx_health_call_result(health_of(b, p->origin, p->instance), mono_ms(), outcome == 0)) {
+        atomic_fetch_add(&b->ejections_total, 1);
+        nx_log_warn("backend %s: instance %u ejected after consecutive failures", b->name,
+                    p->instance);
+    }
 }
 
 static void proxy_release(proxy_t *p, int outcome) {
@@ -686,18 +845,23 @@ static void proxy_release(proxy_t *p, int outcome) {
     p->params = NULL;
 }
 
-static void on_proxy_cancelled(nx_mcp_call_t *call, void *arg) {
-    proxy_t *p = arg;
-    proxy_release(p, -1);
-    bmsg_t *bm = bmsg_new(M_CANCEL, p->all, p->b->index, p->origin, p->seq);
-    if (bm != NULL) post(p->all, p->b->owner, bm);
+static void proxy_free(proxy_t *p) {
     nx_list_remove(&p->link);
     free(p);
 }
 
-/* Sends the current try of <p> to the backend's owner. */
+static void on_proxy_cancelled(nx_mcp_call_t *call, void *arg) {
+    proxy_t *p = arg;
+    proxy_release(p, -1);
+    bmsg_t *bm = bmsg_new(M_CANCEL, p->all, p->b->index, p->instance, p->origin, p->seq);
+    if (bm != NULL) post(p->all, p->b->instances[p->instance].owner, bm);
+    proxy_free(p);
+}
+
+/* Sends the current try of <p> to an instance's owner. */
 static bool send_try(proxy_t *p) {
-    bmsg_t *bm = bmsg_new(M_CALL, p->all, p->b->index, p->origin, p->seq);
+    p->instance = pick_instance(p->b, p->origin);
+    bmsg_t *bm = bmsg_new(M_CALL, p->all, p->b->index, p->instance, p->origin, p->seq);
     if (bm == NULL || (bm->method = strdup(p->method)) == NULL) {
         if (bm) dispose_bmsg(&bm->msg);
         return false;
@@ -705,13 +869,18 @@ static bool send_try(proxy_t *p) {
     bm->payload = json_incref(p->params);
     bm->flag = p->want_progress;
     p->attempts++;
-    return post(p->all, p->b->owner, bm);
+    return post(p->all, p->b->instances[p->instance].owner, bm);
 }
 
 static __thread nx_backoff_rng_t retry_rng;
 static __thread bool retry_rng_seeded;
 
-static void final_error(proxy_t *p, const char *message, json_t *data);
+static void final_error(proxy_t *p, const char *message, json_t *data) {
+    nx_mcp_call_t *call = p->call;
+    proxy_release(p, -1);
+    proxy_free(p);
+    nx_mcp_call_error(call, -32603, message, data);
+}
 
 static void on_retry_timer(nx_timer_t *t) {
     proxy_t *p = nx_container_of(t, proxy_t, retry_timer);
@@ -756,26 +925,18 @@ static bool try_retry(proxy_t *p) {
     return true;
 }
 
-static void final_error(proxy_t *p, const char *message, json_t *data) {
-    nx_mcp_call_t *call = p->call;
-    proxy_release(p, -1);
-    nx_list_remove(&p->link);
-    free(p);
-    nx_mcp_call_error(call, -32603, message, data);
-}
-
 static void on_relay_answer(nx_mcp_call_t *call, const json_t *result, const json_t *error,
                             void *arg) {
     relay_t *r = arg;
     nx_list_remove(&r->link);
-    bmsg_t *bm = bmsg_new(M_RESPONSE, r->all, r->backend, r->origin, r->seq);
+    bmsg_t *bm = bmsg_new(M_RESPONSE, r->all, r->backend, r->instance, r->origin, r->seq);
     if (bm != NULL) {
         bm->payload = json_deep_copy(result ? result : error);
         bm->is_error = result == NULL;
         bm->request_id = r->request_id;
         r->request_id = NULL;
         bm->generation = r->generation;
-        post(r->all, r->all->items[r->backend].owner, bm);
+        post(r->all, r->all->items[r->backend].instances[r->instance].owner, bm);
     }
     json_decref(r->request_id);
     free(r);
@@ -784,28 +945,66 @@ static void on_relay_answer(nx_mcp_call_t *call, const json_t *result, const jso
 static void relay_request(proxy_t *p, bmsg_t *bm) {
     relay_t *r = malloc(sizeof(*r));
     if (r == NULL) return;
-    *r = (relay_t){
-        {0}, p->all, bm->backend, p->origin, bm->generation, p->seq, json_incref(bm->request_id)};
+    *r = (relay_t){{0},       p->all,         bm->backend, bm->instance,
+                   p->origin, bm->generation, p->seq,      json_incref(bm->request_id)};
     nx_list_insert_tail(&p->relays, &r->link);
     nx_mcp_call_request(p->call, bm->method, json_incref(bm->payload), on_relay_answer, r);
+}
+
+static void origin_answer(nx_shard_t *s, proxy_t *p, bmsg_t *bm) {
+    nx_mcp_call_t *call = p->call;
+    /* A try the backend could not answer (it was down, restarting or too slow) goes again with
+     * backoff while attempts, deadline and budget allow; its own errors never do. */
+    if (bm->is_error &&
+        json_is_true(json_object_get(json_object_get(bm->payload, "data"), "retryable")) &&
+        try_retry(p))
+        return;
+    /* Errors of the backend count against it; a tool's isError result and errors that blame
+     * the request (unknown method, bad params, no such resource) do not. */
+    json_int_t code = json_integer_value(json_object_get(bm->payload, "code"));
+    bool blames_request = code == -32600 || code == -32601 || code == -32602 || code == -32002;
+    proxy_release(p, bm->is_error && !blames_request ? 1 : 0);
+    proxy_free(p);
+    if (bm->is_error) {
+        json_t *e = bm->payload;
+        const char *message = json_string_value(json_object_get(e, "message"));
+        nx_mcp_call_error(call, (int)json_integer_value(json_object_get(e, "code")),
+                          message ? message : "backend error",
+                          json_incref(json_object_get(e, "data")));
+    } else {
+        nx_mcp_call_return(call, json_incref(bm->payload));
+    }
+    nx_engine_shard_maybe_stop(s->user);
+}
+
+static void reject_request(nx_backends_t *all, bmsg_t *bm) {
+    /* The call ended meanwhile: the backend hears that nobody can answer. */
+    bmsg_t *r = bmsg_new(M_RESPONSE, all, bm->backend, bm->instance, bm->origin, bm->seq);
+    if (r == NULL) return;
+    r->payload = json_pack("{s:i, s:s}", "code", -32603, "message", "the client's request is over");
+    r->is_error = true;
+    r->request_id = json_incref(bm->request_id);
+    r->generation = bm->generation;
+    post(all, all->items[bm->backend].instances[bm->instance].owner, r);
 }
 
 static void on_bmsg(nx_shard_t *s, nx_msg_t *m) {
     bmsg_t *bm = (bmsg_t *)m;
     nx_backends_t *all = bm->all;
     backend_t *b = &all->items[bm->backend];
+    instance_t *in = &b->instances[bm->instance];
     switch (bm->kind) {
     case M_CALL:
-        owner_start_call(b, bm);
+        owner_start_call(in, bm);
         break;
     case M_CANCEL:
-        owner_cancel_call(b, bm->origin, bm->seq);
+        owner_cancel_call(in, bm->origin, bm->seq);
         break;
     case M_RESPONSE:
-        owner_respond(b, bm);
+        owner_respond(in, bm);
         break;
     case M_SUBSCRIBE:
-        owner_subscribe(b, bm->method, bm->flag);
+        subscription_changed(b, bm->method, bm->flag);
         break;
     case M_BROADCAST:
         if (strcmp(bm->method, "notifications/resources/updated") == 0)
@@ -813,57 +1012,20 @@ static void on_bmsg(nx_shard_t *s, nx_msg_t *m) {
         else
             nx_mcp_broadcast(bm->method, NULL);
         break;
-    case M_REQUEST: {
-        proxy_t *p = find_proxy(all, bm->origin, bm->seq);
-        if (p == NULL) {
-            /* The call ended meanwhile: the backend hears that nobody can answer. */
-            bmsg_t *r = bmsg_new(M_RESPONSE, all, bm->backend, bm->origin, bm->seq);
-            if (r != NULL) {
-                r->payload = json_pack("{s:i, s:s}", "code", -32603, "message",
-                                       "the client's request is over");
-                r->is_error = true;
-                r->request_id = json_incref(bm->request_id);
-                r->generation = bm->generation;
-                post(all, b->owner, r);
-            }
-            break;
-        }
-        relay_request(p, bm);
-        break;
-    }
+    case M_REQUEST:
     case M_NOTIFY:
     case M_ANSWER: {
         proxy_t *p = find_proxy(all, bm->origin, bm->seq);
-        if (p == NULL) break; /* the call was cancelled meanwhile */
-        if (bm->kind == M_NOTIFY) {
+        if (p == NULL) { /* the call was cancelled meanwhile */
+            if (bm->kind == M_REQUEST) reject_request(all, bm);
+            break;
+        }
+        if (bm->kind == M_REQUEST)
+            relay_request(p, bm);
+        else if (bm->kind == M_NOTIFY)
             nx_mcp_call_forward(p->call, bm->method, bm->payload);
-            break;
-        }
-        nx_mcp_call_t *call = p->call;
-        /* A try the backend could not answer (it was down, restarting or too slow) goes again
-         * with backoff while attempts, deadline and budget allow; its own errors never do. */
-        if (bm->is_error &&
-            json_is_true(json_object_get(json_object_get(bm->payload, "data"), "retryable")) &&
-            try_retry(p))
-            break;
-        /* Errors of the backend count against it; a tool's isError result and errors that
-         * blame the request (unknown method, bad params, no such resource) do not. */
-        json_int_t code = json_integer_value(json_object_get(bm->payload, "code"));
-        bool blames_request = code == -32600 || code == -32601 || code == -32602 || code == -32002;
-        proxy_release(p, bm->is_error && !blames_request ? 1 : 0);
-        nx_list_remove(&p->link);
-        free(p);
-        if (bm->is_error) {
-            json_t *e = bm->payload;
-            nx_mcp_call_error(call, (int)json_integer_value(json_object_get(e, "code")),
-                              json_string_value(json_object_get(e, "message"))
-                                  ? json_string_value(json_object_get(e, "message"))
-                                  : "backend error",
-                              json_incref(json_object_get(e, "data")));
-        } else {
-            nx_mcp_call_return(call, json_incref(bm->payload));
-        }
-        nx_engine_shard_maybe_stop(s->user);
+        else
+            origin_answer(s, p, bm);
         break;
     }
     }
@@ -871,11 +1033,6 @@ static void on_bmsg(nx_shard_t *s, nx_msg_t *m) {
 }
 
 /* ---- the provider ---- */
-
-static uint32_t current_shard(void) {
-    nx_engine_shard_t *es = nx_engine_current_shard();
-    return es ? (uint32_t)es->shard->id : 0;
-}
 
 static void provider_list(void *arg, nx_mcp_catalog_kind_t kind, json_t *items) {
     nx_backends_t *all = arg;
@@ -998,7 +1155,7 @@ static bool provider_call(void *arg, nx_mcp_call_t *call, const char *method, co
         return true;
     }
     nx_breaker_permit_t permit = {0};
-    uint64_t now = nx_loop_clock_ns() / 1000000u;
+    uint64_t now = mono_ms();
     if (b->breaker_enabled && !nx_breaker_allow(&b->breaker, now, &permit)) {
         json_decref(params);
         nx_bulkhead_leave(&b->bulkhead);
@@ -1048,13 +1205,13 @@ static void provider_subscribe(void *arg, const char *uri, bool on) {
     nx_backends_t *all = arg;
     backend_t *b = route_uri(all, uri, false);
     if (b == NULL) return; /* nobody serves it (yet): updates will not come */
-    bmsg_t *bm = bmsg_new(M_SUBSCRIBE, all, b->index, current_shard(), 0);
+    bmsg_t *bm = bmsg_new(M_SUBSCRIBE, all, b->index, 0, current_shard(), 0);
     if (bm == NULL || (bm->method = strdup(uri)) == NULL) {
         if (bm != NULL) dispose_bmsg(&bm->msg);
         return;
     }
     bm->flag = on;
-    post(all, b->owner, bm);
+    post(all, b->catalog_shard, bm);
 }
 
 /* ---- life ---- */
@@ -1075,6 +1232,123 @@ static void free_strv(char **v) {
     free(v);
 }
 
+/* Copies <sp> into <b> (strings and lists owned by <b>); NX_ECONFIG with <err> when wrong. */
+static int backend_init(nx_backends_t *all, backend_t *b, uint32_t index,
+                        const nx_backend_spec_t *sp, char *err, size_t errlen) {
+    uint32_t shards = all->e->shard_count;
+    b->all = all;
+    b->index = index;
+    b->spec = *sp;
+    b->name = strdup(sp->name);
+    b->cwd = sp->cwd ? strdup(sp->cwd) : NULL;
+    b->argv = copy_strv(sp->argv);
+    b->env = copy_strv(sp->env);
+    b->headers = copy_strv(sp->headers);
+    b->spec.name = b->name;
+    b->spec.cwd = b->cwd;
+    b->spec.argv = (const char *const *)b->argv;
+    b->spec.env = (const char *const *)b->env;
+    b->spec.headers = (const char *const *)b->headers;
+    if (sp->url_count > 0) {
+        b->urls = calloc(sp->url_count, sizeof(*b->urls));
+        for (size_t u = 0; b->urls != NULL && u < sp->url_count; u++)
+            b->urls[u] = (nx_backend_url_t){strdup(sp->urls[u].host), sp->urls[u].port,
+                                            strdup(sp->urls[u].path)};
+    }
+    b->spec.urls = b->urls;
+    if (b->spec.restart_base_ms == 0) b->spec.restart_base_ms = 1000;
+    if (b->spec.restart_cap_ms == 0) b->spec.restart_cap_ms = 30000;
+    if (b->spec.term_after_ms == 0) b->spec.term_after_ms = 2000;
+    if (b->spec.kill_after_ms == 0) b->spec.kill_after_ms = 2000;
+    b->prefix = sp->prefix;
+    b->call_timeout_ms = sp->call_timeout_ms;
+    b->deadline_ms = sp->deadline_ms;
+    b->max_concurrent = sp->max_concurrent;
+    b->backoff = sp->retry;
+    if (b->backoff.max_attempts == 0) nx_backoff_config_default(&b->backoff);
+    nx_retry_budget_init(&b->budget, &sp->retry_budget);
+    nx_bulkhead_init(&b->bulkhead, sp->max_concurrent);
+    b->retired = json_array();
+    b->subscriptions = json_object();
+    nx_timer_init(&b->retire_timer, on_retire);
+    b->breaker_enabled = sp->breaker_enabled;
+    if (b->name == NULL || b->argv == NULL || b->env == NULL || b->headers == NULL ||
+        (sp->url_count > 0 && b->urls == NULL))
+        return -ENOMEM;
+    if (b->breaker_enabled && nx_breaker_init(&b->breaker, &sp->breaker) < 0) {
+        snprintf(err, errlen, "backend %s: invalid breaker settings", sp->name);
+        return NX_ECONFIG;
+    }
+    if (sp->transport == NX_BACKEND_STDIO) {
+        b->link = &nx_backend_stdio_link;
+        if (b->argv[0] == NULL) {
+            snprintf(err, errlen, "backend %s has no command", sp->name);
+            return NX_ECONFIG;
+        }
+        b->instance_count = sp->instances ? sp->instances : 1;
+    } else {
+        b->link = &nx_backend_http_link;
+        if (sp->url_count == 0) {
+            snprintf(err, errlen, "backend %s has no url", sp->name);
+            return NX_ECONFIG;
+        }
+        b->instance_count = (uint32_t)sp->url_count * shards; /* a session per shard and url */
+    }
+    if (b->instance_count > MAX_INSTANCES) {
+        snprintf(err, errlen, "backend %s would have %u instances; at most %d", sp->name,
+                 b->instance_count, MAX_INSTANCES);
+        return NX_ECONFIG;
+    }
+    b->instances = calloc(b->instance_count, sizeof(instance_t));
+    b->next_pick = calloc(shards, sizeof(uint32_t));
+    b->health = calloc((size_t)shards * b->instance_count, sizeof(nx_health_t));
+    if (b->instances == NULL || b->next_pick == NULL || b->health == NULL) return -ENOMEM;
+    nx_health_config_t hc = sp->health;
+    if (hc.base_ejection_ms == 0) nx_health_config_default(&hc);
+    for (size_t h = 0; h < (size_t)shards * b->instance_count; h++)
+        nx_health_init(&b->health[h], &hc);
+    for (uint32_t i = 0; i < b->instance_count; i++) {
+        instance_t *in = &b->instances[i];
+        in->spec = &b->spec;
+        in->name = b->name;
+        in->backend = b;
+        in->index = i;
+        if (sp->transport == NX_BACKEND_STDIO) {
+            in->owner = (index + i) % shards; /* processes spread over the shards */
+        } else {
+            in->owner = i / (uint32_t)sp->url_count;
+            in->replica = i % (uint32_t)sp->url_count;
+        }
+        nx_list_init(&in->calls);
+        nx_timer_init(&in->restart_timer, on_restart_timer);
+        atomic_store(&in->state, B_STOPPED);
+    }
+    b->catalog_shard = b->instances[0].owner;
+    if (sp->transport != NX_BACKEND_STDIO) b->catalog_shard = index % shards;
+    return 0;
+}
+
+static void backend_dispose(backend_t *b) {
+    json_decref(atomic_load(&b->catalog));
+    json_decref(b->retired);
+    json_decref(b->subscriptions);
+    for (int k = 0; k < KINDS; k++)
+        json_decref(b->pages[k]);
+    free(b->name);
+    free(b->cwd);
+    free_strv(b->argv);
+    free_strv(b->env);
+    free_strv(b->headers);
+    for (size_t u = 0; b->urls != NULL && u < b->spec.url_count; u++) {
+        free((char *)b->urls[u].host);
+        free((char *)b->urls[u].path);
+    }
+    free(b->urls);
+    free(b->instances);
+    free(b->next_pick);
+    free(b->health);
+}
+
 int nx_backends_new(nx_engine_t *e, const nx_backend_spec_t *specs, size_t count, const char *sep,
                     nx_backends_t **out, char *err, size_t errlen) {
     if (e->shard_count > MAX_SHARDS) {
@@ -1089,48 +1363,16 @@ int nx_backends_new(nx_engine_t *e, const nx_backend_spec_t *specs, size_t count
         return -ENOMEM;
     }
     all->e = e;
-    all->count = count;
     snprintf(all->sep, sizeof(all->sep), "%s", sep && sep[0] ? sep : "__");
     for (uint32_t k = 0; k < MAX_SHARDS; k++)
         nx_list_init(&all->proxies[k]);
     for (size_t i = 0; i < count; i++) {
-        const nx_backend_spec_t *sp = &specs[i];
-        backend_t *b = &all->items[i];
-        b->all = all;
-        b->index = (uint32_t)i;
-        b->owner = (uint32_t)(i % e->shard_count);
-        b->name = strdup(sp->name);
-        b->cwd = sp->cwd ? strdup(sp->cwd) : NULL;
-        b->argv = copy_strv(sp->argv);
-        b->env = copy_strv(sp->env);
-        b->prefix = sp->prefix;
-        b->call_timeout_ms = sp->call_timeout_ms;
-        b->restart_base_ms = sp->restart_base_ms ? sp->restart_base_ms : 1000;
-        b->restart_cap_ms = sp->restart_cap_ms ? sp->restart_cap_ms : 30000;
-        b->term_after_ms = sp->term_after_ms ? sp->term_after_ms : 2000;
-        b->kill_after_ms = sp->kill_after_ms ? sp->kill_after_ms : 2000;
-        b->max_concurrent = sp->max_concurrent;
-        b->deadline_ms = sp->deadline_ms;
-        b->backoff = sp->retry;
-        if (b->backoff.max_attempts == 0) nx_backoff_config_default(&b->backoff);
-        nx_retry_budget_init(&b->budget, &sp->retry_budget);
-        nx_bulkhead_init(&b->bulkhead, sp->max_concurrent);
-        b->breaker_enabled = sp->breaker_enabled;
-        if (b->breaker_enabled && nx_breaker_init(&b->breaker, &sp->breaker) < 0) {
-            snprintf(err, errlen, "backend %s: invalid breaker settings", sp->name);
+        all->count = i + 1;
+        int rc = backend_init(all, &all->items[i], (uint32_t)i, &specs[i], err, errlen);
+        if (rc < 0) {
+            if (rc == -ENOMEM) snprintf(err, errlen, "out of memory");
             nx_backends_free(all);
-            return NX_ECONFIG;
-        }
-        b->retired = json_array();
-        b->subscriptions = json_object();
-        nx_list_init(&b->calls);
-        nx_timer_init(&b->restart_timer, on_restart_timer);
-        nx_timer_init(&b->retire_timer, on_retire);
-        atomic_store(&b->state, B_STOPPED);
-        if (b->argv == NULL || b->argv[0] == NULL) {
-            snprintf(err, errlen, "backend %s has no command", sp->name);
-            nx_backends_free(all);
-            return NX_ECONFIG;
+            return rc;
         }
     }
     nx_mcp_provider_t p = {
@@ -1140,58 +1382,65 @@ int nx_backends_new(nx_engine_t *e, const nx_backend_spec_t *specs, size_t count
     return 0;
 }
 
+#define FOR_OWNED(all, es, b, in)                                                                  \
+    for (size_t bi_ = 0; (all) != NULL && bi_ < (all)->count; bi_++)                               \
+        for (uint32_t ii_ = 0; ((b) = &(all)->items[bi_]) && ii_ < (b)->instance_count; ii_++)     \
+            if (((in) = &(b)->instances[ii_])->owner == (uint32_t)(es)->shard->id)
+
 void nx_backends_shard_start(nx_backends_t *all, nx_engine_shard_t *es) {
-    for (size_t i = 0; all && i < all->count; i++) {
-        backend_t *b = &all->items[i];
-        if (b->owner != (uint32_t)es->shard->id) continue;
-        b->es = es;
-        start_process(b);
+    backend_t *b;
+    instance_t *in;
+    for (size_t i = 0; all != NULL && i < all->count; i++)
+        if (all->items[i].catalog_shard == (uint32_t)es->shard->id) all->items[i].catalog_es = es;
+    FOR_OWNED(all, es, b, in) {
+        in->es = es;
+        start_link(in);
     }
 }
 
 void nx_backends_shard_drain(nx_backends_t *all, nx_engine_shard_t *es) {
-    for (size_t i = 0; all && i < all->count; i++) {
-        backend_t *b = &all->items[i];
-        if (b->owner != (uint32_t)es->shard->id) continue;
-        b->draining = true;
-        nx_timer_stop(&b->restart_timer);
-        if (b->child != NULL)
-            nx_child_stop(b->child, b->term_after_ms, b->kill_after_ms);
+    backend_t *b;
+    instance_t *in;
+    FOR_OWNED(all, es, b, in) {
+        in->draining = true;
+        nx_timer_stop(&in->restart_timer);
+        if (in->link != NULL)
+            b->link->drain(in);
         else
-            atomic_store(&b->state, B_STOPPED);
+            atomic_store(&in->state, B_STOPPED);
     }
 }
 
 bool nx_backends_shard_busy(const nx_backends_t *all, const nx_engine_shard_t *es) {
-    for (size_t i = 0; all && i < all->count; i++) {
+    for (size_t i = 0; all != NULL && i < all->count; i++) {
         const backend_t *b = &all->items[i];
-        if (b->owner == (uint32_t)es->shard->id && b->child != NULL) return true;
+        for (uint32_t k = 0; k < b->instance_count; k++)
+            if (b->instances[k].owner == (uint32_t)es->shard->id && b->instances[k].link != NULL)
+                return true;
     }
     return all != NULL && !nx_list_empty(&all->proxies[es->shard->id]);
 }
 
 void nx_backends_shard_stop(nx_backends_t *all, nx_engine_shard_t *es) {
-    for (size_t i = 0; all && i < all->count; i++) {
-        backend_t *b = &all->items[i];
-        if (b->owner != (uint32_t)es->shard->id) continue;
-        b->draining = true;
-        nx_timer_stop(&b->restart_timer);
+    backend_t *b;
+    instance_t *in;
+    for (size_t i = 0; all != NULL && i < all->count; i++) {
+        b = &all->items[i];
+        if (b->catalog_shard != (uint32_t)es->shard->id) continue;
         nx_timer_stop(&b->retire_timer);
-        if (b->child != NULL) {
-            nx_child_free(b->child);
-            b->child = NULL;
+        for (int k = 0; k < KINDS; k++)
+            end_refresh(b, k);
+    }
+    FOR_OWNED(all, es, b, in) {
+        in->draining = true;
+        nx_timer_stop(&in->restart_timer);
+        b->link->destroy(in);
+        if (in->client_live) {
+            in->client_live = false;
+            nx_mcp_client_dispose(&in->client);
         }
-        if (b->client_live) {
-            b->client_live = false;
-            nx_mcp_client_dispose(&b->client);
-        }
-        while (!nx_list_empty(&b->calls)) {
-            owner_call_free(nx_container_of(b->calls.next, owner_call_t, link));
-        }
-        for (int k = 0; k < KINDS; k++) {
-            json_decref(b->pages[k]);
-            b->pages[k] = NULL;
-        }
+        while (!nx_list_empty(&in->calls))
+            owner_call_free(nx_container_of(in->calls.next, owner_call_t, link));
     }
     /* Calls this shard still waits for are answered by nobody now. */
     nx_list_t *list = all ? &all->proxies[es->shard->id] : NULL;
@@ -1199,8 +1448,7 @@ void nx_backends_shard_stop(nx_backends_t *all, nx_engine_shard_t *es) {
         proxy_t *p = nx_container_of(list->next, proxy_t, link);
         nx_mcp_call_t *call = p->call;
         proxy_release(p, -1);
-        nx_list_remove(&p->link);
-        free(p);
+        proxy_free(p);
         nx_mcp_call_on_cancel(call, NULL, NULL);
         nx_mcp_call_error(call, -32603, "the server is shutting down", NULL);
     }
@@ -1208,18 +1456,21 @@ void nx_backends_shard_stop(nx_backends_t *all, nx_engine_shard_t *es) {
 
 void nx_backends_free(nx_backends_t *all) {
     if (all == NULL) return;
-    for (size_t i = 0; i < all->count; i++) {
-        backend_t *b = &all->items[i];
-        json_decref(atomic_load(&b->catalog));
-        json_decref(b->retired);
-        json_decref(b->subscriptions);
-        free(b->name);
-        free(b->cwd);
-        free_strv(b->argv);
-        free_strv(b->env);
-    }
+    for (size_t i = 0; i < all->count; i++)
+        backend_dispose(&all->items[i]);
     free(all->items);
     free(all);
+}
+
+/* The state of a backend as a whole: ready when any instance is. */
+static backend_state_t backend_state(const backend_t *b) {
+    int best = B_STOPPED;
+    for (uint32_t i = 0; i < b->instance_count; i++) {
+        int s = atomic_load(&b->instances[i].state);
+        if (s == B_READY) return B_READY;
+        if (s < best) best = s;
+    }
+    return (backend_state_t)best;
 }
 
 json_t *nx_backends_health(const nx_backends_t *all) {
@@ -1227,21 +1478,19 @@ json_t *nx_backends_health(const nx_backends_t *all) {
     for (size_t i = 0; all && i < all->count; i++) {
         backend_t *b = (backend_t *)&all->items[i];
         json_t *snap = catalog_acquire(b, current_shard());
-        json_object_set_new(
-            out, b->name,
-            json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:i, s:s, s:i, s:I}", "transport", "stdio",
-                      "state", state_names[atomic_load(&b->state)], "tools",
-                      (int)json_array_size(json_object_get(snap, "tools")), "restarts",
-                      (json_int_t)atomic_load(&b->restarts), "calls",
-                      (json_int_t)atomic_load(&b->calls_total), "failures",
-                      (json_int_t)atomic_load(&b->failures_total), "pid", atomic_load(&b->pid),
-                      "breaker",
-                      b->breaker_enabled ? nx_breaker_state_name(nx_breaker_state(&b->breaker))
-                                         : "disabled",
-                      "in_flight", (int)nx_bulkhead_in_flight(&b->bulkhead), "rejected",
-                      (json_int_t)nx_bulkhead_rejected(&b->bulkhead)));
-        json_t *h = json_object_get(out, b->name);
-        json_object_set_new(h, "retries", json_integer((json_int_t)atomic_load(&b->retries_total)));
+        json_t *h = json_pack(
+            "{s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:s, s:i, s:I, s:I, s:I}", "transport",
+            b->link->name, "state", state_names[backend_state(b)], "tools",
+            (json_int_t)json_array_size(json_object_get(snap, "tools")), "restarts",
+            (json_int_t)atomic_load(&b->restarts), "calls",
+            (json_int_t)atomic_load(&b->calls_total), "failures",
+            (json_int_t)atomic_load(&b->failures_total), "pid", atomic_load(&b->instances[0].pid),
+            "breaker",
+            b->breaker_enabled ? nx_breaker_state_name(nx_breaker_state(&b->breaker)) : "disabled",
+            "in_flight", (int)nx_bulkhead_in_flight(&b->bulkhead), "rejected",
+            (json_int_t)nx_bulkhead_rejected(&b->bulkhead), "retries",
+            (json_int_t)atomic_load(&b->retries_total), "ejections",
+            (json_int_t)atomic_load(&b->ejections_total));
         json_object_set_new(
             h, "resources",
             json_integer((json_int_t)json_array_size(json_object_get(snap, "resources"))));
@@ -1251,6 +1500,18 @@ json_t *nx_backends_health(const nx_backends_t *all) {
         json_object_set_new(
             h, "prompts",
             json_integer((json_int_t)json_array_size(json_object_get(snap, "prompts"))));
+        json_t *list = json_array();
+        for (uint32_t k = 0; k < b->instance_count; k++) {
+            const instance_t *in = &b->instances[k];
+            json_t *one = json_pack("{s:i, s:i, s:s, s:i}", "shard", (int)in->owner, "replica",
+                                    (int)in->replica, "state", state_names[atomic_load(&in->state)],
+                                    "outstanding", (int)atomic_load(&in->outstanding));
+            if (atomic_load(&in->pid) != 0)
+                json_object_set_new(one, "pid", json_integer(atomic_load(&in->pid)));
+            json_array_append_new(list, one);
+        }
+        json_object_set_new(h, "instances", list);
+        json_object_set_new(out, b->name, h);
         json_decref(snap);
     }
     return out;

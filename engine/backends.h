@@ -13,17 +13,39 @@
 #include "backoff.h"
 #include "breaker.h"
 #include "engine.h"
+#include "health.h"
 #include "retry_budget.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
-/* What one backend is, as configured (the strings are copied). */
+/* How nexus reaches a backend. */
+typedef enum nx_backend_transport {
+    NX_BACKEND_STDIO, /* a supervised child process per instance */
+    NX_BACKEND_HTTP,  /* MCP Streamable HTTP, one session per shard per replica */
+} nx_backend_transport_t;
+
+/* One replica of an HTTP backend. */
+typedef struct nx_backend_url {
+    const char *host; /* name or address, resolved at start */
+    uint16_t port;
+    const char *path; /* path and query of the MCP endpoint */
+} nx_backend_url_t;
+
+/* What one backend is, as configured (copied by nx_backends_new). */
 typedef struct nx_backend_spec {
     const char *name;
-    const char *const *argv;   /* stdio command and arguments, NULL-terminated */
-    const char *const *env;    /* extra "NAME=value", NULL-terminated, may be NULL */
-    const char *cwd;           /* may be NULL */
+    nx_backend_transport_t transport;
+    uint32_t instances;           /* stdio: processes (each owned by one shard); default 1 */
+    bool least_outstanding;       /* balance: least outstanding calls, else round robin */
+    const char *const *argv;      /* stdio command and arguments, NULL-terminated */
+    const char *const *env;       /* extra "NAME=value", NULL-terminated, may be NULL */
+    const char *cwd;              /* may be NULL */
+    const nx_backend_url_t *urls; /* http: the replicas */
+    size_t url_count;
+    const char *const *headers; /* http: "Name: value" sent with every request; may be NULL */
+    uint32_t connect_timeout_ms;
+    uint32_t pool_max_connections, pool_max_idle, pool_idle_timeout_ms, pool_max_requests;
     bool prefix;               /* tool names become <name><separator><tool> */
     uint32_t call_timeout_ms;  /* per try */
     uint32_t deadline_ms;      /* the whole call, retries included; 0 = none */
@@ -34,6 +56,7 @@ typedef struct nx_backend_spec {
     bool breaker_enabled;
     nx_breaker_config_t breaker; /* per backend, shared by every shard */
     uint32_t max_concurrent;     /* bulkhead: calls in flight at most (all shards); 0 = any */
+    nx_health_config_t health;   /* outlier ejection of instances from real calls */
 } nx_backend_spec_t;
 
 typedef struct nx_backends nx_backends_t;

@@ -440,23 +440,23 @@ static nx_breaker_config_t breaker_config(const nx_server_breaker_t *c) {
                                  .probe_timeout_ms = c->probe_timeout_ms};
 }
 
-/* The backends of servers: (stdio only, for now: other transports are refused at start so a
- * configuration never silently loses a backend). */
+/* The backends of servers: stdio and Streamable HTTP (the other transports are refused at
+ * start, so a configuration never silently loses a backend). */
 static int start_backends(nx_engine_t *e, const nx_config_t *c) {
     const nx_servers_config_t *sc = &c->servers;
     if (sc->count == 0) return 0;
     nx_backend_spec_t *specs = calloc(sc->count, sizeof(*specs));
-    char **argv_store[256] = {0};
+    char ***argv_store = calloc(sc->count, sizeof(char **));
+    nx_backend_url_t **url_store = calloc(sc->count, sizeof(nx_backend_url_t *));
     size_t n = 0;
-    int rc = 0;
-    for (size_t i = 0; specs != NULL && i < sc->count && i < 256; i++) {
+    int rc = specs && argv_store && url_store ? 0 : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < sc->count; i++) {
         const nx_server_config_t *s = &sc->items[i];
         if (!s->enabled) continue;
-        if (s->transport != NX_SERVER_STDIO || s->instances > 1) {
-            nx_log_error("%s:%d: servers[%zu] (%s): %s is not supported yet in this build "
-                         "(stdio with instances: 1 is)",
-                         c->source, s->line, i, s->name,
-                         s->transport != NX_SERVER_STDIO ? "this transport" : "instances > 1");
+        if (s->transport != NX_SERVER_STDIO && s->transport != NX_SERVER_HTTP) {
+            nx_log_error("%s:%d: servers[%zu] (%s): this transport is not supported yet in this "
+                         "build (stdio and http are)",
+                         c->source, s->line, i, s->name);
             rc = NX_ECONFIG;
             break;
         }
@@ -464,42 +464,67 @@ static int start_backends(nx_engine_t *e, const nx_config_t *c) {
         while (s->args != NULL && s->args[argc] != NULL)
             argc++;
         char **argv = calloc(argc + 2, sizeof(char *));
-        if (argv == NULL) {
+        nx_backend_url_t *urls = calloc(s->url_count + 1, sizeof(*urls));
+        argv_store[n] = argv;
+        url_store[n] = urls;
+        if (argv == NULL || urls == NULL) {
             rc = -ENOMEM;
             break;
         }
         argv[0] = (char *)s->command;
         for (size_t k = 0; k < argc; k++)
             argv[k + 1] = s->args[k];
-        argv_store[n] = argv;
-        specs[n++] = (nx_backend_spec_t){.name = s->name,
-                                         .argv = (const char *const *)argv,
-                                         .env = (const char *const *)s->env,
-                                         .cwd = s->cwd[0] ? s->cwd : NULL,
-                                         .prefix = s->prefix,
-                                         .call_timeout_ms = s->timeouts.call_ms,
-                                         .deadline_ms = s->timeouts.deadline_ms,
-                                         .retry = {.base_ms = s->retry.base_ms,
-                                                   .cap_ms = s->retry.cap_ms,
-                                                   .max_attempts = s->retry.attempts},
-                                         .retry_budget = {.ratio_percent = s->retry.budget_percent,
-                                                          .minimum = s->retry.min_retries},
-                                         .restart_base_ms = s->restart_base_ms,
-                                         .restart_cap_ms = s->restart_cap_ms,
-                                         .term_after_ms = s->shutdown_term_ms,
-                                         .kill_after_ms = s->shutdown_kill_ms,
-                                         .breaker_enabled = s->breaker.enabled,
-                                         .breaker = breaker_config(&s->breaker),
-                                         .max_concurrent = s->max_concurrent};
+        for (size_t u = 0; u < s->url_count; u++)
+            urls[u] = (nx_backend_url_t){s->endpoints[u].host, s->endpoints[u].port,
+                                         s->endpoints[u].path};
+        specs[n++] = (nx_backend_spec_t){
+            .name = s->name,
+            .transport = s->transport == NX_SERVER_STDIO ? NX_BACKEND_STDIO : NX_BACKEND_HTTP,
+            .instances = s->instances,
+            .least_outstanding = s->balance == NX_BALANCE_LEAST_OUTSTANDING,
+            .argv = (const char *const *)argv,
+            .env = (const char *const *)s->env,
+            .cwd = s->cwd[0] ? s->cwd : NULL,
+            .urls = urls,
+            .url_count = s->url_count,
+            .headers = (const char *const *)s->headers,
+            .connect_timeout_ms = s->timeouts.connect_ms,
+            .pool_max_connections = s->pool.max_connections,
+            .pool_max_idle = s->pool.max_idle,
+            .pool_idle_timeout_ms = s->pool.idle_timeout_ms,
+            .pool_max_requests = s->pool.max_requests,
+            .prefix = s->prefix,
+            .call_timeout_ms = s->timeouts.call_ms,
+            .deadline_ms = s->timeouts.deadline_ms,
+            .retry = {.base_ms = s->retry.base_ms,
+                      .cap_ms = s->retry.cap_ms,
+                      .max_attempts = s->retry.attempts},
+            .retry_budget = {.ratio_percent = s->retry.budget_percent,
+                             .minimum = s->retry.min_retries},
+            .restart_base_ms = s->restart_base_ms,
+            .restart_cap_ms = s->restart_cap_ms,
+            .term_after_ms = s->shutdown_term_ms,
+            .kill_after_ms = s->shutdown_kill_ms,
+            .breaker_enabled = s->breaker.enabled,
+            .breaker = breaker_config(&s->breaker),
+            .max_concurrent = s->max_concurrent,
+            .health = {.healthy_threshold = s->health.healthy_after,
+                       .unhealthy_threshold = s->health.unhealthy_after,
+                       .consecutive_failures = s->health.eject_after,
+                       .base_ejection_ms = s->health.base_ejection_ms,
+                       .max_ejection_ms = s->health.max_ejection_ms}};
     }
-    if (specs == NULL) rc = -ENOMEM;
     if (rc == 0 && n > 0) {
         char err[256];
         rc = nx_backends_new(e, specs, n, sc->separator, &e->backends, err, sizeof(err));
         if (rc < 0) nx_log_error("backends: %s", err);
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; argv_store != NULL && url_store != NULL && i < sc->count; i++) {
         free(argv_store[i]);
+        free(url_store[i]);
+    }
+    free(argv_store);
+    free(url_store);
     free(specs);
     return rc;
 }

@@ -94,7 +94,10 @@ static json_int_t send_request(nx_mcp_client_t *cl, const char *method, json_t *
     json_t *req = nx_rpc_request_new(id, method, params);
     json_decref(id);
     json_int_t sent = w->id;
-    if (send_msg(cl, req) < 0) {
+    cl->sending_id = sent;
+    int rc = send_msg(cl, req);
+    cl->sending_id = 0;
+    if (rc < 0) {
         json_t *e = error_object(-32603, "the server's transport is gone");
         finish(w, cl, NULL, e);
         json_decref(e);

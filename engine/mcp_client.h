@@ -55,8 +55,11 @@ struct nx_mcp_client {
     json_t *server_info, *server_capabilities, *instructions;
     char protocol_version[16];
     char client_name[64];
-    json_t *capabilities; /* what we declare (sampling, elicitation, roots...) */
-    char error[256];      /* why the handshake failed */
+    json_t *capabilities;  /* what we declare (sampling, elicitation, roots...) */
+    char error[256];       /* why the handshake failed */
+    json_int_t sending_id; /* during ops.send: the id of the request being sent, else 0 (a
+                              transport that carries each request on its own exchange, such as
+                              Streamable HTTP, files what comes back under it) */
 };
 
 /** Prepares <cl> (embedded in its transport) to talk as <client_name> declaring <capabilities>

@@ -1,0 +1,75 @@
+/* Internal to the backends (backends.c and the backend_*.c transports): one instance of a
+ * backend — a supervised process (stdio), or an MCP session with one replica over Streamable
+ * HTTP or WebSocket — owned by one shard, and the contract between the generic backend logic
+ * (MCP client, calls, restarts) and the transport that carries its messages (the link).
+ *
+ * A link is started; once messages can flow it calls nx_backend_link_up, hands every message
+ * it receives to nx_backend_link_receive and, when it ends for any reason, calls
+ * nx_backend_link_down once. The backend then restarts it with backoff unless it is draining. */
+#ifndef NX_ENGINE_BACKEND_LINK_H
+#define NX_ENGINE_BACKEND_LINK_H
+
+#include "engine.h"
+#include "mcp_client.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct nx_backend_instance nx_backend_instance_t;
+typedef struct nx_backend_spec nx_backend_spec_t;
+
+typedef struct nx_backend_link_ops {
+    const char *name; /* "stdio", "http", "ws" (for /health) */
+    /* Begins the link (spawns, connects); 0, or a negative error when it could not even begin
+     * (the backend then retries later; no callback follows). */
+    int (*start)(nx_backend_instance_t *in);
+    /* Sends one JSON-RPC message (compact JSON); <request_id> > 0 when it is one of our
+     * requests. 0, or a negative error when the link is gone. */
+    int (*send)(nx_backend_instance_t *in, const char *text, size_t len, json_int_t request_id);
+    /* Ends the link gracefully (shutdown); nx_backend_link_down follows, now or later. */
+    void (*drain)(nx_backend_instance_t *in);
+    /* Frees the link at once, without callbacks (shard stop). */
+    void (*destroy)(nx_backend_instance_t *in);
+} nx_backend_link_ops_t;
+
+extern const nx_backend_link_ops_t nx_backend_stdio_link;
+extern const nx_backend_link_ops_t nx_backend_http_link;
+
+/* One instance. The transport uses the fields of the first block and <link>; the rest belongs
+ * to backends.c. Everything but the atomics is touched only by the owner shard. */
+struct nx_backend_instance {
+    const nx_backend_spec_t *spec; /* the backend's configuration (urls, argv, pool...) */
+    const char *name;              /* the backend's name, for logs */
+    uint32_t replica;              /* which url (http, ws) */
+    nx_engine_shard_t *es;         /* the owner shard */
+    void *link;                    /* the transport's state */
+    nx_mcp_client_t client;
+    bool client_live;             /* <client> is initialised (between link up and link down) */
+    _Atomic int pid;              /* stdio: the process, for /health; 0 when none */
+    _Atomic int state;            /* a backend_state_t (backends.c) */
+    _Atomic uint32_t outstanding; /* calls in flight here (least-outstanding balancing) */
+    /* backends.c */
+    void *backend;
+    uint32_t index, owner;
+    bool draining;
+    nx_timer_t restart_timer;
+    uint32_t failures; /* consecutive failed starts, for the restart backoff */
+    uint64_t ready_at;
+    json_int_t next_progress_token;
+    uint32_t generation; /* counts links: answers meant for an older one are dropped */
+    json_int_t related;  /* while a received message is handled: the request it came with */
+    nx_list_t calls;
+};
+
+/** The link can carry messages: the MCP handshake starts. */
+void nx_backend_link_up(nx_backend_instance_t *in);
+/** One message from the backend; <related> > 0 names our request it came with (the response
+ *  stream of that request), 0 when unknown. */
+void nx_backend_link_receive(nx_backend_instance_t *in, const char *text, size_t len,
+                             json_int_t related);
+/** The link ended (<why> for the log); calls in flight fail as retryable and the instance
+ *  restarts: after backoff, or at once when <restart_now> (an expired session). */
+void nx_backend_link_down(nx_backend_instance_t *in, const char *why, bool restart_now);
+
+#endif
