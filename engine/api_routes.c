@@ -4,11 +4,13 @@
 #include "engine.h"
 
 #include "backends.h"
+#include "connections.h"
 #include "log.h"
 #include "mcp_admin.h"
 #include "mcp_http.h"
 #include "mcp_ws.h"
 #include "nexus/errors.h"
+#include "rest_tools.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,7 +107,7 @@ static void route_metrics(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_req
     nx_engine_metrics_view(e, &v, sm, ns);
     nx_buf_t out;
     nx_buf_init(&out);
-    if (nx_metrics_format_prometheus(&v, &out) < 0) {
+    if (nx_metrics_format_prometheus(&v, &out) < 0 || nx_backends_metrics(e->backends, &out) < 0) {
         nx_buf_dispose(&out);
         nx_http_respond_error(hc, 500, "could not format metrics", NULL);
         return;
@@ -359,6 +361,26 @@ const nx_route_def_t nx_rest_routes[] = {
      "Sends a notification {method, params} to every connected MCP client; answers how many "
      "received it",
      "mcp", "application/json", "application/json", false},
+    {"GET", "/tools", nx_rest_route_tools_list,
+     "Every tool of the MCP catalog (native and from backends): {tools: [Tool], count}", "tools",
+     "application/json", NULL, false},
+    {"POST", "/tools/{name}", nx_rest_route_tools_call,
+     "Calls tool {name} with the JSON object body as its arguments: 200 with the CallToolResult "
+     "(isError results too), 400 bad body, 404 unknown tool, 503 + Retry-After when the backend "
+     "is failing or full, 502 for other errors",
+     "tools", "application/json", "application/json", false},
+    {"GET", "/api/v1/connections", nx_route_connections,
+     "The backends as connections: {connections: [{id, transport, status, latency_ms, "
+     "success_rate, breaker, instances}], count}",
+     "connections", "application/json", NULL, false},
+    {"GET", "/api/v1/connections/{id}/metrics", nx_route_connection_metrics,
+     "One connection's status, latency (min/avg/max), success rate, breaker and instances; 404 "
+     "for an unknown id",
+     "connections", "application/json", NULL, false},
+    {"POST", "/api/v1/connections/{id}/test", nx_route_connection_test,
+     "Pings the backend now through one instance: {id, ok, latency_ms | error}; 404 for an "
+     "unknown id",
+     "connections", "application/json", NULL, false},
     {"GET", "/ws", nx_mcp_route_ws,
      "MCP over WebSocket (subprotocol mcp): one JSON-RPC message per text frame", "mcp",
      "application/json", NULL, false},

@@ -1,25 +1,372 @@
-/* The Streamable HTTP link of a backend (see backend_link.h): not yet built. */
+/* The Streamable HTTP link of a backend (see backend_link.h): one MCP session with one replica,
+ * held by one shard, over that shard's connection pool to the replica (net/http_client.h).
+ *
+ * Every message is a POST to the MCP endpoint. The answer is 202 (a notification or a response
+ * of ours), one JSON message, or an event stream carrying the server's messages about the
+ * request — progress, log messages, its own requests to the client — and finally the response;
+ * each is handed to the backend as "related" to the request, which is how a server-to-client
+ * request finds the client that made the call. The session id the server gives with its
+ * answer to initialize goes with every later request; a 404 then means the session expired,
+ * and the link ends so the backend starts a new session at once. HTTP failures become JSON-RPC
+ * errors of the request they carried, flagged retryable when another try may succeed (connect
+ * refused or reset, 502, 503, 504). At shutdown the session is ended with DELETE. */
 #include "backend_link.h"
 
-#include <errno.h>
+#include "backends.h"
+#include "http_client.h"
+#include "jsonrpc.h"
+#include "log.h"
+#include "nexus/errors.h"
+#include "sse_parse.h"
 
-static int http_start(nx_backend_instance_t *in) {
-    return -ENOTSUP;
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_JSON_BODY (16u << 20) /* one JSON answer at most (an event stream has no bound) */
+#define SESSION_MAX 256
+#define DELETE_TIMEOUT_MS 1000u
+#define NOTIFY_TIMEOUT_MS 10000u
+
+typedef struct http_link http_link_t;
+
+/* One POST in flight. */
+typedef struct post {
+    nx_list_t link; /* in hl->posts */
+    http_link_t *hl;
+    nx_http_exchange_t *x;
+    json_int_t request_id; /* 0: a notification or a response of ours */
+    uint16_t status;
+    bool is_sse, is_json, is_delete;
+    nx_buf_t body; /* a JSON answer */
+    nx_sse_parser_t sse;
+} post_t;
+
+struct http_link {
+    nx_backend_instance_t *in;
+    nx_http_pool_t *pool;
+    char session[SESSION_MAX]; /* Mcp-Session-Id, "" until the server gives one */
+    nx_http_header_t *headers; /* the configured ones, then room for ours */
+    size_t header_count;       /* configured */
+    char *header_text;         /* storage of the configured headers */
+    nx_list_t posts;
+    bool down;
+    nx_timer_t down_timer; /* ends the link outside any callback of its own */
+    const char *why;
+    bool restart_now;
+};
+
+/* ---- ending ---- */
+
+static void post_free(post_t *p) {
+    nx_list_remove(&p->link);
+    nx_buf_dispose(&p->body);
+    if (p->is_sse) nx_sse_parser_dispose(&p->sse);
+    free(p);
+}
+
+static void link_free(http_link_t *hl) {
+    while (!nx_list_empty(&hl->posts)) {
+        post_t *p = nx_container_of(hl->posts.next, post_t, link);
+        nx_http_exchange_cancel(p->x);
+        post_free(p);
+    }
+    nx_http_pool_free(hl->pool);
+    nx_timer_stop(&hl->down_timer);
+    free(hl->headers);
+    free(hl->header_text);
+    free(hl);
+}
+
+static void on_down_timer(nx_timer_t *t) {
+    http_link_t *hl = nx_container_of(t, http_link_t, down_timer);
+    nx_backend_instance_t *in = hl->in;
+    const char *why = hl->why;
+    bool now = hl->restart_now;
+    in->link = NULL;
+    link_free(hl);
+    nx_backend_link_down(in, why, now);
+}
+
+/* Ends the link soon (from a timer: callers may be inside callbacks of its exchanges). */
+static void link_end(http_link_t *hl, const char *why, bool restart_now) {
+    if (hl->down) return;
+    hl->down = true;
+    hl->why = why;
+    hl->restart_now = restart_now;
+    nx_shard_timer_start(hl->in->es->shard, &hl->down_timer, 0);
+}
+
+/* ---- answers ---- */
+
+/* Fails our request <id> with a JSON-RPC error as if the server had sent it. */
+static void fail_request(http_link_t *hl, json_int_t id, const char *message, bool retryable) {
+    if (id <= 0 || hl->down) return;
+    json_t *err = json_pack("{s:s, s:I, s:{s:i, s:s, s:{s:s, s:b}}}", "jsonrpc", "2.0", "id", id,
+                            "error", "code", -32603, "message", message, "data", "backend",
+                            hl->in->name, "retryable", retryable);
+    char *text = json_dumps(err, JSON_COMPACT);
+    json_decref(err);
+    if (text != NULL) nx_backend_link_receive(hl->in, text, strlen(text), id);
+    free(text);
+}
+
+static void on_head(nx_http_exchange_t *x, const nx_http_response_t *head, void *arg) {
+    post_t *p = arg;
+    http_link_t *hl = p->hl;
+    p->status = head->status;
+    nx_str_t sid = nx_http_response_header(head, "mcp-session-id");
+    if (sid.n > 0 && sid.n < SESSION_MAX && hl->session[0] == '\0')
+        snprintf(hl->session, sizeof(hl->session), "%.*s", (int)sid.n, sid.p);
+    if (head->status / 100 != 2) return;
+    nx_str_t media = head->media_type;
+    if (media.n == 17 && strncasecmp(media.p, "text/event-stream", 17) == 0) {
+        p->is_sse = true;
+        nx_sse_parser_init(&p->sse, NULL);
+    } else if (media.n == 16 && strncasecmp(media.p, "application/json", 16) == 0) {
+        p->is_json = true;
+    }
+}
+
+static void on_data(nx_http_exchange_t *x, const char *data, size_t len, void *arg) {
+    post_t *p = arg;
+    http_link_t *hl = p->hl;
+    if (p->is_json) {
+        if (p->body.len + len > MAX_JSON_BODY || nx_buf_append(&p->body, data, len) < 0)
+            p->is_json = false; /* dropped: the request fails when the exchange ends */
+        return;
+    }
+    if (!p->is_sse) return;
+    while (len > 0 && !hl->down) {
+        nx_sse_message_t m;
+        int rc = nx_sse_parse(&p->sse, data, len, &m);
+        if (rc == NX_AGAIN) return;
+        if (rc < 0) {
+            nx_log_warn("backend %s: bad event stream: %s", hl->in->name, p->sse.error_message);
+            p->is_sse = false;
+            nx_sse_parser_dispose(&p->sse);
+            return;
+        }
+        if (m.data.n > 0) nx_backend_link_receive(hl->in, m.data.p, m.data.n, p->request_id);
+        data += rc;
+        len -= (size_t)rc;
+    }
+}
+
+static void on_done(nx_http_exchange_t *x, int err, void *arg) {
+    post_t *p = arg;
+    http_link_t *hl = p->hl;
+    json_int_t id = p->request_id;
+    if (p->is_delete || hl->down) {
+        bool was_delete = p->is_delete;
+        post_free(p);
+        if (was_delete) link_end(hl, "session closed", false);
+        return;
+    }
+    if (err != 0) {
+        char m[200];
+        const char *why = nx_http_exchange_error(x);
+        snprintf(m, sizeof(m), "backend %s: %s", hl->in->name, why ? why : strerror(-err));
+        /* Safe to try again elsewhere when the server cannot have seen the request. */
+        bool retryable = err == -ECONNREFUSED || err == -ETIMEDOUT ||
+                         (err == -ECONNRESET && !nx_http_exchange_got_bytes(x));
+        post_free(p);
+        fail_request(hl, id, m, retryable);
+        return;
+    }
+    if (p->status == 404 && hl->session[0] != '\0') {
+        /* The session expired: a new one, at once (the calls in flight are retried). */
+        post_free(p);
+        link_end(hl, "the session expired (HTTP 404); starting a new one", true);
+        return;
+    }
+    if (p->status / 100 != 2) {
+        char m[200];
+        snprintf(m, sizeof(m), "backend %s answered HTTP %u", hl->in->name, p->status);
+        bool retryable = p->status == 502 || p->status == 503 || p->status == 504;
+        post_free(p);
+        fail_request(hl, id, m, retryable);
+        return;
+    }
+    uint16_t status = p->status;
+    if (p->is_json && p->body.len > 0)
+        nx_backend_link_receive(hl->in, p->body.data, p->body.len, id);
+    post_free(p);
+    /* A request whose answer never came (202, an empty or cut stream): it fails now rather
+     * than wait for the per-try timeout. fail_request is ignored once answered, since the
+     * client no longer waits for that id. */
+    if (id > 0 && status != 202)
+        fail_request(hl, id, "the backend ended the response without answering", true);
+}
+
+static const nx_http_client_ops_t post_ops = {
+    .on_head = on_head, .on_data = on_data, .on_done = on_done};
+
+/* ---- sending ---- */
+
+static int http_post(http_link_t *hl, const char *method, const char *text, size_t len,
+                     json_int_t request_id) {
+    nx_backend_instance_t *in = hl->in;
+    post_t *p = calloc(1, sizeof(*p));
+    if (p == NULL) return -ENOMEM;
+    p->hl = hl;
+    p->request_id = request_id;
+    p->is_delete = strcmp(method, "DELETE") == 0;
+    nx_list_init(&p->link);
+    size_t n = hl->header_count;
+    nx_http_header_t *h = hl->headers;
+    if (text != NULL) {
+        h[n++] = (nx_http_header_t){NX_STR("Content-Type"), NX_STR("application/json")};
+        h[n++] =
+            (nx_http_header_t){NX_STR("Accept"), NX_STR("application/json, text/event-stream")};
+    }
+    if (hl->session[0] != '\0')
+        h[n++] = (nx_http_header_t){NX_STR("Mcp-Session-Id"), nx_str_from(hl->session)};
+    if (in->client.protocol_version[0] != '\0')
+        h[n++] = (nx_http_header_t){NX_STR("MCP-Protocol-Version"),
+                                    nx_str_from(in->client.protocol_version)};
+    nx_http_client_request_t req = {
+        .method = method,
+        .target = in->spec->urls[in->replica].path,
+        .headers = h,
+        .header_count = n,
+        .body = text,
+        .body_len = len,
+        /* A request's time is the backend's per-try timeout (it abandons us); the rest must
+         * not linger. */
+        .timeout_ms = request_id > 0 ? 0
+                      : p->is_delete ? DELETE_TIMEOUT_MS
+                                     : NOTIFY_TIMEOUT_MS,
+        .stream = true,
+    };
+    int rc = nx_http_request(hl->pool, &req, &post_ops, p, &p->x);
+    if (rc < 0) {
+        free(p);
+        return rc;
+    }
+    nx_list_insert_tail(&hl->posts, &p->link);
+    return 0;
 }
 
 static int http_send(nx_backend_instance_t *in, const char *text, size_t len,
                      json_int_t request_id) {
-    return -EPIPE;
+    http_link_t *hl = in->link;
+    if (hl == NULL || hl->down) return -EPIPE;
+    return http_post(hl, "POST", text, len, request_id);
 }
 
-static void http_drain(nx_backend_instance_t *in) {}
+static void http_forget(nx_backend_instance_t *in, json_int_t request_id) {
+    http_link_t *hl = in->link;
+    if (hl == NULL) return;
+    nx_list_t *pos;
+    nx_list_foreach(pos, &hl->posts) {
+        post_t *p = nx_container_of(pos, post_t, link);
+        if (p->request_id != request_id) continue;
+        nx_http_exchange_cancel(p->x); /* its stream may stay open: the connection goes */
+        post_free(p);
+        return;
+    }
+}
 
-static void http_destroy(nx_backend_instance_t *in) {}
+/* ---- life ---- */
+
+/* Resolves <host>:<port> (numeric at once, a name through the resolver). */
+static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len) {
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    char service[8];
+    snprintf(service, sizeof(service), "%u", port);
+    if (getaddrinfo(host, service, &hints, &res) != 0 || res == NULL) return -EHOSTUNREACH;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* Parses the configured "Name: value" headers into <hl>, leaving room for ours. */
+static int parse_headers(http_link_t *hl, const char *const *lines) {
+    size_t count = 0, bytes = 0;
+    while (lines != NULL && lines[count] != NULL)
+        bytes += strlen(lines[count++]) + 1;
+    hl->headers = calloc(count + 4, sizeof(nx_http_header_t));
+    hl->header_text = malloc(bytes + 1);
+    if (hl->headers == NULL || hl->header_text == NULL) return -ENOMEM;
+    char *w = hl->header_text;
+    for (size_t i = 0; i < count; i++) {
+        const char *colon = strchr(lines[i], ':');
+        if (colon == NULL) continue; /* the configuration checked the form */
+        size_t nl = (size_t)(colon - lines[i]);
+        const char *v = colon + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        memcpy(w, lines[i], nl);
+        nx_str_t name = {w, nl};
+        w += nl;
+        size_t vl = strlen(v);
+        memcpy(w, v, vl);
+        nx_str_t value = {w, vl};
+        w += vl;
+        hl->headers[hl->header_count++] = (nx_http_header_t){name, value};
+    }
+    return 0;
+}
+
+static int http_start(nx_backend_instance_t *in) {
+    const nx_backend_url_t *u = &in->spec->urls[in->replica];
+    struct sockaddr_storage ss;
+    socklen_t sl = 0;
+    int rc = resolve(u->host, u->port, &ss, &sl);
+    if (rc < 0) return rc;
+    http_link_t *hl = calloc(1, sizeof(*hl));
+    if (hl == NULL) return -ENOMEM;
+    hl->in = in;
+    nx_list_init(&hl->posts);
+    nx_timer_init(&hl->down_timer, on_down_timer);
+    char authority[300];
+    bool v6 = strchr(u->host, ':') != NULL;
+    snprintf(authority, sizeof(authority), v6 ? "[%s]:%u" : "%s:%u", u->host, u->port);
+    const nx_backend_spec_t *sp = in->spec;
+    nx_http_pool_opts_t opts = {.max_connections = sp->pool_max_connections,
+                                .max_idle = sp->pool_max_idle,
+                                .idle_timeout_ms = sp->pool_idle_timeout_ms,
+                                .connect_timeout_ms = sp->connect_timeout_ms,
+                                .max_requests_per_conn = sp->pool_max_requests};
+    if (parse_headers(hl, sp->headers) < 0 ||
+        (hl->pool = nx_http_pool_new(in->es->shard, (struct sockaddr *)&ss, sl, authority,
+                                     &opts)) == NULL) {
+        free(hl->headers);
+        free(hl->header_text);
+        free(hl);
+        return -ENOMEM;
+    }
+    in->link = hl;
+    nx_backend_link_up(in);
+    return 0;
+}
+
+static void http_drain(nx_backend_instance_t *in) {
+    http_link_t *hl = in->link;
+    if (hl == NULL || hl->down) return;
+    /* Tell the server the session is over (it frees it now rather than at its idle timeout);
+     * the link ends when it answers, or at once without a session. */
+    if (hl->session[0] == '\0' || http_post(hl, "DELETE", NULL, 0, 0) < 0)
+        link_end(hl, "stopped", false);
+}
+
+static void http_destroy(nx_backend_instance_t *in) {
+    if (in->link != NULL) link_free(in->link);
+    in->link = NULL;
+}
 
 const nx_backend_link_ops_t nx_backend_http_link = {
     .name = "http",
     .start = http_start,
     .send = http_send,
+    .forget = http_forget,
     .drain = http_drain,
     .destroy = http_destroy,
 };

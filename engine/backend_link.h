@@ -10,6 +10,7 @@
 #define NX_ENGINE_BACKEND_LINK_H
 
 #include "engine.h"
+#include "health.h"
 #include "mcp_client.h"
 
 #include <stdatomic.h>
@@ -27,7 +28,11 @@ typedef struct nx_backend_link_ops {
     /* Sends one JSON-RPC message (compact JSON); <request_id> > 0 when it is one of our
      * requests. 0, or a negative error when the link is gone. */
     int (*send)(nx_backend_instance_t *in, const char *text, size_t len, json_int_t request_id);
-    /* Ends the link gracefully (shutdown); nx_backend_link_down follows, now or later. */
+    /* Our request <request_id> was abandoned (timed out, cancelled): whatever still carries its
+     * answer may go (optional). */
+    void (*forget)(nx_backend_instance_t *in, json_int_t request_id);
+    /* Ends the link (shutdown, or a failed handshake); nx_backend_link_down follows, now or
+     * later. */
     void (*drain)(nx_backend_instance_t *in);
     /* Frees the link at once, without callbacks (shard stop). */
     void (*destroy)(nx_backend_instance_t *in);
@@ -60,6 +65,13 @@ struct nx_backend_instance {
     uint32_t generation; /* counts links: answers meant for an older one are dropped */
     json_int_t related;  /* while a received message is handled: the request it came with */
     nx_list_t calls;
+    /* active health checks: an MCP ping every interval */
+    nx_timer_t check_timer;   /* the next check, or the timeout of the one in flight */
+    json_int_t check_request; /* the ping in flight, 0 when none */
+    uint64_t check_sent_ns;
+    nx_health_t checks;             /* the verdict of the checks (owner only) */
+    _Atomic bool check_unhealthy;   /* published for the origins that route */
+    _Atomic uint32_t last_check_us; /* round trip of the last passing check */
 };
 
 /** The link can carry messages: the MCP handshake starts. */

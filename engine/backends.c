@@ -44,10 +44,15 @@ typedef struct owner_call {
     instance_t *in;
     uint32_t origin;
     uint64_t seq;
-    json_int_t request_id;
+    json_int_t request_id;     /* 0 while queued for the handshake */
     json_int_t progress_token; /* names the call in the backend's progress notifications */
     nx_timer_t timeout;
+    char *method; /* while queued: the request to send once the instance is ready */
+    json_t *params;
 } owner_call_t;
+
+static void owner_send_queued(nx_backend_instance_t *in);
+static void owner_fail_queued(nx_backend_instance_t *in, const char *why);
 
 /* The catalogs a backend announces, in snapshot order (see publish_kind). */
 static const char *const kind_keys[] = {"tools", "resources", "resourceTemplates", "prompts"};
@@ -74,6 +79,8 @@ struct backend {
                                   "prompts": ...}; tools and prompts under their public names */
     _Atomic(json_t *) hazard[MAX_SHARDS];
     _Atomic uint64_t restarts, calls_total, failures_total, retries_total, ejections_total;
+    /* latency of answered calls at the origin (retries included), microseconds */
+    _Atomic uint64_t answered, succeeded, latency_sum_us, latency_min_us, latency_max_us;
     bool breaker_enabled;
     nx_backoff_config_t backoff;
     nx_retry_budget_t budget; /* engine-wide: retries in flight against calls in flight */
@@ -103,6 +110,7 @@ typedef struct proxy {
     nx_backends_t *all;
     uint32_t origin;
     uint32_t instance; /* of the current try */
+    uint64_t started_ns;
     nx_breaker_permit_t permit;
     bool permitted; /* the breaker admitted the current try: its outcome must be recorded */
     char *method;   /* tools/call, resources/read, prompts/get, completion/complete */
@@ -157,6 +165,8 @@ typedef enum {
     M_RESPONSE,  /* origin -> owner: the client's answer to M_REQUEST */
     M_SUBSCRIBE, /* origin -> catalog shard: a front-end (un)subscription to a resource */
     M_BROADCAST, /* owner -> every shard: a notification for all clients */
+    M_TEST,      /* origin -> owner: ping the instance now (connection test) */
+    M_TESTED,    /* owner -> origin: the outcome of M_TEST */
 } msg_kind_t;
 
 typedef struct bmsg {
@@ -171,6 +181,8 @@ typedef struct bmsg {
     uint32_t generation; /* M_REQUEST, M_RESPONSE: the link that asked */
     bool is_error;
     bool flag; /* M_CALL: progress wanted; M_SUBSCRIBE: subscribe (else unsubscribe) */
+    nx_backends_test_cb test_cb; /* M_TEST, M_TESTED: where the outcome goes (on the origin) */
+    void *test_arg;
 } bmsg_t;
 
 static void dispose_bmsg(nx_msg_t *m) {
@@ -456,12 +468,72 @@ static int client_send(nx_mcp_client_t *cl, const char *text, size_t len, void *
     return backend_of(in)->link->send(in, text, len, cl->sending_id);
 }
 
+/* ---- active health checks (owner) ---- */
+
+static void on_check_timer(nx_timer_t *t);
+
+static void schedule_check(instance_t *in) {
+    const nx_backend_spec_t *sp = in->spec;
+    if (!sp->health_checks || in->draining || in->check_request != 0) return;
+    nx_shard_timer_start(in->es->shard, &in->check_timer,
+                         sp->check_interval_ms ? sp->check_interval_ms : 10000);
+}
+
+/* Counts a check; the verdict is what the origins route by. */
+static void check_done(instance_t *in, bool ok) {
+    uint64_t now = mono_ms();
+    bool was = atomic_load(&in->check_unhealthy);
+    nx_health_check_result(&in->checks, now, ok);
+    bool unhealthy = nx_health_status(&in->checks, now) == NX_HEALTH_UNHEALTHY;
+    atomic_store(&in->check_unhealthy, unhealthy);
+    if (ok)
+        atomic_store(&in->last_check_us,
+                     (uint32_t)((nx_loop_clock_ns() - in->check_sent_ns) / 1000u));
+    if (was != unhealthy)
+        nx_log_warn("backend %s: instance %u is %s by its health checks", in->name, in->index,
+                    unhealthy ? "unhealthy" : "healthy again");
+}
+
+static void on_check_answer(nx_mcp_client_t *cl, const json_t *result, const json_t *error,
+                            void *arg) {
+    instance_t *in = arg;
+    in->check_request = 0;
+    nx_timer_stop(&in->check_timer);
+    check_done(in, error == NULL);
+    schedule_check(in);
+}
+
+static void on_check_timer(nx_timer_t *t) {
+    instance_t *in = nx_container_of(t, instance_t, check_timer);
+    if (in->check_request != 0) { /* the ping timed out */
+        nx_mcp_client_abandon(&in->client, in->check_request, NULL);
+        in->check_request = 0;
+        check_done(in, false);
+        schedule_check(in);
+        return;
+    }
+    if (!instance_ready(in)) {
+        check_done(in, false); /* down, or still starting: not healthy */
+        schedule_check(in);
+        return;
+    }
+    in->check_sent_ns = nx_loop_clock_ns();
+    json_int_t id = nx_mcp_client_request(&in->client, "ping", NULL, on_check_answer, in);
+    if (id == 0) return; /* failed at once: on_check_answer ran */
+    in->check_request = id;
+    const nx_backend_spec_t *sp = in->spec;
+    nx_shard_timer_start(in->es->shard, &in->check_timer,
+                         sp->check_timeout_ms ? sp->check_timeout_ms : 2000);
+}
+
 static void on_client_ready(nx_mcp_client_t *cl, void *arg) {
     instance_t *in = arg;
     backend_t *b = backend_of(in);
     atomic_store(&in->state, B_READY);
     in->ready_at = nx_shard_now_ms(in->es->shard);
     nx_log_info("backend %s: ready (protocol %s)", b->name, cl->protocol_version);
+    owner_send_queued(in);
+    schedule_check(in);
     if (in->owner != b->catalog_shard) return;
     refresh_catalog(in);
     subscriptions_instance(b);
@@ -489,7 +561,11 @@ static owner_call_t *attributed_call(instance_t *in) {
             if (oc->request_id == in->related) return oc;
         }
     }
-    return nx_list_empty(&in->calls) ? NULL : nx_container_of(in->calls.prev, owner_call_t, link);
+    for (pos = in->calls.prev; pos != &in->calls; pos = pos->prev) {
+        owner_call_t *oc = nx_container_of(pos, owner_call_t, link);
+        if (oc->request_id != 0) return oc;
+    }
+    return NULL;
 }
 
 static void on_client_notification(nx_mcp_client_t *cl, const char *method, const json_t *params,
@@ -560,10 +636,20 @@ static void on_client_request(nx_mcp_client_t *cl, const json_t *id, const char 
                                         "nexus is overloaded: the client could not be asked"));
 }
 
+/* The handshake failed (the server refused initialize, or spoke no version we know): the link
+ * ends and is tried again after backoff. */
+static void on_client_failed(nx_mcp_client_t *cl, void *arg) {
+    instance_t *in = arg;
+    if (!in->client_live) return; /* the link went down first: that is what failed it */
+    nx_log_warn("backend %s: %s", in->name, cl->error);
+    backend_of(in)->link->drain(in);
+}
+
 void nx_backend_link_up(nx_backend_instance_t *in) {
     in->generation++;
     nx_mcp_client_ops_t cops = {.send = client_send,
                                 .on_ready = on_client_ready,
+                                .on_failed = on_client_failed,
                                 .on_notification = on_client_notification,
                                 .on_request = on_client_request};
     /* nexus asks its own clients in the backend's name, so it offers what they may offer. */
@@ -589,6 +675,7 @@ void nx_backend_link_down(nx_backend_instance_t *in, const char *why, bool resta
         in->client_live = false;
         nx_mcp_client_dispose(&in->client); /* waiting calls fail: their answers go back */
     }
+    owner_fail_queued(in, why);
     for (int k = 0; k < KINDS; k++) {
         if (b->pages_in[k] == in) {
             end_refresh(b, k);
@@ -679,6 +766,8 @@ static void answer_origin(owner_call_t *oc, const json_t *result, const json_t *
 }
 
 static void owner_call_free(owner_call_t *oc) {
+    free(oc->method);
+    json_decref(oc->params);
     nx_timer_stop(&oc->timeout);
     nx_list_remove(&oc->link);
     atomic_fetch_sub(&oc->in->outstanding, 1);
@@ -704,7 +793,10 @@ static void on_backend_answer(nx_mcp_client_t *cl, const json_t *result, const j
 static void on_call_timeout(nx_timer_t *t) {
     owner_call_t *oc = nx_container_of(t, owner_call_t, timeout);
     backend_t *b = backend_of(oc->in);
-    nx_mcp_client_abandon(&oc->in->client, oc->request_id, "timed out");
+    if (oc->request_id != 0) {
+        nx_mcp_client_abandon(&oc->in->client, oc->request_id, "timed out");
+        if (b->link->forget != NULL) b->link->forget(oc->in, oc->request_id);
+    }
     char m[200];
     snprintf(m, sizeof(m), "backend %s did not answer within %u ms", b->name, b->call_timeout_ms);
     json_t *e = retryable_error(b, m);
@@ -713,9 +805,62 @@ static void on_call_timeout(nx_timer_t *t) {
     owner_call_free(oc);
 }
 
+static void on_backend_answer(nx_mcp_client_t *cl, const json_t *result, const json_t *error,
+                              void *arg);
+
+/* Sends <oc>'s request (its params stolen) now that the instance is ready. */
+static void owner_send(owner_call_t *oc, const char *method, json_t *params) {
+    instance_t *in = oc->in;
+    oc->request_id = nx_mcp_client_request(&in->client, method, params, on_backend_answer, oc);
+    /* 0: answered with the error and freed already. */
+}
+
+/* Calls queued while the instance was starting go now that it is ready. */
+static void owner_send_queued(instance_t *in) {
+    nx_list_t *pos, *next;
+    for (pos = in->calls.next; pos != &in->calls; pos = next) {
+        next = pos->next;
+        owner_call_t *oc = nx_container_of(pos, owner_call_t, link);
+        if (oc->method == NULL) continue;
+        char *method = oc->method;
+        json_t *params = oc->params;
+        oc->method = NULL;
+        oc->params = NULL;
+        owner_send(oc, method, params);
+        free(method);
+    }
+}
+
+/* Answers the calls still queued (retryable: the handshake did not happen). */
+static void owner_fail_queued(instance_t *in, const char *why) {
+    nx_list_t *pos, *next;
+    for (pos = in->calls.next; pos != &in->calls; pos = next) {
+        next = pos->next;
+        owner_call_t *oc = nx_container_of(pos, owner_call_t, link);
+        if (oc->method == NULL) continue;
+        json_t *e = retryable_error(backend_of(in), why);
+        answer_origin(oc, NULL, e);
+        json_decref(e);
+        owner_call_free(oc);
+    }
+}
+
 static void owner_start_call(instance_t *in, bmsg_t *bm) {
     backend_t *b = backend_of(in);
-    if (!instance_ready(in)) {
+    /* A link being set up (a new process, a new session) is worth waiting for within the
+     * per-try timeout; one that is down waiting for its restart is not. */
+    bool starting = atomic_load(&in->state) == B_STARTING && in->client_live && !in->draining;
+    if (in->draining) {
+        bmsg_t *ans = bmsg_new(M_ANSWER, b->all, b->index, in->index, bm->origin, bm->seq);
+        if (ans != NULL) {
+            ans->payload = json_pack("{s:i, s:s, s:{s:s}}", "code", -32603, "message",
+                                     "nexus is shutting down", "data", "backend", b->name);
+            ans->is_error = true;
+            post(b->all, bm->origin, ans);
+        }
+        return;
+    }
+    if (!instance_ready(in) && !starting) {
         char m[200];
         snprintf(m, sizeof(m), "backend %s is %s; retry later", b->name,
                  state_names[atomic_load(&in->state)]);
@@ -742,10 +887,14 @@ static void owner_start_call(instance_t *in, bmsg_t *bm) {
         json_object_set_new(params, "_meta",
                             json_pack("{s:I}", "progressToken", oc->progress_token));
     }
-    oc->request_id = nx_mcp_client_request(&in->client, bm->method, params, on_backend_answer, oc);
-    if (oc->request_id == 0) return; /* answered (with the error) and freed already */
     if (b->call_timeout_ms > 0)
         nx_shard_timer_start(in->es->shard, &oc->timeout, b->call_timeout_ms);
+    if (starting) {
+        oc->method = strdup(bm->method);
+        oc->params = params;
+        return;
+    }
+    owner_send(oc, bm->method, params);
 }
 
 static void owner_cancel_call(instance_t *in, uint32_t origin, uint64_t seq) {
@@ -753,7 +902,11 @@ static void owner_cancel_call(instance_t *in, uint32_t origin, uint64_t seq) {
     nx_list_foreach(pos, &in->calls) {
         owner_call_t *oc = nx_container_of(pos, owner_call_t, link);
         if (oc->origin == origin && oc->seq == seq) {
-            nx_mcp_client_abandon(&in->client, oc->request_id, "cancelled by the client");
+            if (oc->request_id != 0) {
+                nx_mcp_client_abandon(&in->client, oc->request_id, "cancelled by the client");
+                if (backend_of(in)->link->forget != NULL)
+                    backend_of(in)->link->forget(in, oc->request_id);
+            }
             owner_call_free(oc);
             return;
         }
@@ -797,7 +950,7 @@ static uint32_t pick_instance(backend_t *b, uint32_t origin) {
             uint32_t i = (start + k) % n;
             instance_t *in = &b->instances[i];
             if (pass == 0 && in->owner != origin) continue;
-            if (atomic_load(&in->state) != B_READY) continue;
+            if (atomic_load(&in->state) != B_READY || atomic_load(&in->check_unhealthy)) continue;
             if (!nx_health_available(health_of(b, origin, i), now)) continue;
             if (!b->spec.least_outstanding) return i;
             uint32_t load = atomic_load(&in->outstanding);
@@ -905,6 +1058,9 @@ static void on_retry_timer(nx_timer_t *t) {
  * retry budget allow it; false when the failure is final. */
 static bool try_retry(proxy_t *p) {
     backend_t *b = p->b;
+    /* While nexus shuts down the owner shard may stop at any moment: a retry posted to it then
+     * would wait for the grace period to end. The failure is final. */
+    if (b->all->e->draining) return false;
     if (p->retry_held) nx_retry_budget_release(&b->budget); /* that retry is over */
     p->retry_held = false;
     if (!retry_rng_seeded) {
@@ -951,6 +1107,28 @@ static void relay_request(proxy_t *p, bmsg_t *bm) {
     nx_mcp_call_request(p->call, bm->method, json_incref(bm->payload), on_relay_answer, r);
 }
 
+static void atomic_min_u64(_Atomic uint64_t *v, uint64_t x) {
+    uint64_t cur = atomic_load(v);
+    while (x < cur && !atomic_compare_exchange_weak(v, &cur, x)) {
+    }
+}
+
+static void atomic_max_u64(_Atomic uint64_t *v, uint64_t x) {
+    uint64_t cur = atomic_load(v);
+    while (x > cur && !atomic_compare_exchange_weak(v, &cur, x)) {
+    }
+}
+
+/* Counts an answered call (the connection manager's latency and success rate). */
+static void record_latency(backend_t *b, uint64_t started_ns, bool ok) {
+    uint64_t us = (nx_loop_clock_ns() - started_ns) / 1000u;
+    atomic_fetch_add(&b->answered, 1);
+    if (ok) atomic_fetch_add(&b->succeeded, 1);
+    atomic_fetch_add(&b->latency_sum_us, us);
+    atomic_min_u64(&b->latency_min_us, us);
+    atomic_max_u64(&b->latency_max_us, us);
+}
+
 static void origin_answer(nx_shard_t *s, proxy_t *p, bmsg_t *bm) {
     nx_mcp_call_t *call = p->call;
     /* A try the backend could not answer (it was down, restarting or too slow) goes again with
@@ -963,6 +1141,7 @@ static void origin_answer(nx_shard_t *s, proxy_t *p, bmsg_t *bm) {
      * the request (unknown method, bad params, no such resource) do not. */
     json_int_t code = json_integer_value(json_object_get(bm->payload, "code"));
     bool blames_request = code == -32600 || code == -32601 || code == -32602 || code == -32002;
+    record_latency(p->b, p->started_ns, !bm->is_error || blames_request);
     proxy_release(p, bm->is_error && !blames_request ? 1 : 0);
     proxy_free(p);
     if (bm->is_error) {
@@ -988,6 +1167,88 @@ static void reject_request(nx_backends_t *all, bmsg_t *bm) {
     post(all, all->items[bm->backend].instances[bm->instance].owner, r);
 }
 
+/* ---- connection tests: a ping through one instance, on demand ---- */
+
+typedef struct test_run {
+    instance_t *in;
+    uint32_t origin, generation;
+    uint64_t sent_ns;
+    nx_backends_test_cb cb;
+    void *arg;
+    json_int_t request_id;
+    nx_timer_t timeout;
+} test_run_t;
+
+static void test_reply(backend_t *b, uint32_t origin, nx_backends_test_cb cb, void *arg,
+                       json_t *outcome) {
+    bmsg_t *bm = bmsg_new(M_TESTED, b->all, b->index, 0, origin, 0);
+    if (bm == NULL) {
+        json_decref(outcome);
+        return; /* the origin's caller waits for its client's timeout */
+    }
+    bm->payload = outcome;
+    bm->test_cb = cb;
+    bm->test_arg = arg;
+    /* The origin waits for this one: a full mailbox is retried by nothing, so say so loudly. */
+    if (!post(b->all, origin, bm)) nx_log_error("backend %s: a test outcome was lost", b->name);
+}
+
+static void on_test_answer(nx_mcp_client_t *cl, const json_t *result, const json_t *error,
+                           void *arg) {
+    test_run_t *t = arg;
+    backend_t *b = backend_of(t->in);
+    nx_timer_stop(&t->timeout);
+    json_t *outcome =
+        json_pack("{s:s, s:i, s:i, s:b}", "id", b->name, "instance", (int)t->in->index, "replica",
+                  (int)t->in->replica, "ok", error == NULL);
+    if (error == NULL)
+        json_object_set_new(outcome, "latency_ms",
+                            json_real((double)(nx_loop_clock_ns() - t->sent_ns) / 1e6));
+    else
+        json_object_set(outcome, "error", json_object_get(error, "message"));
+    test_reply(b, t->origin, t->cb, t->arg, outcome);
+    free(t);
+}
+
+static void on_test_timeout(nx_timer_t *tm) {
+    test_run_t *t = nx_container_of(tm, test_run_t, timeout);
+    backend_t *b = backend_of(t->in);
+    nx_mcp_client_abandon(&t->in->client, t->request_id, NULL);
+    char m[100];
+    snprintf(m, sizeof(m), "no answer to ping within %u ms",
+             t->in->spec->check_timeout_ms ? t->in->spec->check_timeout_ms : 2000);
+    test_reply(b, t->origin, t->cb, t->arg,
+               json_pack("{s:s, s:i, s:b, s:s}", "id", b->name, "instance", (int)t->in->index, "ok",
+                         0, "error", m));
+    free(t);
+}
+
+static void owner_test(instance_t *in, bmsg_t *bm) {
+    backend_t *b = backend_of(in);
+    if (!instance_ready(in)) {
+        char m[200];
+        snprintf(m, sizeof(m), "not connected (%s)", state_names[atomic_load(&in->state)]);
+        test_reply(b, bm->origin, bm->test_cb, bm->test_arg,
+                   json_pack("{s:s, s:i, s:b, s:s}", "id", b->name, "instance", (int)in->index,
+                             "ok", 0, "error", m));
+        return;
+    }
+    test_run_t *t = calloc(1, sizeof(*t));
+    if (t == NULL) return;
+    *t = (test_run_t){.in = in,
+                      .origin = bm->origin,
+                      .generation = in->generation,
+                      .sent_ns = nx_loop_clock_ns(),
+                      .cb = bm->test_cb,
+                      .arg = bm->test_arg};
+    nx_timer_init(&t->timeout, on_test_timeout);
+    t->request_id = nx_mcp_client_request(&in->client, "ping", NULL, on_test_answer, t);
+    if (t->request_id == 0) return; /* answered (failed) and freed already */
+    const nx_backend_spec_t *sp = in->spec;
+    nx_shard_timer_start(in->es->shard, &t->timeout,
+                         sp->check_timeout_ms ? sp->check_timeout_ms : 2000);
+}
+
 static void on_bmsg(nx_shard_t *s, nx_msg_t *m) {
     bmsg_t *bm = (bmsg_t *)m;
     nx_backends_t *all = bm->all;
@@ -1011,6 +1272,12 @@ static void on_bmsg(nx_shard_t *s, nx_msg_t *m) {
             nx_mcp_resource_updated(json_string_value(json_object_get(bm->payload, "uri")));
         else
             nx_mcp_broadcast(bm->method, NULL);
+        break;
+    case M_TEST:
+        owner_test(in, bm);
+        break;
+    case M_TESTED:
+        bm->test_cb(bm->payload, bm->test_arg);
         break;
     case M_REQUEST:
     case M_NOTIFY:
@@ -1187,6 +1454,7 @@ static bool provider_call(void *arg, nx_mcp_call_t *call, const char *method, co
     p->want_progress = json_object_get(json_object_get(nx_mcp_call_params(call), "_meta"),
                                        "progressToken") != NULL;
     p->deadline_ms = b->deadline_ms ? now + b->deadline_ms : 0;
+    p->started_ns = nx_loop_clock_ns();
     nx_timer_init(&p->retry_timer, on_retry_timer);
     nx_list_init(&p->relays);
     nx_retry_budget_request_started(&b->budget);
@@ -1271,6 +1539,7 @@ static int backend_init(nx_backends_t *all, backend_t *b, uint32_t index,
     b->retired = json_array();
     b->subscriptions = json_object();
     nx_timer_init(&b->retire_timer, on_retire);
+    atomic_store(&b->latency_min_us, UINT64_MAX);
     b->breaker_enabled = sp->breaker_enabled;
     if (b->name == NULL || b->argv == NULL || b->env == NULL || b->headers == NULL ||
         (sp->url_count > 0 && b->urls == NULL))
@@ -1321,6 +1590,8 @@ static int backend_init(nx_backends_t *all, backend_t *b, uint32_t index,
         }
         nx_list_init(&in->calls);
         nx_timer_init(&in->restart_timer, on_restart_timer);
+        nx_timer_init(&in->check_timer, on_check_timer);
+        nx_health_init(&in->checks, &hc);
         atomic_store(&in->state, B_STOPPED);
     }
     b->catalog_shard = b->instances[0].owner;
@@ -1404,6 +1675,7 @@ void nx_backends_shard_drain(nx_backends_t *all, nx_engine_shard_t *es) {
     FOR_OWNED(all, es, b, in) {
         in->draining = true;
         nx_timer_stop(&in->restart_timer);
+        nx_timer_stop(&in->check_timer);
         if (in->link != NULL)
             b->link->drain(in);
         else
@@ -1434,6 +1706,7 @@ void nx_backends_shard_stop(nx_backends_t *all, nx_engine_shard_t *es) {
     FOR_OWNED(all, es, b, in) {
         in->draining = true;
         nx_timer_stop(&in->restart_timer);
+        nx_timer_stop(&in->check_timer);
         b->link->destroy(in);
         if (in->client_live) {
             in->client_live = false;
@@ -1515,4 +1788,164 @@ json_t *nx_backends_health(const nx_backends_t *all) {
         json_decref(snap);
     }
     return out;
+}
+
+/* ---- the connection manager ---- */
+
+/* The readers below take const views of state that is all atomics. */
+static backend_t *find_backend(const nx_backends_t *all, const char *name) {
+    for (size_t i = 0; all != NULL && i < all->count; i++)
+        if (strcmp(all->items[i].name, name) == 0) return &all->items[i];
+    return NULL;
+}
+
+int nx_backends_test(nx_backends_t *all, const char *name, nx_backends_test_cb cb, void *arg) {
+    backend_t *b = find_backend(all, name);
+    if (b == NULL) return NX_ENOTFOUND;
+    uint32_t origin = current_shard();
+    uint32_t i = pick_instance(b, origin);
+    bmsg_t *bm = bmsg_new(M_TEST, all, b->index, i, origin, 0);
+    if (bm == NULL) return -ENOMEM;
+    bm->test_cb = cb;
+    bm->test_arg = arg;
+    return post(all, b->instances[i].owner, bm) ? 0 : -EBUSY;
+}
+
+/* connected: every instance ready and healthy, breaker closed; degraded: some of it;
+ * disconnected: no instance ready or the breaker open; unknown: never connected yet. */
+static const char *connection_status(backend_t *b, uint32_t *ready_out) {
+    uint32_t ready = 0, unhealthy = 0, starting = 0;
+    for (uint32_t i = 0; i < b->instance_count; i++) {
+        const instance_t *in = &b->instances[i];
+        int st = atomic_load(&in->state);
+        if (st == B_READY) ready++;
+        if (st == B_STARTING && in->ready_at == 0) starting++;
+        if (atomic_load(&in->check_unhealthy)) unhealthy++;
+    }
+    *ready_out = ready;
+    nx_breaker_state_t bs = b->breaker_enabled ? nx_breaker_state(&b->breaker) : NX_BREAKER_CLOSED;
+    if (ready == 0)
+        return starting == b->instance_count && atomic_load(&b->answered) == 0 ? "unknown"
+                                                                               : "disconnected";
+    if (bs == NX_BREAKER_OPEN) return "disconnected";
+    if (ready < b->instance_count || unhealthy > 0 || bs != NX_BREAKER_CLOSED) return "degraded";
+    return "connected";
+}
+
+static json_t *connection_json(backend_t *b) {
+    uint32_t ready = 0;
+    const char *status = connection_status(b, &ready);
+    uint64_t answered = atomic_load(&b->answered), ok = atomic_load(&b->succeeded);
+    uint64_t min = atomic_load(&b->latency_min_us), max = atomic_load(&b->latency_max_us);
+    json_t *latency =
+        answered == 0
+            ? json_pack("{s:n, s:n, s:n}", "min", "avg", "max")
+            : json_pack("{s:f, s:f, s:f}", "min", (double)min / 1000.0, "avg",
+                        (double)atomic_load(&b->latency_sum_us) / (double)answered / 1000.0, "max",
+                        (double)max / 1000.0);
+    json_t *instances = json_array();
+    for (uint32_t i = 0; i < b->instance_count; i++) {
+        const instance_t *in = &b->instances[i];
+        json_t *one = json_pack("{s:i, s:i, s:s, s:s, s:i}", "shard", (int)in->owner, "replica",
+                                (int)in->replica, "state", state_names[atomic_load(&in->state)],
+                                "health", atomic_load(&in->check_unhealthy) ? "unhealthy" : "ok",
+                                "outstanding", (int)atomic_load(&in->outstanding));
+        uint32_t rtt = atomic_load(&in->last_check_us);
+        if (rtt != 0) json_object_set_new(one, "last_check_ms", json_real(rtt / 1000.0));
+        if (b->urls != NULL) {
+            char url[2400];
+            const nx_backend_url_t *u = &b->urls[in->replica];
+            snprintf(url, sizeof(url), "http://%s:%u%s", u->host, u->port, u->path);
+            json_object_set_new(one, "url", json_string(url));
+        }
+        json_array_append_new(instances, one);
+    }
+    return json_pack(
+        "{s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:s, s:{s:i, s:i, s:I}, s:o}", "id", b->name,
+        "transport", b->link->name, "status", status, "latency_ms", latency, "success_rate",
+        answered ? json_real((double)ok / (double)answered) : json_null(), "calls",
+        (json_int_t)answered, "failures", (json_int_t)(answered - ok), "retries",
+        (json_int_t)atomic_load(&b->retries_total), "breaker",
+        b->breaker_enabled ? nx_breaker_state_name(nx_breaker_state(&b->breaker)) : "disabled",
+        "pool", "instances", (int)b->instance_count, "ready", (int)ready, "in_flight",
+        (json_int_t)nx_bulkhead_in_flight(&b->bulkhead), "instances", instances);
+}
+
+json_t *nx_backends_connections(const nx_backends_t *all, const char *name) {
+    if (name != NULL) {
+        backend_t *b = find_backend(all, name);
+        return b ? connection_json(b) : NULL;
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; all != NULL && i < all->count; i++)
+        json_array_append_new(list, connection_json(&all->items[i]));
+    return list;
+}
+
+int nx_backends_metrics(const nx_backends_t *all, nx_buf_t *out) {
+    if (all == NULL || all->count == 0) return 0;
+    static const struct {
+        const char *name, *type, *help;
+    } families[] = {
+        {"nexus_backend_up", "gauge", "1 when at least one instance of the backend is ready"},
+        {"nexus_backend_instances_ready", "gauge", "Instances ready to take calls"},
+        {"nexus_backend_calls_total", "counter", "Calls answered (retries included)"},
+        {"nexus_backend_failures_total", "counter", "Calls answered with a backend error"},
+        {"nexus_backend_retries_total", "counter", "Retries sent after retryable failures"},
+        {"nexus_backend_restarts_total", "counter", "Links restarted (process or session)"},
+        {"nexus_backend_ejections_total", "counter", "Instances ejected by outlier detection"},
+        {"nexus_backend_rejected_total", "counter", "Calls rejected by the bulkhead"},
+        {"nexus_backend_in_flight", "gauge", "Calls in flight"},
+        {"nexus_backend_breaker_open", "gauge", "1 when the circuit breaker is open"},
+        {"nexus_backend_latency_seconds_sum", "counter", "Total latency of answered calls"},
+    };
+    int rc = 0;
+    for (size_t f = 0; f < sizeof(families) / sizeof(families[0]); f++) {
+        rc |= nx_buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", families[f].name,
+                             families[f].help, families[f].name, families[f].type);
+        for (size_t i = 0; i < all->count; i++) {
+            backend_t *b = &all->items[i];
+            uint32_t ready = 0;
+            connection_status(b, &ready);
+            double v = 0;
+            switch (f) {
+            case 0:
+                v = ready > 0;
+                break;
+            case 1:
+                v = ready;
+                break;
+            case 2:
+                v = (double)atomic_load(&b->answered);
+                break;
+            case 3:
+                v = (double)(atomic_load(&b->answered) - atomic_load(&b->succeeded));
+                break;
+            case 4:
+                v = (double)atomic_load(&b->retries_total);
+                break;
+            case 5:
+                v = (double)atomic_load(&b->restarts);
+                break;
+            case 6:
+                v = (double)atomic_load(&b->ejections_total);
+                break;
+            case 7:
+                v = (double)nx_bulkhead_rejected(&b->bulkhead);
+                break;
+            case 8:
+                v = (double)nx_bulkhead_in_flight(&b->bulkhead);
+                break;
+            case 9:
+                v = b->breaker_enabled && nx_breaker_state(&b->breaker) == NX_BREAKER_OPEN;
+                break;
+            default:
+                v = (double)atomic_load(&b->latency_sum_us) / 1e6;
+                break;
+            }
+            rc |= nx_buf_appendf(out, "%s{backend=\"%s\",transport=\"%s\"} %.17g\n",
+                                 families[f].name, b->name, b->link->name, v);
+        }
+    }
+    return rc < 0 ? -ENOMEM : 0;
 }

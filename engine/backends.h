@@ -56,7 +56,9 @@ typedef struct nx_backend_spec {
     bool breaker_enabled;
     nx_breaker_config_t breaker; /* per backend, shared by every shard */
     uint32_t max_concurrent;     /* bulkhead: calls in flight at most (all shards); 0 = any */
-    nx_health_config_t health;   /* outlier ejection of instances from real calls */
+    nx_health_config_t health;   /* check thresholds and outlier ejection of instances */
+    bool health_checks;          /* active checks (an MCP ping per instance) */
+    uint32_t check_interval_ms, check_timeout_ms;
 } nx_backend_spec_t;
 
 typedef struct nx_backends nx_backends_t;
@@ -76,7 +78,19 @@ void nx_backends_shard_stop(nx_backends_t *b, nx_engine_shard_t *es);
 bool nx_backends_shard_busy(const nx_backends_t *b, const nx_engine_shard_t *es);
 /** Frees everything (after every shard has stopped). NULL-safe. */
 void nx_backends_free(nx_backends_t *b);
-/** /health view: {name: {state, tools, restarts, pid}}. */
+/** /health view: {name: {state, tools, restarts, pid, breaker, instances, ...}}. */
 json_t *nx_backends_health(const nx_backends_t *b);
+/** The connection manager's view of backend <name>, or of all of them in an array when <name>
+ *  is NULL: {id, transport, status (connected, degraded, disconnected, unknown), latency_ms
+ *  {min, avg, max}, success_rate, calls, failures, breaker, instances, pool}. NULL when there
+ *  is no backend <name>. */
+json_t *nx_backends_connections(const nx_backends_t *b, const char *name);
+/* The outcome of a connection test: {id, ok, latency_ms | error} (borrowed). */
+typedef void (*nx_backends_test_cb)(const json_t *outcome, void *arg);
+/** Tests backend <name> now with an MCP ping through one of its instances; <cb> runs later on
+ *  the calling shard. Returns 0, or NX_ENOTFOUND for no such backend, or -ENOMEM. */
+int nx_backends_test(nx_backends_t *b, const char *name, nx_backends_test_cb cb, void *arg);
+/** Appends the backends' metrics to <out> in Prometheus text format. */
+int nx_backends_metrics(const nx_backends_t *b, nx_buf_t *out);
 
 #endif

@@ -158,6 +158,12 @@ int nx_mcp_client_respond(nx_mcp_client_t *cl, const json_t *id, json_t *result,
 
 /* ---- the handshake ---- */
 
+/* The handshake failed: everything waiting fails and the owner hears it. */
+static void handshake_failed(nx_mcp_client_t *cl) {
+    nx_mcp_client_fail(cl, cl->error);
+    if (cl->ops.on_failed != NULL) cl->ops.on_failed(cl, cl->arg);
+}
+
 static void on_initialized(nx_mcp_client_t *cl, const json_t *result, const json_t *error,
                            void *arg) {
     if (error != NULL) {
@@ -165,7 +171,7 @@ static void on_initialized(nx_mcp_client_t *cl, const json_t *result, const json
                  json_string_value(json_object_get(error, "message"))
                      ? json_string_value(json_object_get(error, "message"))
                      : "error");
-        nx_mcp_client_fail(cl, cl->error);
+        handshake_failed(cl);
         return;
     }
     const char *v = json_string_value(json_object_get(result, "protocolVersion"));
@@ -174,7 +180,7 @@ static void on_initialized(nx_mcp_client_t *cl, const json_t *result, const json
                  "the server answered initialize with protocol "
                  "version %.40s, which nexus does not speak",
                  v ? v : "(none)");
-        nx_mcp_client_fail(cl, cl->error);
+        handshake_failed(cl);
         return;
     }
     snprintf(cl->protocol_version, sizeof(cl->protocol_version), "%s", v);
@@ -182,7 +188,8 @@ static void on_initialized(nx_mcp_client_t *cl, const json_t *result, const json
     cl->server_capabilities = json_incref(json_object_get(result, "capabilities"));
     cl->instructions = json_incref(json_object_get(result, "instructions"));
     if (nx_mcp_client_notify(cl, "notifications/initialized", NULL) < 0) {
-        nx_mcp_client_fail(cl, "the server's transport is gone");
+        snprintf(cl->error, sizeof(cl->error), "the server's transport is gone");
+        handshake_failed(cl);
         return;
     }
     cl->state = NX_MCP_CLIENT_READY;

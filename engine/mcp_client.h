@@ -28,6 +28,9 @@ typedef struct nx_mcp_client_ops {
     int (*send)(nx_mcp_client_t *cl, const char *text, size_t len, void *arg);
     /* The handshake is done: requests may go (optional). */
     void (*on_ready)(nx_mcp_client_t *cl, void *arg);
+    /* The handshake failed (cl->error says why): the owner should end the transport and try
+     * again later (optional). */
+    void (*on_failed)(nx_mcp_client_t *cl, void *arg);
     /* A notification from the server (progress, message, the list_changed ones...) (optional). */
     void (*on_notification)(nx_mcp_client_t *cl, const char *method, const json_t *params,
                             void *arg);

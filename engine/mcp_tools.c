@@ -1,7 +1,9 @@
 /* Built-in MCP tools every nexus serves: health_check, get_server_metrics and
- * get_available_tools; with debug routes also the test stand-ins debug_echo (fast), debug_sleep
+ * get_available_tools, and the connection manager's list_connections, get_connection_metrics and
+ * test_connection; with debug routes also the test stand-ins debug_echo (fast), debug_sleep
  * (slow, asynchronous), debug_progress (progress and log notifications while it runs) and
  * debug_sample (asks the client to sample, answers with what it said). */
+#include "connections.h"
 #include "mcp_http.h"
 
 #include <stdio.h>
@@ -171,6 +173,9 @@ static void tool_debug_sample(nx_mcp_call_t *call, json_t *args, void *data) {
 int nx_mcp_register_builtin_tools(nx_engine_t *e, bool debug) {
     static const char *const no_args = "{\"type\":\"object\",\"properties\":{},"
                                        "\"additionalProperties\":false}";
+#define CONNECTION_ID                                                                              \
+    "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\",\"description\":"            \
+    "\"the backend's name\"}},\"required\":[\"id\"],\"additionalProperties\":false}"
     const nx_mcp_tool_def_t tools[] = {
         {"health_check", "Health check",
          "Reports whether nexus is serving: status, version, uptime, shards.", no_args, NULL,
@@ -185,6 +190,21 @@ int nx_mcp_register_builtin_tools(nx_engine_t *e, bool debug) {
          "Lists the names of every tool this server offers.", no_args, NULL,
          "{\"readOnlyHint\":true,\"openWorldHint\":false}", tool_get_available_tools, e,
          NX_MCP_TASK_FORBIDDEN},
+        {"list_connections", "List connections",
+         "The backends as connections: status (connected, degraded, disconnected, unknown), "
+         "latency, success rate, breaker state, instances.",
+         no_args, NULL, "{\"readOnlyHint\":true,\"openWorldHint\":false}", nx_tool_list_connections,
+         e, NX_MCP_TASK_FORBIDDEN},
+        {"get_connection_metrics", "Connection metrics",
+         "Status, latency (min/avg/max), success rate, breaker state and instances of one "
+         "backend.",
+         CONNECTION_ID, NULL, "{\"readOnlyHint\":true,\"openWorldHint\":false}",
+         nx_tool_get_connection_metrics, e, NX_MCP_TASK_FORBIDDEN},
+        {"test_connection", "Test a connection",
+         "Pings one backend now through one of its instances: ok and round-trip latency, or "
+         "why not.",
+         CONNECTION_ID, NULL, "{\"readOnlyHint\":true,\"openWorldHint\":true}",
+         nx_tool_test_connection, e, NX_MCP_TASK_FORBIDDEN},
         {"debug_echo", "Echo (test)", "Test only: returns its message.",
          "{\"type\":\"object\",\"properties\":{\"message\":{\"type\":\"string\"}},"
          "\"required\":[\"message\"],\"additionalProperties\":false}",

@@ -1382,22 +1382,32 @@ static int setup(nx_mcp_server_t *server, void *arg, char *err, size_t errlen) {
 }
 
 /* --stdio-gateway: nexus as a gateway in front of this same program on stdio, the fixtures
- * reaching the suite only through the federation (unprefixed). The configuration lives in a
- * memory file, so nothing is left on disk. Returns the path to pass to --config, or NULL. */
-static const char *gateway_config(char *path, size_t len) {
+ * reaching the suite only through the federation (unprefixed); --http-gateway URL: the same in
+ * front of a fixtures server at URL over Streamable HTTP. The configuration lives in a memory
+ * file, so nothing is left on disk. Returns the path to pass to --config, or NULL. */
+static const char *gateway_config(const char *url, char *path, size_t len) {
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     int fd = memfd_create("nexus-gateway.yaml", MFD_CLOEXEC);
     if (n <= 0 || fd < 0) return NULL;
     self[n] = '\0';
-    dprintf(fd,
-            "servers:\n"
-            "  - name: fixtures\n"
-            "    transport: stdio\n"
-            "    command: \"%s\"\n"
-            "    args: [\"--stdio\"]\n"
-            "    prefix: false\n",
-            self);
+    if (url == NULL)
+        dprintf(fd,
+                "servers:\n"
+                "  - name: fixtures\n"
+                "    transport: stdio\n"
+                "    command: \"%s\"\n"
+                "    args: [\"--stdio\"]\n"
+                "    prefix: false\n",
+                self);
+    else
+        dprintf(fd,
+                "servers:\n"
+                "  - name: fixtures\n"
+                "    transport: http\n"
+                "    url: \"%s\"\n"
+                "    prefix: false\n",
+                url);
     snprintf(path, len, "/proc/self/fd/%d", fd);
     return path;
 }
@@ -1406,14 +1416,15 @@ int main(int argc, char **argv) {
     static const nx_app_t fixtures = {
         .about = "conformance_server: nexus serving the fixtures of the MCP conformance suite "
                  "(--stdio-gateway as the first argument: through nexus in front of itself on "
-                 "stdio)",
+                 "stdio; --http-gateway URL: through nexus in front of the fixtures at URL)",
         .setup = setup,
     };
-    if (argc < 2 || strcmp(argv[1], "--stdio-gateway") != 0)
-        return nx_app_main(argc, argv, &fixtures);
+    bool stdio_gw = argc >= 2 && strcmp(argv[1], "--stdio-gateway") == 0;
+    bool http_gw = argc >= 3 && strcmp(argv[1], "--http-gateway") == 0;
+    if (!stdio_gw && !http_gw) return nx_app_main(argc, argv, &fixtures);
     char path[64];
-    if (gateway_config(path, sizeof(path)) == NULL) {
-        perror("conformance_server: --stdio-gateway");
+    if (gateway_config(http_gw ? argv[2] : NULL, path, sizeof(path)) == NULL) {
+        perror("conformance_server: gateway configuration");
         return 1;
     }
     /* The same command line without the switch, plus the gateway's configuration. */
@@ -1423,7 +1434,7 @@ int main(int argc, char **argv) {
     args[n++] = argv[0];
     args[n++] = "--config";
     args[n++] = path;
-    for (int i = 2; i < argc; i++)
+    for (int i = http_gw ? 3 : 2; i < argc; i++)
         args[n++] = argv[i];
     int rc = nx_app_main(n, args, NULL);
     free(args);

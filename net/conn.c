@@ -21,7 +21,8 @@ static void arm_recv(nx_conn_t *c) {
     if (nx_loop_recv_multishot(c->shard->loop, &c->recv_op, c->fd) == 0) c->recv_armed = true;
 }
 
-nx_conn_t *nx_conn_new(nx_shard_t *s, int fd, const nx_conn_ops_t *ops, void *codec) {
+static nx_conn_t *conn_new(nx_shard_t *s, int fd, const nx_conn_ops_t *ops, void *codec,
+                           bool outbound) {
     nx_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         close(fd);
@@ -32,15 +33,27 @@ nx_conn_t *nx_conn_new(nx_shard_t *s, int fd, const nx_conn_ops_t *ops, void *co
     c->codec = codec;
     c->fd = fd;
     c->state = NX_CONN_OPEN;
+    c->outbound = outbound;
     c->recv_op.cb = on_recv;
     c->send_op.cb = on_send;
     c->close_op.cb = on_close_done;
     nx_timer_init(&c->linger_timer, on_linger_timeout);
     nx_list_insert_tail(&s->conns, &c->link);
-    __atomic_store_n(&s->stats.connections_open, s->stats.connections_open + 1, __ATOMIC_RELAXED);
-    nx_stat_add(&s->stats.connections_accepted, 1);
+    if (!outbound) {
+        __atomic_store_n(&s->stats.connections_open, s->stats.connections_open + 1,
+                         __ATOMIC_RELAXED);
+        nx_stat_add(&s->stats.connections_accepted, 1);
+    }
     arm_recv(c);
     return c;
+}
+
+nx_conn_t *nx_conn_new(nx_shard_t *s, int fd, const nx_conn_ops_t *ops, void *codec) {
+    return conn_new(s, fd, ops, codec, false);
+}
+
+nx_conn_t *nx_conn_new_outbound(nx_shard_t *s, int fd, const nx_conn_ops_t *ops, void *codec) {
+    return conn_new(s, fd, ops, codec, true);
 }
 
 static void maybe_free(nx_conn_t *c) {
@@ -49,7 +62,9 @@ static void maybe_free(nx_conn_t *c) {
     if (c->ops->on_free != NULL) c->ops->on_free(c);
     nx_list_remove(&c->link);
     nx_shard_t *s = c->shard;
-    __atomic_store_n(&s->stats.connections_open, s->stats.connections_open - 1, __ATOMIC_RELAXED);
+    if (!c->outbound)
+        __atomic_store_n(&s->stats.connections_open, s->stats.connections_open - 1,
+                         __ATOMIC_RELAXED);
     nx_buf_dispose(&c->out);
     nx_buf_dispose(&c->sending);
     free(c);
@@ -117,10 +132,11 @@ static void on_send(nx_op_t *op, int res, unsigned flags, unsigned buf_id) {
         return;
     }
     if (res <= 0) {
+        c->error = res < 0 ? res : -EPIPE;
         nx_conn_close(c); /* peer gone (EPIPE, ECONNRESET) */
         return;
     }
-    nx_stat_add(&c->shard->stats.bytes_out, (uint64_t)res);
+    if (!c->outbound) nx_stat_add(&c->shard->stats.bytes_out, (uint64_t)res);
     c->sent += (size_t)res;
     if (c->sent < c->sending.len) { /* short write: send the rest */
         if (nx_loop_send(c->shard->loop, &c->send_op, c->fd, c->sending.data + c->sent,
@@ -147,7 +163,7 @@ static void on_recv(nx_op_t *op, int res, unsigned flags, unsigned buf_id) {
     nx_loop_t *l = c->shard->loop;
     if (!(flags & NX_OP_MORE)) c->recv_armed = false;
     if (res > 0 && (flags & NX_OP_HAS_BUF)) {
-        nx_stat_add(&c->shard->stats.bytes_in, (uint64_t)res);
+        if (!c->outbound) nx_stat_add(&c->shard->stats.bytes_in, (uint64_t)res);
         /* Input after the final response (close pending, lingering) is not for us. */
         if (c->state == NX_CONN_OPEN && !c->close_pending)
             c->ops->on_data(c, nx_loop_buf(l, buf_id), (size_t)res);

@@ -44,6 +44,8 @@ struct nx_conn {
     bool send_busy;       /* <sending> is in the kernel */
     bool close_pending;   /* close fd once <out> and <sending> are flushed, then linger */
     bool close_submitted; /* the close of fd is in flight */
+    bool outbound;        /* opened by us (a backend connection): not in the shard's client stats */
+    int error;            /* the send error that closed the connection (-errno), else 0 */
     nx_op_t recv_op, send_op, close_op;
     nx_buf_t out;     /* written by the codec, not yet handed to the kernel */
     nx_buf_t sending; /* in the kernel from offset <sent> */
@@ -55,6 +57,9 @@ struct nx_conn {
 /** Wraps accepted socket <fd> in a connection on <s> using codec <ops>/<codec>; NULL on ENOMEM
  *  (then <fd> is closed). Receiving starts at once. */
 nx_conn_t *nx_conn_new(nx_shard_t *s, int fd, const nx_conn_ops_t *ops, void *codec);
+/** Like nx_conn_new for socket <fd> this shard connected itself (a backend connection, see
+ *  http_client.h): the shard's counters of client connections and bytes leave it out. */
+nx_conn_t *nx_conn_new_outbound(nx_shard_t *s, int fd, const nx_conn_ops_t *ops, void *codec);
 /** The buffer the codec appends output to; nx_conn_flush hands it to the kernel. */
 static inline nx_buf_t *nx_conn_out(nx_conn_t *c) {
     return &c->out;

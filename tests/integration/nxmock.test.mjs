@@ -17,46 +17,10 @@ import {
   Nexus, nexusBin, nexusEnv, assertCleanExit, assertNoSanitizerReport, request, sleep,
   withTimeout, HOST, SANITIZER_MARKERS,
 } from './lib/nexus.mjs';
+import { startMock, NXMOCK as BIN } from './lib/nxmock.mjs';
 import { openSession, mcpPost, rpcBody, rpcResult } from './lib/mcp.mjs';
 
-const BIN = process.env.NXMOCK_BIN || join(dirname(nexusBin()), 'nxmock');
-const LISTEN_RE = /listening: rest ([^\s,]+):(\d+), mcp (\w+) \(([^)]*):(\d+)\)/;
 const TOOLS = ['echo', 'add', 'progress', 'sleep', 'fail', 'stats'];
-
-/** Starts nxmock on free ports with <args>; resolves once /health answers 200. */
-async function startMock(args = [], { shards = 2, timeoutMs = 15000 } = {}) {
-  const argv = ['--port', '0', '--mcp-port', '0', '--shards', String(shards), ...args];
-  const child = spawn(BIN, argv, { env: nexusEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-  const m = new Nexus(child, argv);
-  const spawnError = new Promise((_, reject) => child.on('error', reject));
-  spawnError.catch(() => {});
-  try {
-    const exitEarly = m._exitPromise.then((e) => {
-      throw new Error(`nxmock exited during startup (code ${e.code}):\n${m.stderr}`);
-    });
-    exitEarly.catch(() => {});
-    const line = await Promise.race([
-      m.waitForLog((l) => typeof l.msg === 'string' && LISTEN_RE.test(l.msg),
-        { timeoutMs, what: 'the "listening" startup line' }),
-      exitEarly,
-      spawnError,
-    ]);
-    const hit = LISTEN_RE.exec(line.msg);
-    m.restPort = Number(hit[2]);
-    m.mcpPort = Number(hit[5]);
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const r = await request(m.restPort, { path: '/health', timeoutMs: 2000 }).catch(() => null);
-      if (r && r.status === 200) break;
-      if (m.exited || Date.now() > deadline) throw new Error(`/health never answered:\n${m.stderr}`);
-      await sleep(50);
-    }
-    return m;
-  } catch (e) {
-    await m.kill();
-    throw e;
-  }
-}
 
 /** Runs fn(mock) against a fresh nxmock, then stops it and asserts a clean exit; the process
  *  is killed whatever happens. */
