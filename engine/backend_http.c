@@ -21,7 +21,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +53,7 @@ struct http_link {
     size_t header_count;       /* configured */
     char *header_text;         /* storage of the configured headers */
     nx_list_t posts;
+    uint64_t addr_generation; /* of the address the pool connects to */
     bool down;
     nx_timer_t down_timer; /* ends the link outside any callback of its own */
     const char *why;
@@ -211,6 +211,11 @@ static const nx_http_client_ops_t post_ops = {
 static int http_post(http_link_t *hl, const char *method, const char *text, size_t len,
                      json_int_t request_id) {
     nx_backend_instance_t *in = hl->in;
+    /* The name moved (re-resolved in the background): new connections go to the new address. */
+    const nx_resolved_t *addr = nx_backend_instance_address(in);
+    if (addr->generation != hl->addr_generation &&
+        nx_http_pool_set_addr(hl->pool, (const struct sockaddr *)&addr->addr, addr->len) == 0)
+        hl->addr_generation = addr->generation;
     post_t *p = calloc(1, sizeof(*p));
     if (p == NULL) return -ENOMEM;
     p->hl = hl;
@@ -274,19 +279,6 @@ static void http_forget(nx_backend_instance_t *in, json_int_t request_id) {
 
 /* ---- life ---- */
 
-/* Resolves <host>:<port> (numeric at once, a name through the resolver). */
-static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len) {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res = NULL;
-    char service[8];
-    snprintf(service, sizeof(service), "%u", port);
-    if (getaddrinfo(host, service, &hints, &res) != 0 || res == NULL) return -EHOSTUNREACH;
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
-}
-
 /* Parses the configured "Name: value" headers into <hl>, leaving room for ours. */
 static int parse_headers(http_link_t *hl, const char *const *lines) {
     size_t count = 0, bytes = 0;
@@ -317,10 +309,7 @@ static int parse_headers(http_link_t *hl, const char *const *lines) {
 
 static int http_start(nx_backend_instance_t *in) {
     const nx_backend_url_t *u = &in->spec->urls[in->replica];
-    struct sockaddr_storage ss;
-    socklen_t sl = 0;
-    int rc = resolve(u->host, u->port, &ss, &sl);
-    if (rc < 0) return rc;
+    const nx_resolved_t *addr = nx_backend_instance_address(in);
     http_link_t *hl = calloc(1, sizeof(*hl));
     if (hl == NULL) return -ENOMEM;
     hl->in = in;
@@ -336,13 +325,14 @@ static int http_start(nx_backend_instance_t *in) {
                                 .connect_timeout_ms = sp->connect_timeout_ms,
                                 .max_requests_per_conn = sp->pool_max_requests};
     if (parse_headers(hl, sp->headers) < 0 ||
-        (hl->pool = nx_http_pool_new(in->es->shard, (struct sockaddr *)&ss, sl, authority,
-                                     &opts)) == NULL) {
+        (hl->pool = nx_http_pool_new(in->es->shard, (const struct sockaddr *)&addr->addr, addr->len,
+                                     authority, &opts)) == NULL) {
         free(hl->headers);
         free(hl->header_text);
         free(hl);
         return -ENOMEM;
     }
+    hl->addr_generation = addr->generation;
     in->link = hl;
     nx_backend_link_up(in);
     return 0;

@@ -12,6 +12,7 @@
 #include "engine.h"
 #include "health.h"
 #include "mcp_client.h"
+#include "resolver.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -74,6 +75,9 @@ struct nx_backend_instance {
     _Atomic uint32_t last_check_us; /* round trip of the last passing check */
 };
 
+/** The current address of <in>'s url (re-resolved in the background; compare generations to
+ *  see a change). Any thread; only for instances of backends with urls. */
+const nx_resolved_t *nx_backend_instance_address(const nx_backend_instance_t *in);
 /** The link can carry messages: the MCP handshake starts. */
 void nx_backend_link_up(nx_backend_instance_t *in);
 /** One message from the backend; <related> > 0 names our request it came with (the response

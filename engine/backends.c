@@ -21,6 +21,7 @@
 #include "log.h"
 #include "mcp_client.h"
 #include "nexus/errors.h"
+#include "resolver.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -30,7 +31,8 @@
 
 #define MAX_SHARDS 256
 #define MAX_INSTANCES 4096
-#define READY_STABLE_MS 10000u /* a link that stayed up this long resets the backoff */
+#define READY_STABLE_MS 10000u  /* a link that stayed up this long resets the backoff */
+#define RESOLVE_EVERY_MS 30000u /* backend names are looked up again this often */
 
 typedef enum backend_state { B_STARTING, B_READY, B_RESTARTING, B_STOPPED } backend_state_t;
 static const char *const state_names[] = {"starting", "ready", "restarting", "stopped"};
@@ -68,6 +70,7 @@ struct backend {
     char *name, *cwd;
     char **argv, **env, **headers;
     nx_backend_url_t *urls;
+    int *url_slots; /* each url's address in the resolver */
     const nx_backend_link_ops_t *link;
     instance_t *instances;
     uint32_t instance_count;
@@ -139,6 +142,7 @@ struct nx_backends {
     char sep[9];
     nx_list_t proxies[MAX_SHARDS]; /* per origin shard, touched only by it */
     uint64_t next_seq[MAX_SHARDS];
+    nx_resolver_t *resolver;
 };
 
 static backend_t *backend_of(const instance_t *in) {
@@ -643,6 +647,11 @@ static void on_client_failed(nx_mcp_client_t *cl, void *arg) {
     if (!in->client_live) return; /* the link went down first: that is what failed it */
     nx_log_warn("backend %s: %s", in->name, cl->error);
     backend_of(in)->link->drain(in);
+}
+
+const nx_resolved_t *nx_backend_instance_address(const nx_backend_instance_t *in) {
+    const backend_t *b = in->backend;
+    return nx_resolver_get(b->all->resolver, b->url_slots[in->replica]);
 }
 
 void nx_backend_link_up(nx_backend_instance_t *in) {
@@ -1563,6 +1572,17 @@ static int backend_init(nx_backends_t *all, backend_t *b, uint32_t index,
         }
         b->instance_count = (uint32_t)sp->url_count * shards; /* a session per shard and url */
     }
+    b->url_slots = calloc(sp->url_count + 1, sizeof(int));
+    if (b->url_slots == NULL) return -ENOMEM;
+    for (size_t u = 0; u < sp->url_count; u++) {
+        char why[200];
+        b->url_slots[u] =
+            nx_resolver_add(all->resolver, b->urls[u].host, b->urls[u].port, why, sizeof(why));
+        if (b->url_slots[u] < 0) {
+            snprintf(err, errlen, "backend %s: %s", sp->name, why);
+            return NX_ECONFIG;
+        }
+    }
     if (b->instance_count > MAX_INSTANCES) {
         snprintf(err, errlen, "backend %s would have %u instances; at most %d", sp->name,
                  b->instance_count, MAX_INSTANCES);
@@ -1615,6 +1635,7 @@ static void backend_dispose(backend_t *b) {
         free((char *)b->urls[u].path);
     }
     free(b->urls);
+    free(b->url_slots);
     free(b->instances);
     free(b->next_pick);
     free(b->health);
@@ -1634,6 +1655,12 @@ int nx_backends_new(nx_engine_t *e, const nx_backend_spec_t *specs, size_t count
         return -ENOMEM;
     }
     all->e = e;
+    all->resolver = nx_resolver_new(RESOLVE_EVERY_MS);
+    if (all->resolver == NULL) {
+        free(all->items);
+        free(all);
+        return -ENOMEM;
+    }
     snprintf(all->sep, sizeof(all->sep), "%s", sep && sep[0] ? sep : "__");
     for (uint32_t k = 0; k < MAX_SHARDS; k++)
         nx_list_init(&all->proxies[k]);
@@ -1645,6 +1672,12 @@ int nx_backends_new(nx_engine_t *e, const nx_backend_spec_t *specs, size_t count
             nx_backends_free(all);
             return rc;
         }
+    }
+    int rc = nx_resolver_start(all->resolver);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot start the name resolver: %s", strerror(-rc));
+        nx_backends_free(all);
+        return rc;
     }
     nx_mcp_provider_t p = {
         .list = provider_list, .call = provider_call, .subscribe = provider_subscribe};
@@ -1729,6 +1762,7 @@ void nx_backends_shard_stop(nx_backends_t *all, nx_engine_shard_t *es) {
 
 void nx_backends_free(nx_backends_t *all) {
     if (all == NULL) return;
+    nx_resolver_free(all->resolver);
     for (size_t i = 0; i < all->count; i++)
         backend_dispose(&all->items[i]);
     free(all->items);
