@@ -41,6 +41,7 @@ typedef struct nx_backend_link_ops {
 
 extern const nx_backend_link_ops_t nx_backend_stdio_link;
 extern const nx_backend_link_ops_t nx_backend_http_link;
+extern const nx_backend_link_ops_t nx_backend_ws_link;
 
 /* One instance. The transport uses the fields of the first block and <link>; the rest belongs
  * to backends.c. Everything but the atomics is touched only by the owner shard. */
@@ -58,7 +59,8 @@ struct nx_backend_instance {
     /* backends.c */
     void *backend;
     uint32_t index, owner;
-    bool draining;
+    bool draining;      /* shutting down: no new calls; the link ends once the calls did */
+    bool link_stopping; /* the link was asked to end */
     nx_timer_t restart_timer;
     uint32_t failures; /* consecutive failed starts, for the restart backoff */
     uint64_t ready_at;

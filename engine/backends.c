@@ -54,6 +54,7 @@ typedef struct owner_call {
 } owner_call_t;
 
 static void owner_send_queued(nx_backend_instance_t *in);
+static void stop_link(nx_backend_instance_t *in);
 static void owner_fail_queued(nx_backend_instance_t *in, const char *why);
 
 /* The catalogs a backend announces, in snapshot order (see publish_kind). */
@@ -81,6 +82,7 @@ struct backend {
     _Atomic(json_t *) catalog; /* {"tools": [...], "resources": ..., "resourceTemplates": ...,
                                   "prompts": ...}; tools and prompts under their public names */
     _Atomic(json_t *) hazard[MAX_SHARDS];
+    _Atomic bool listed; /* every catalog the server offers was listed at least once */
     _Atomic uint64_t restarts, calls_total, failures_total, retries_total, ejections_total;
     /* latency of answered calls at the origin (retries included), microseconds */
     _Atomic uint64_t answered, succeeded, latency_sum_us, latency_min_us, latency_max_us;
@@ -121,9 +123,11 @@ typedef struct proxy {
     bool want_progress;
     uint32_t attempts;    /* tries sent so far */
     uint64_t deadline_ms; /* monotonic; 0 = none */
+    uint64_t budget_ms;   /* deadline_ms - the start, for messages */
     bool retry_held;      /* a retry slot of the budget is ours */
     nx_timer_t retry_timer;
-    nx_list_t relays; /* the backend's requests waiting for this call's client */
+    nx_timer_t deadline_timer; /* ends the call at its deadline, whatever try is under way */
+    nx_list_t relays;          /* the backend's requests waiting for this call's client */
 } proxy_t;
 
 /* Where the client's answer to a relayed request goes. */
@@ -324,6 +328,13 @@ static void end_refresh(backend_t *b, int kind) {
     b->pages_in[kind] = NULL;
 }
 
+/* No list is under way: each catalog the server offers has been listed (or failed to be). */
+static void note_listed(backend_t *b) {
+    for (int k = 0; k < KINDS; k++)
+        if (b->pages[k] != NULL) return;
+    atomic_store(&b->listed, true);
+}
+
 static void on_list_page(nx_mcp_client_t *cl, const json_t *result, const json_t *error,
                          void *arg) {
     page_req_t pr = *(page_req_t *)arg;
@@ -336,6 +347,7 @@ static void on_list_page(nx_mcp_client_t *cl, const json_t *result, const json_t
         nx_log_warn("backend %s: %s failed: %s", b->name, kind_methods[kind],
                     json_string_value(json_object_get(error, "message")));
         end_refresh(b, kind);
+        note_listed(b);
         return;
     }
     size_t i;
@@ -366,6 +378,7 @@ static void on_list_page(nx_mcp_client_t *cl, const json_t *result, const json_t
         b->refresh_again[kind] = false;
         refresh_kind(in, kind);
     }
+    note_listed(b);
 }
 
 static void refresh_catalog(instance_t *in) {
@@ -374,6 +387,7 @@ static void refresh_catalog(instance_t *in) {
         if (json_object_get(in->client.server_capabilities, kind_capability[k]) != NULL)
             refresh_kind(in, k);
     }
+    note_listed(backend_of(in)); /* at once when it offers none */
 }
 
 /* ---- subscriptions (the catalog shard) ---- */
@@ -460,6 +474,7 @@ static void on_restart_timer(nx_timer_t *t) {
 static void start_link(instance_t *in) {
     backend_t *b = backend_of(in);
     atomic_store(&in->state, B_STARTING);
+    in->link_stopping = false;
     int rc = b->link->start(in);
     if (rc < 0) {
         nx_log_error("backend %s: cannot start: %s", b->name, strerror(-rc));
@@ -622,6 +637,12 @@ static void on_client_request(nx_mcp_client_t *cl, const json_t *id, const char 
     instance_t *in = arg;
     backend_t *b = backend_of(in);
     owner_call_t *oc = attributed_call(in);
+    if (oc == NULL && strcmp(method, "roots/list") == 0) {
+        /* Asked outside any call (servers often ask right after initialize): nexus itself
+         * offers no roots. */
+        nx_mcp_client_respond(cl, id, json_pack("{s:[]}", "roots"), NULL);
+        return;
+    }
     bmsg_t *bm = oc ? bmsg_new(M_REQUEST, b->all, b->index, in->index, oc->origin, oc->seq) : NULL;
     if (bm == NULL) {
         nx_mcp_client_respond(
@@ -646,7 +667,7 @@ static void on_client_failed(nx_mcp_client_t *cl, void *arg) {
     instance_t *in = arg;
     if (!in->client_live) return; /* the link went down first: that is what failed it */
     nx_log_warn("backend %s: %s", in->name, cl->error);
-    backend_of(in)->link->drain(in);
+    stop_link(in);
 }
 
 const nx_resolved_t *nx_backend_instance_address(const nx_backend_instance_t *in) {
@@ -774,13 +795,23 @@ static void answer_origin(owner_call_t *oc, const json_t *result, const json_t *
     }
 }
 
+/* Ends <in>'s link once (shutdown, a failed handshake). */
+static void stop_link(instance_t *in) {
+    if (in->link == NULL || in->link_stopping) return;
+    in->link_stopping = true;
+    backend_of(in)->link->drain(in);
+}
+
 static void owner_call_free(owner_call_t *oc) {
+    instance_t *in = oc->in;
     free(oc->method);
     json_decref(oc->params);
     nx_timer_stop(&oc->timeout);
     nx_list_remove(&oc->link);
-    atomic_fetch_sub(&oc->in->outstanding, 1);
+    atomic_fetch_sub(&in->outstanding, 1);
     free(oc);
+    /* Shutting down: the link goes once its last call is answered. */
+    if (in->draining && nx_list_empty(&in->calls)) stop_link(in);
 }
 
 static void on_backend_answer(nx_mcp_client_t *cl, const json_t *result, const json_t *error,
@@ -997,6 +1028,7 @@ static void proxy_release(proxy_t *p, int outcome) {
     }
     record_try(p, outcome);
     nx_timer_stop(&p->retry_timer);
+    nx_timer_stop(&p->deadline_timer);
     if (p->retry_held) nx_retry_budget_release(&b->budget);
     p->retry_held = false;
     nx_retry_budget_request_finished(&b->budget);
@@ -1088,6 +1120,25 @@ static bool try_retry(proxy_t *p) {
     atomic_fetch_add(&b->retries_total, 1);
     nx_shard_timer_start(nx_engine_current_shard()->shard, &p->retry_timer, delay);
     return true;
+}
+
+/* The overall deadline passed: the try under way is cancelled at its owner and the client gets
+ * an error naming the backend. A slow try counts against the backend. */
+static void on_deadline(nx_timer_t *t) {
+    proxy_t *p = nx_container_of(t, proxy_t, deadline_timer);
+    backend_t *b = p->b;
+    nx_mcp_call_t *call = p->call;
+    bool in_try = !nx_timer_active(&p->retry_timer);
+    bmsg_t *bm = bmsg_new(M_CANCEL, p->all, b->index, p->instance, p->origin, p->seq);
+    if (bm != NULL) post(p->all, b->instances[p->instance].owner, bm);
+    uint64_t total = p->budget_ms;
+    proxy_release(p, in_try ? 1 : -1);
+    proxy_free(p);
+    char m[200];
+    snprintf(m, sizeof(m), "backend %s did not answer within %llu ms (the call's deadline)",
+             b->name, (unsigned long long)total);
+    nx_mcp_call_error(call, -32603, m,
+                      json_pack("{s:s, s:s}", "backend", b->name, "reason", "deadline"));
 }
 
 static void on_relay_answer(nx_mcp_call_t *call, const json_t *result, const json_t *error,
@@ -1463,8 +1514,20 @@ static bool provider_call(void *arg, nx_mcp_call_t *call, const char *method, co
     p->want_progress = json_object_get(json_object_get(nx_mcp_call_params(call), "_meta"),
                                        "progressToken") != NULL;
     p->deadline_ms = b->deadline_ms ? now + b->deadline_ms : 0;
+    /* The client may want its answer sooner than the backend's deadline, never later. */
+    json_t *client_timeout = json_object_get(json_object_get(nx_mcp_call_params(call), "_meta"),
+                                             NX_BACKENDS_META_TIMEOUT);
+    if (json_is_integer(client_timeout) && json_integer_value(client_timeout) > 0) {
+        uint64_t mine = now + (uint64_t)json_integer_value(client_timeout);
+        if (p->deadline_ms == 0 || mine < p->deadline_ms) p->deadline_ms = mine;
+    }
     p->started_ns = nx_loop_clock_ns();
+    p->budget_ms = p->deadline_ms ? p->deadline_ms - now : 0;
     nx_timer_init(&p->retry_timer, on_retry_timer);
+    nx_timer_init(&p->deadline_timer, on_deadline);
+    if (p->deadline_ms != 0)
+        nx_shard_timer_start(nx_engine_current_shard()->shard, &p->deadline_timer,
+                             p->deadline_ms - now);
     nx_list_init(&p->relays);
     nx_retry_budget_request_started(&b->budget);
     nx_list_insert_tail(&all->proxies[origin], &p->link);
@@ -1565,7 +1628,7 @@ static int backend_init(nx_backends_t *all, backend_t *b, uint32_t index,
         }
         b->instance_count = sp->instances ? sp->instances : 1;
     } else {
-        b->link = &nx_backend_http_link;
+        b->link = sp->transport == NX_BACKEND_WS ? &nx_backend_ws_link : &nx_backend_http_link;
         if (sp->url_count == 0) {
             snprintf(err, errlen, "backend %s has no url", sp->name);
             return NX_ECONFIG;
@@ -1709,10 +1772,11 @@ void nx_backends_shard_drain(nx_backends_t *all, nx_engine_shard_t *es) {
         in->draining = true;
         nx_timer_stop(&in->restart_timer);
         nx_timer_stop(&in->check_timer);
-        if (in->link != NULL)
-            b->link->drain(in);
-        else
+        /* Calls in flight finish first (within the grace period); then the link ends. */
+        if (in->link == NULL)
             atomic_store(&in->state, B_STOPPED);
+        else if (nx_list_empty(&in->calls))
+            stop_link(in);
     }
 }
 
@@ -1778,6 +1842,12 @@ static backend_state_t backend_state(const backend_t *b) {
         if (s < best) best = s;
     }
     return (backend_state_t)best;
+}
+
+bool nx_backends_listed(const nx_backends_t *all) {
+    for (size_t i = 0; all != NULL && i < all->count; i++)
+        if (!atomic_load(&all->items[i].listed)) return false;
+    return true;
 }
 
 json_t *nx_backends_health(const nx_backends_t *all) {

@@ -23,6 +23,7 @@
 typedef enum nx_backend_transport {
     NX_BACKEND_STDIO, /* a supervised child process per instance */
     NX_BACKEND_HTTP,  /* MCP Streamable HTTP, one session per shard per replica */
+    NX_BACKEND_WS,    /* MCP over WebSocket, one connection per shard per replica */
 } nx_backend_transport_t;
 
 /* One replica of an HTTP backend. */
@@ -61,6 +62,10 @@ typedef struct nx_backend_spec {
     uint32_t check_interval_ms, check_timeout_ms;
 } nx_backend_spec_t;
 
+/* A tools/call (or other routed request) may carry "_meta": {"io.nexus/timeoutMs": N}: the call
+ * then ends within N ms, retries included, if the backend's own deadline is later. */
+#define NX_BACKENDS_META_TIMEOUT "io.nexus/timeoutMs"
+
 typedef struct nx_backends nx_backends_t;
 
 /** Creates the backends of <e> from <specs> (copied) with tool-name separator <sep>, and makes
@@ -78,6 +83,9 @@ void nx_backends_shard_stop(nx_backends_t *b, nx_engine_shard_t *es);
 bool nx_backends_shard_busy(const nx_backends_t *b, const nx_engine_shard_t *es);
 /** Frees everything (after every shard has stopped). NULL-safe. */
 void nx_backends_free(nx_backends_t *b);
+/** True once every backend has listed each catalog its server offers at least once (its tools
+ *  can then be called by name); any thread. */
+bool nx_backends_listed(const nx_backends_t *b);
 /** /health view: {name: {state, tools, restarts, pid, breaker, instances, ...}}. */
 json_t *nx_backends_health(const nx_backends_t *b);
 /** The connection manager's view of backend <name>, or of all of them in an array when <name>

@@ -1188,6 +1188,12 @@ void nx_mcp_route_get(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request
         nx_mcp_ws_accept(es, hc, req);
         return;
     }
+    if (es->draining) {
+        /* A stream opened now would only hold the shutdown up. */
+        nx_http_respond_error(hc, 503, "draining: not opening new MCP streams",
+                              "Retry-After: 1\r\n");
+        return;
+    }
     if (check_request(es, hc, req, true, false, true) != 0) return;
     route_to_owner(es, hc, nx_http_request_header(req, SESSION_HEADER), FWD_GET,
                    (nx_str_t){NULL, 0}, nx_http_request_header(req, "Last-Event-ID"));

@@ -257,6 +257,10 @@ static json_t *read_arguments(nx_http_conn_t *hc, nx_str_t body) {
         return args;
     }
     json_decref(args);
+    /* The parser quotes the body near the error: keep the message printable ASCII (valid
+     * UTF-8 whatever the body held, and not cut inside a sequence). */
+    for (char *p = text; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) *p = '?';
     send_error(hc, 400, text, NULL, NULL);
     return NULL;
 }

@@ -202,6 +202,9 @@ static void write_head(nx_http_conn_t *hc, int status, const char *content_type,
  * ready for the next request (answering any that queued up behind a deferred one). */
 static void complete_response(nx_http_conn_t *hc, int status, bool was_deferred) {
     nx_http_server_t *srv = hc->srv;
+    /* A response that began before the drain (a long stream) still ends the connection: the
+     * client must come back to another instance, not on this one. */
+    if (srv->draining) hc->keep_alive = false;
     if (srv->on_done != NULL) srv->on_done(srv, hc, status, nx_loop_clock_ns() - hc->start_ns);
     hc->abort_fn = NULL;
     finish_request_state(hc);

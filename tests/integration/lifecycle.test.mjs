@@ -338,3 +338,23 @@ test('10 SIGHUP reloads in a row: each one applies, serving never stops', { time
     }
   });
 });
+
+test('an open MCP GET stream does not hold the shutdown up: it ends, its connection closes', async () => {
+  const { openSession, ACCEPT, PV } = await import('./lib/mcp.mjs');
+  const { RawConn } = await import('./lib/nexus.mjs');
+  const nx = await startNexus({ shards: 1 });
+  const sid = await openSession(nx.mcpPort);
+  const c = await RawConn.open(nx.mcpPort);
+  const get = `GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: ${ACCEPT}\r\n` +
+    `Mcp-Session-Id: ${sid}\r\nMCP-Protocol-Version: ${PV}\r\n\r\n`;
+  await c.write(get);
+  await c.waitFor('\r\n\r\n');
+  const t0 = Date.now();
+  process.kill(nx.pid, 'SIGTERM');
+  await c.waitFor('0\r\n\r\n', 3000); // the stream's last chunk
+  await c.waitClose(3000); // and the connection is not kept for another request
+  const r = await nx.stop({ timeoutMs: 15000 });
+  c.destroy();
+  assert.equal(r.code, 0);
+  assert.ok(Date.now() - t0 < 5000, `exited after ${Date.now() - t0} ms, not at the grace period's end`);
+});
