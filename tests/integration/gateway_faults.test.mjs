@@ -114,6 +114,23 @@ test('a backend that does not answer is cut at its deadline', { timeout: 20000 }
   assert.equal(ok.ok.content[0].text, 'still here');
 });
 
+test('a client deadline in _meta shortens the backend deadline, never lengthens it', { timeout: 20000 }, async () => {
+  // crashy has a 5 s per-try timeout and an 8 s deadline; the client wants its answer in 300 ms.
+  const t0 = Date.now();
+  const r = await client.callTool({ name: 'crashy__sleep', arguments: { ms: 3000 },
+    _meta: { 'io.nexus/timeoutMs': 300 } }).then((x) => ({ ok: x }), (e) => ({ error: e }));
+  const ms = Date.now() - t0;
+  assert.match(String(r.error?.message), /crashy did not answer within 300 ms \(the call's deadline\)/);
+  assert.equal(r.error.data.reason, 'deadline');
+  assert.ok(ms >= 280 && ms < 1500, `answered after ${ms} ms`);
+  // A longer client deadline does not stretch slow's 400 ms one.
+  const t1 = Date.now();
+  const s = await client.callTool({ name: 'slow__sleep', arguments: { ms: 3000 },
+    _meta: { 'io.nexus/timeoutMs': 60000 } }).then((x) => ({ ok: x }), (e) => ({ error: e }));
+  assert.ok(s.error, 'cut by the backend deadline');
+  assert.ok(Date.now() - t1 < 1500, `answered after ${Date.now() - t1} ms`);
+});
+
 test('a call whose backend process dies is retried after the restart and succeeds', { timeout: 20000 }, async () => {
   const before = (await getJson(nx.restPort, '/health')).data.backends.crashy;
   const pending = call('crashy__sleep', { ms: 800 });
