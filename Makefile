@@ -43,13 +43,14 @@ integration:
 
 # The official MCP conformance suite against examples/conformance_server: the stable release
 # (all 32 server scenarios, pending ones included) directly and through nexus as a gateway in
-# front of the same fixtures on stdio and over Streamable HTTP, then the 0.2.0 prerelease at its default
-# wires and at 2026-07-28, each with the baseline of scenarios known to fail (see the file).
+# front of the same fixtures on stdio, over Streamable HTTP and over legacy HTTP+SSE, then the
+# 0.2.0 prerelease at its default wires and at 2026-07-28, each with the baseline of scenarios known to fail (see the file).
 CONFORMANCE_SERVER = $(CURDIR)/build-asan/examples/conformance_server
 conformance:
 	bash scripts/conformance $(CONFORMANCE_SERVER)
 	bash scripts/conformance --stdio-gateway $(CONFORMANCE_SERVER)
 	bash scripts/conformance --http-gateway $(CONFORMANCE_SERVER)
+	bash scripts/conformance --legacy-gateway $(CONFORMANCE_SERVER)
 	bash scripts/conformance --next --expected-failures tests/conformance/expected-next.yml \
 		$(CONFORMANCE_SERVER)
 	bash scripts/conformance --next --expected-failures tests/conformance/expected-next.yml \

@@ -41,6 +41,9 @@ typedef struct post {
     json_int_t request_id; /* 0: a notification or a response of ours */
     uint16_t status;
     bool is_sse, is_json, is_delete;
+    bool is_stream;  /* legacy: the GET event stream every answer comes on */
+    char *init_text; /* the initialize request, kept in case the server is a legacy one */
+    size_t init_len;
     nx_buf_t body; /* a JSON answer */
     nx_sse_parser_t sse;
 } post_t;
@@ -54,15 +57,24 @@ struct http_link {
     char *header_text;         /* storage of the configured headers */
     nx_list_t posts;
     uint64_t addr_generation; /* of the address the pool connects to */
+    /* Legacy HTTP+SSE (2024-11-05): messages are POSTed to the endpoint the server announced
+     * on its event stream, and every answer comes on that stream. */
+    bool legacy;
+    char *endpoint;  /* where to POST, once announced */
+    char *init_text; /* the initialize to send there once it is (a fallback) */
+    size_t init_len;
+    json_int_t init_id;
     bool down;
     nx_timer_t down_timer; /* ends the link outside any callback of its own */
     const char *why;
+    char why_buf[200];
     bool restart_now;
 };
 
 /* ---- ending ---- */
 
 static void post_free(post_t *p) {
+    free(p->init_text);
     nx_list_remove(&p->link);
     nx_buf_dispose(&p->body);
     if (p->is_sse) nx_sse_parser_dispose(&p->sse);
@@ -77,6 +89,8 @@ static void link_free(http_link_t *hl) {
     }
     nx_http_pool_free(hl->pool);
     nx_timer_stop(&hl->down_timer);
+    free(hl->endpoint);
+    free(hl->init_text);
     free(hl->headers);
     free(hl->header_text);
     free(hl);
@@ -124,12 +138,73 @@ static void on_head(nx_http_exchange_t *x, const nx_http_response_t *head, void 
         snprintf(hl->session, sizeof(hl->session), "%.*s", (int)sid.n, sid.p);
     if (head->status / 100 != 2) return;
     nx_str_t media = head->media_type;
+    if (p->is_stream && head->status != 200) return;
     if (media.n == 17 && strncasecmp(media.p, "text/event-stream", 17) == 0) {
         p->is_sse = true;
         nx_sse_parser_init(&p->sse, NULL);
     } else if (media.n == 16 && strncasecmp(media.p, "application/json", 16) == 0) {
         p->is_json = true;
     }
+}
+
+static int http_post(http_link_t *hl, const char *method, const char *text, size_t len,
+                     json_int_t request_id);
+static int open_stream(http_link_t *hl);
+
+char *nx_backend_endpoint_target(const char *base, const char *data, size_t n) {
+    char *out = NULL;
+    const char *p = data, *end = data + n;
+    if ((n > 7 && strncmp(p, "http://", 7) == 0) || (n > 8 && strncmp(p, "https://", 8) == 0)) {
+        const char *authority = p + (p[4] == ':' ? 7 : 8);
+        p = memchr(authority, '/', (size_t)(end - authority));
+        if (p == NULL) return strdup("/");
+        n = (size_t)(end - p);
+    }
+    if (n > 0 && p[0] == '/') {
+        if ((out = malloc(n + 1)) != NULL) { /* <data> is not NUL-terminated */
+            memcpy(out, p, n);
+            out[n] = '\0';
+        }
+    } else {
+        const char *slash = strrchr(base, '/');
+        size_t dir = slash ? (size_t)(slash - base) + 1 : 0;
+        if ((out = malloc(dir + n + 2)) != NULL) {
+            if (dir == 0)
+                out[dir++] = '/';
+            else
+                memcpy(out, base, dir);
+            memcpy(out + dir, p, n);
+            out[dir + n] = '\0';
+        }
+    }
+    return out;
+}
+
+/* One event of a legacy server's stream: where to POST, or a message. */
+static void stream_event(http_link_t *hl, const nx_sse_message_t *m) {
+    nx_backend_instance_t *in = hl->in;
+    if (m->type.n == 8 && memcmp(m->type.p, "endpoint", 8) == 0) {
+        char *target =
+            nx_backend_endpoint_target(in->spec->urls[in->replica].path, m->data.p, m->data.n);
+        if (target == NULL) return;
+        bool first = hl->endpoint == NULL;
+        free(hl->endpoint);
+        hl->endpoint = target;
+        if (!first) return;
+        if (hl->init_text != NULL) {
+            /* We came here from Streamable HTTP: the initialize the server refused goes again,
+             * the legacy way. */
+            char *text = hl->init_text;
+            hl->init_text = NULL;
+            if (http_post(hl, "POST", text, hl->init_len, hl->init_id) < 0)
+                link_end(hl, "cannot send initialize to the legacy endpoint", false);
+            free(text);
+        } else {
+            nx_backend_link_up(in);
+        }
+        return;
+    }
+    if (m->data.n > 0) nx_backend_link_receive(in, m->data.p, m->data.n, 0);
 }
 
 static void on_data(nx_http_exchange_t *x, const char *data, size_t len, void *arg) {
@@ -151,7 +226,10 @@ static void on_data(nx_http_exchange_t *x, const char *data, size_t len, void *a
             nx_sse_parser_dispose(&p->sse);
             return;
         }
-        if (m.data.n > 0) nx_backend_link_receive(hl->in, m.data.p, m.data.n, p->request_id);
+        if (p->is_stream)
+            stream_event(hl, &m);
+        else if (m.data.n > 0)
+            nx_backend_link_receive(hl->in, m.data.p, m.data.n, p->request_id);
         data += rc;
         len -= (size_t)rc;
     }
@@ -165,6 +243,33 @@ static void on_done(nx_http_exchange_t *x, int err, void *arg) {
         bool was_delete = p->is_delete;
         post_free(p);
         if (was_delete) link_end(hl, "session closed", false);
+        return;
+    }
+    if (p->is_stream) {
+        /* A legacy server's stream carries the whole session: when it ends, so does the link. */
+        char m[200];
+        const char *why = err ? nx_http_exchange_error(x) : NULL;
+        snprintf(m, sizeof(m), "the event stream ended (%s)",
+                 err                ? (why ? why : strerror(-err))
+                 : p->status != 200 ? "HTTP status not 200"
+                                    : "closed by the server");
+        post_free(p);
+        snprintf(hl->why_buf, sizeof(hl->why_buf), "%s", m);
+        link_end(hl, hl->why_buf, false);
+        return;
+    }
+    if (err == 0 && !hl->legacy && p->init_text != NULL && hl->session[0] == '\0' &&
+        (p->status == 400 || p->status == 404 || p->status == 405)) {
+        /* A server of the 2024-11-05 era refuses a POST of initialize here: speak its way. */
+        nx_log_info("backend %s: HTTP %u to initialize; trying the legacy HTTP+SSE transport",
+                    hl->in->name, p->status);
+        hl->legacy = true;
+        hl->init_text = p->init_text;
+        hl->init_len = p->init_len;
+        hl->init_id = id;
+        p->init_text = NULL;
+        post_free(p);
+        if (open_stream(hl) < 0) link_end(hl, "cannot open the legacy event stream", false);
         return;
     }
     if (err != 0) {
@@ -193,6 +298,10 @@ static void on_done(nx_http_exchange_t *x, int err, void *arg) {
         return;
     }
     uint16_t status = p->status;
+    if (hl->legacy) { /* the answer comes on the event stream */
+        post_free(p);
+        return;
+    }
     if (p->is_json && p->body.len > 0)
         nx_backend_link_receive(hl->in, p->body.data, p->body.len, id);
     post_free(p);
@@ -221,22 +330,32 @@ static int http_post(http_link_t *hl, const char *method, const char *text, size
     p->hl = hl;
     p->request_id = request_id;
     p->is_delete = strcmp(method, "DELETE") == 0;
+    p->is_stream = strcmp(method, "GET") == 0;
     nx_list_init(&p->link);
+    /* The initialize of a Streamable HTTP attempt is kept: a legacy server refuses it, and it
+     * then goes again to the endpoint that server announces. */
+    if (!hl->legacy && text != NULL && request_id > 0 &&
+        in->client.state == NX_MCP_CLIENT_INITIALIZING && (p->init_text = malloc(len)) != NULL) {
+        memcpy(p->init_text, text, len);
+        p->init_len = len;
+    }
     size_t n = hl->header_count;
     nx_http_header_t *h = hl->headers;
     if (text != NULL) {
         h[n++] = (nx_http_header_t){NX_STR("Content-Type"), NX_STR("application/json")};
         h[n++] =
             (nx_http_header_t){NX_STR("Accept"), NX_STR("application/json, text/event-stream")};
+    } else if (p->is_stream) {
+        h[n++] = (nx_http_header_t){NX_STR("Accept"), NX_STR("text/event-stream")};
     }
     if (hl->session[0] != '\0')
         h[n++] = (nx_http_header_t){NX_STR("Mcp-Session-Id"), nx_str_from(hl->session)};
-    if (in->client.protocol_version[0] != '\0')
+    if (in->client.protocol_version[0] != '\0' && !hl->legacy)
         h[n++] = (nx_http_header_t){NX_STR("MCP-Protocol-Version"),
                                     nx_str_from(in->client.protocol_version)};
     nx_http_client_request_t req = {
         .method = method,
-        .target = in->spec->urls[in->replica].path,
+        .target = hl->legacy && !p->is_stream ? hl->endpoint : in->spec->urls[in->replica].path,
         .headers = h,
         .header_count = n,
         .body = text,
@@ -245,11 +364,12 @@ static int http_post(http_link_t *hl, const char *method, const char *text, size
          * not linger. */
         .timeout_ms = request_id > 0 ? 0
                       : p->is_delete ? DELETE_TIMEOUT_MS
-                                     : NOTIFY_TIMEOUT_MS,
+                                     : NOTIFY_TIMEOUT_MS, /* a stream's: until its head */
         .stream = true,
     };
     int rc = nx_http_request(hl->pool, &req, &post_ops, p, &p->x);
     if (rc < 0) {
+        free(p->init_text);
         free(p);
         return rc;
     }
@@ -257,10 +377,15 @@ static int http_post(http_link_t *hl, const char *method, const char *text, size
     return 0;
 }
 
+/* Opens a legacy server's event stream. */
+static int open_stream(http_link_t *hl) {
+    return http_post(hl, "GET", NULL, 0, 0);
+}
+
 static int http_send(nx_backend_instance_t *in, const char *text, size_t len,
                      json_int_t request_id) {
     http_link_t *hl = in->link;
-    if (hl == NULL || hl->down) return -EPIPE;
+    if (hl == NULL || hl->down || (hl->legacy && hl->endpoint == NULL)) return -EPIPE;
     return http_post(hl, "POST", text, len, request_id);
 }
 
@@ -334,6 +459,16 @@ static int http_start(nx_backend_instance_t *in) {
     }
     hl->addr_generation = addr->generation;
     in->link = hl;
+    if (sp->transport == NX_BACKEND_SSE) {
+        /* The handshake starts once the server has said where to POST. */
+        hl->legacy = true;
+        if (open_stream(hl) < 0) {
+            in->link = NULL;
+            link_free(hl);
+            return -ENOMEM;
+        }
+        return 0;
+    }
     nx_backend_link_up(in);
     return 0;
 }
@@ -343,7 +478,7 @@ static void http_drain(nx_backend_instance_t *in) {
     if (hl == NULL || hl->down) return;
     /* Tell the server the session is over (it frees it now rather than at its idle timeout);
      * the link ends when it answers, or at once without a session. */
-    if (hl->session[0] == '\0' || http_post(hl, "DELETE", NULL, 0, 0) < 0)
+    if (hl->legacy || hl->session[0] == '\0' || http_post(hl, "DELETE", NULL, 0, 0) < 0)
         link_end(hl, "stopped", false);
 }
 

@@ -80,6 +80,11 @@ struct nx_backend_instance {
 /** The current address of <in>'s url (re-resolved in the background; compare generations to
  *  see a change). Any thread; only for instances of backends with urls. */
 const nx_resolved_t *nx_backend_instance_address(const nx_backend_instance_t *in);
+/** The path (and query) a legacy HTTP+SSE server wants messages POSTed to, from the data of its
+ *  "endpoint" event (<n> bytes, not NUL-terminated): a path, a URL (its path and query; the
+ *  server is the one the stream came from), or a path relative to <base>, the stream's path.
+ *  Always starts with '/'; a new string, NULL on ENOMEM. */
+char *nx_backend_endpoint_target(const char *base, const char *data, size_t n);
 /** The link can carry messages: the MCP handshake starts. */
 void nx_backend_link_up(nx_backend_instance_t *in);
 /** One message from the backend; <related> > 0 names our request it came with (the response

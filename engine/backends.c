@@ -335,6 +335,28 @@ static void note_listed(backend_t *b) {
     atomic_store(&b->listed, true);
 }
 
+/* An unprefixed name that nexus itself or a backend listed before <b> already serves: the
+ * first one wins (calls could reach only it), and the clash is logged. */
+static bool name_taken(backend_t *b, int kind, const char *name) {
+    nx_mcp_catalog_kind_t k = kind == 0 ? NX_MCP_CATALOG_TOOLS : NX_MCP_CATALOG_PROMPTS;
+    const char *by = nx_mcp_server_has(b->all->e->mcp, k, name) ? "nexus itself" : NULL;
+    for (uint32_t i = 0; by == NULL && i < b->index; i++) {
+        backend_t *other = &b->all->items[i];
+        json_t *snap = catalog_acquire(other, current_shard());
+        json_t *t;
+        size_t j;
+        json_array_foreach(json_object_get(snap, kind_keys[kind]), j, t) {
+            const char *n = json_string_value(json_object_get(t, "name"));
+            if (n != NULL && strcmp(n, name) == 0) by = other->name;
+        }
+        json_decref(snap);
+    }
+    if (by != NULL)
+        nx_log_warn("backend %s: %s %s is hidden: %s serves one by that name (set prefix: true)",
+                    b->name, kind == 0 ? "tool" : "prompt", name, by);
+    return by != NULL;
+}
+
 static void on_list_page(nx_mcp_client_t *cl, const json_t *result, const json_t *error,
                          void *arg) {
     page_req_t pr = *(page_req_t *)arg;
@@ -361,6 +383,9 @@ static void on_list_page(nx_mcp_client_t *cl, const json_t *result, const json_t
             char full[512];
             snprintf(full, sizeof(full), "%s%s%s", b->name, b->all->sep, name);
             json_object_set_new(pub, "name", json_string(full));
+        } else if (name != NULL && (kind == 0 || kind == 3) && name_taken(b, kind, name)) {
+            json_decref(pub);
+            continue;
         }
         json_array_append_new(b->pages[kind], pub);
     }

@@ -24,6 +24,7 @@ typedef enum nx_backend_transport {
     NX_BACKEND_STDIO, /* a supervised child process per instance */
     NX_BACKEND_HTTP,  /* MCP Streamable HTTP, one session per shard per replica */
     NX_BACKEND_WS,    /* MCP over WebSocket, one connection per shard per replica */
+    NX_BACKEND_SSE,   /* legacy MCP HTTP+SSE (2024-11-05), one stream per shard per replica */
 } nx_backend_transport_t;
 
 /* One replica of an HTTP backend. */

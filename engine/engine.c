@@ -243,6 +243,7 @@ static int on_shard_start(nx_shard_t *s) {
         es->stdio = nx_mcp_stdio_start(es, STDIN_FILENO, STDOUT_FILENO, on_stdio_done);
         if (es->stdio == NULL) return -ENOMEM;
     }
+    if (e->on_shard_started != NULL) e->on_shard_started(es, e->on_shard_started_arg);
     return 0;
 }
 
@@ -440,8 +441,8 @@ static nx_breaker_config_t breaker_config(const nx_server_breaker_t *c) {
                                  .probe_timeout_ms = c->probe_timeout_ms};
 }
 
-/* The backends of servers: stdio and Streamable HTTP (the other transports are refused at
- * start, so a configuration never silently loses a backend). */
+/* The backends of servers: stdio, Streamable HTTP, legacy HTTP+SSE and WebSocket (rest is
+ * refused at start, so a configuration never silently loses a backend). */
 static int start_backends(nx_engine_t *e, const nx_config_t *c) {
     const nx_servers_config_t *sc = &c->servers;
     if (sc->count == 0) return 0;
@@ -453,9 +454,9 @@ static int start_backends(nx_engine_t *e, const nx_config_t *c) {
     for (size_t i = 0; rc == 0 && i < sc->count; i++) {
         const nx_server_config_t *s = &sc->items[i];
         if (!s->enabled) continue;
-        if (s->transport != NX_SERVER_STDIO && s->transport != NX_SERVER_HTTP) {
+        if (s->transport == NX_SERVER_REST) {
             nx_log_error("%s:%d: servers[%zu] (%s): this transport is not supported yet in this "
-                         "build (stdio and http are)",
+                         "build (stdio, http, sse and ws are)",
                          c->source, s->line, i, s->name);
             rc = NX_ECONFIG;
             break;
@@ -479,7 +480,10 @@ static int start_backends(nx_engine_t *e, const nx_config_t *c) {
                                          s->endpoints[u].path};
         specs[n++] = (nx_backend_spec_t){
             .name = s->name,
-            .transport = s->transport == NX_SERVER_STDIO ? NX_BACKEND_STDIO : NX_BACKEND_HTTP,
+            .transport = s->transport == NX_SERVER_STDIO ? NX_BACKEND_STDIO
+                         : s->transport == NX_SERVER_WS  ? NX_BACKEND_WS
+                         : s->transport == NX_SERVER_SSE ? NX_BACKEND_SSE
+                                                         : NX_BACKEND_HTTP,
             .instances = s->instances,
             .least_outstanding = s->balance == NX_BALANCE_LEAST_OUTSTANDING,
             .argv = (const char *const *)argv,

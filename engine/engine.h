@@ -101,6 +101,10 @@ struct nx_engine {
     bool stdio_mode;      /* `nexus mcp`: one shard, no listeners, MCP on stdin/stdout */
     nx_op_t control_wake; /* a shard asks the control thread to finish (stdio input ended) */
     bool stop_requested;
+    /* Runs on each shard's thread once the shard has started, before its loop runs
+     * (embedders such as `nexus client` start their work there); NULL = nothing. */
+    void (*on_shard_started)(nx_engine_shard_t *es, void *arg);
+    void *on_shard_started_arg;
 };
 
 /** Creates an engine for <snap> (the engine takes the reference) with CLI <overrides> (key,

@@ -525,6 +525,14 @@ static bool template_match(const char *t, const char *uri, json_t *vars) {
     return false;
 }
 
+bool nx_mcp_server_has(const nx_mcp_server_t *s, nx_mcp_catalog_kind_t kind, const char *name) {
+    const catalog_t *c = kind == NX_MCP_CATALOG_TOOLS       ? &s->tools
+                         : kind == NX_MCP_CATALOG_RESOURCES ? &s->resources
+                         : kind == NX_MCP_CATALOG_TEMPLATES ? &s->templates
+                                                            : &s->prompts;
+    return catalog_find(c, name) != NULL;
+}
+
 bool nx_mcp_uri_template_match(const char *tmpl, const char *uri) {
     json_t *vars = json_object();
     bool match = template_match(tmpl, uri, vars);

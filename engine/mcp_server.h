@@ -117,6 +117,9 @@ typedef struct nx_mcp_provider {
 } nx_mcp_provider_t;
 /** Sets the provider of non-native entries (set before serving). */
 void nx_mcp_server_set_provider(nx_mcp_server_t *s, const nx_mcp_provider_t *p, void *arg);
+/** True when a native tool (NX_MCP_CATALOG_TOOLS) or prompt (NX_MCP_CATALOG_PROMPTS) is named
+ *  <name>, or a native resource or template is <name> (the other kinds). */
+bool nx_mcp_server_has(const nx_mcp_server_t *s, nx_mcp_catalog_kind_t kind, const char *name);
 /** True when <uri> matches the RFC 6570 level-1 template <tmpl> (as resources/read matches). */
 bool nx_mcp_uri_template_match(const char *tmpl, const char *uri);
 /** Relays a backend's notification about <call> to the call's client: progress gets the
