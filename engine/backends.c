@@ -6,12 +6,12 @@
  * catalog snapshot (an immutable JSON object read through a per-shard hazard slot, so a
  * snapshot replaced by a refresh is freed only once no reader can be about to take a
  * reference) and atomically updated counters. A call starts on the shard of the client (the
- * origin), which keeps a proxy record and picks an instance (its own shard's first, then by
- * round robin or least outstanding calls, skipping ejected ones); the request, its answer, its
- * progress, the backend's requests to the client and the cancellation cross between origin and
- * owner as mailbox messages that name the call by (origin, seq), never by pointer, so either
- * side may go away first. When origin and owner are the same shard the messages still go
- * through the mailbox: one path, and no re-entrance. */
+ * origin), which keeps a proxy record and picks an instance (for sessions, its own shard's;
+ * then by round robin or least outstanding calls, skipping ejected and unhealthy ones); the
+ * request, its answer, its progress, the backend's requests to the client and the cancellation
+ * cross between origin and owner as mailbox messages that name the call by (origin, seq), never by
+ * pointer, so either side may go away first. When origin and owner are the same shard the messages
+ * still go through the mailbox: one path, and no re-entrance. */
 #include "backends.h"
 
 #include "backend_link.h"
@@ -1009,7 +1009,11 @@ static uint32_t pick_instance(backend_t *b, uint32_t origin) {
     uint64_t now = mono_ms();
     uint32_t n = b->instance_count;
     uint32_t start = b->next_pick[origin]++;
-    for (int pass = 0; pass < 2; pass++) {
+    /* Sessions exist on every shard for every replica (http, sse, ws): the origin's own cover
+     * every replica, so preferring them costs no choice. Processes (stdio) are spread over the
+     * shards: all of them are candidates. */
+    int first_pass = b->spec.transport == NX_BACKEND_STDIO ? 1 : 0;
+    for (int pass = first_pass; pass < 2; pass++) {
         uint32_t best = UINT32_MAX, best_load = UINT32_MAX;
         for (uint32_t k = 0; k < n; k++) {
             uint32_t i = (start + k) % n;

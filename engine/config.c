@@ -1083,7 +1083,7 @@ static const struct {
 } entry_keys[] = {
     {"name", T_ALL},       {"transport", T_ALL}, {"command", T_STDIO},   {"args", T_STDIO},
     {"env", T_STDIO},      {"cwd", T_STDIO},     {"instances", T_STDIO}, {"restart", T_STDIO},
-    {"shutdown", T_STDIO}, {"url", T_NET},       {"urls", T_NET},        {"balance", T_NET},
+    {"shutdown", T_STDIO}, {"url", T_NET},       {"urls", T_NET},        {"balance", T_ALL},
     {"headers", T_NET},    {"pool", T_NET},      {"prefix", T_ALL},      {"enabled", T_ALL},
     {"timeouts", T_ALL},   {"retry", T_ALL},     {"breaker", T_ALL},     {"bulkhead", T_ALL},
     {"health", T_ALL},
@@ -1820,6 +1820,12 @@ static int parse_server(nx_server_config_t *s, const nx_cfg_node_t *item,
     memcpy(s->name, text, len + 1);
     s->line = item->line;
     const nx_cfg_node_t *v;
+    unsigned b;
+    if ((v = nx_cfg_get(item, "balance")) != NULL) {
+        rc = read_choice(v, balance_names, 2, "round_robin or least_outstanding", &b, err);
+        if (rc != 0) return rc;
+        s->balance = (nx_server_balance_t)b;
+    }
     if (t == NX_SERVER_STDIO) {
         if ((v = nx_cfg_get(item, "command")) == NULL)
             return nx_cfg_fail(err, item, "missing required key 'command' for transport stdio");
@@ -1839,12 +1845,6 @@ static int parse_server(nx_server_config_t *s, const nx_cfg_node_t *item,
         }
     } else {
         if ((rc = read_urls(s, item, err)) != 0) return rc;
-        unsigned b;
-        if ((v = nx_cfg_get(item, "balance")) != NULL) {
-            rc = read_choice(v, balance_names, 2, "round_robin or least_outstanding", &b, err);
-            if (rc != 0) return rc;
-            s->balance = (nx_server_balance_t)b;
-        }
         if ((v = nx_cfg_get(item, "headers")) != NULL &&
             (rc = read_strmap(v, true, &s->headers, err)) != 0)
             return rc;
@@ -2326,10 +2326,10 @@ static json_t *server_to_json(const nx_server_config_t *s) {
         rc |= json_object_set_new(o, "instances", json_integer(s->instances));
     } else {
         rc |= json_object_set_new(o, "urls", strv_json(s->urls, NULL));
-        rc |= json_object_set_new(
-            o, "balance", json_string(balance_names[s->balance == NX_BALANCE_LEAST_OUTSTANDING]));
         rc |= json_object_set_new(o, "headers", strv_json(s->headers, ": "));
     }
+    rc |= json_object_set_new(
+        o, "balance", json_string(balance_names[s->balance == NX_BALANCE_LEAST_OUTSTANDING]));
     for (size_t i = 0; i < NSSECTIONS && rc == 0; i++) {
         const ssection_t *sec = &ssections[i];
         if (!(entry_scope(sec->name) & bit)) continue;

@@ -63,7 +63,7 @@ typedef enum nx_server_transport {
     NX_SERVER_REST,  /* a plain HTTP/JSON service, called by pipelines and REST routes */
 } nx_server_transport_t;
 
-/* How calls spread over the replicas (urls) of a backend. */
+/* How calls spread over the replicas (urls) or the processes (instances) of a backend. */
 typedef enum nx_server_balance {
     NX_BALANCE_ROUND_ROBIN,
     NX_BALANCE_LEAST_OUTSTANDING,

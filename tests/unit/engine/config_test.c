@@ -2123,3 +2123,14 @@ Test(config_servers, validate_checks_entries_built_by_code) {
     snprintf(items[1].name, sizeof(items[1].name), "y");
     cr_expect_eq(nx_config_validate(&c, &err), 0, "%s", err.message);
 }
+
+Test(config_servers, balance_also_spreads_calls_over_stdio_instances) {
+    nx_config_t c;
+    load_ok(&c, "servers:\n"
+                "  - {name: pool, transport: stdio, command: srv, instances: 3,\n"
+                "     balance: least_outstanding}\n");
+    cr_assert_eq(c.servers.count, 1);
+    cr_expect_eq(c.servers.items[0].instances, 3);
+    cr_expect_eq(c.servers.items[0].balance, NX_BALANCE_LEAST_OUTSTANDING);
+    nx_config_dispose(&c);
+}
