@@ -1082,7 +1082,7 @@ static const struct {
     unsigned transports;
 } entry_keys[] = {
     {"name", T_ALL},       {"transport", T_ALL}, {"command", T_STDIO},   {"args", T_STDIO},
-    {"env", T_STDIO},      {"cwd", T_STDIO},     {"instances", T_STDIO}, {"restart", T_STDIO},
+    {"env", T_STDIO},      {"cwd", T_STDIO},     {"instances", T_STDIO}, {"restart", T_ALL},
     {"shutdown", T_STDIO}, {"url", T_NET},       {"urls", T_NET},        {"balance", T_ALL},
     {"headers", T_NET},    {"pool", T_NET},      {"prefix", T_ALL},      {"enabled", T_ALL},
     {"timeouts", T_ALL},   {"retry", T_ALL},     {"breaker", T_ALL},     {"bulkhead", T_ALL},

@@ -142,7 +142,8 @@ typedef struct nx_server_config {
     char **env;                /* "KEY=value", added to nexus's own environment */
     char cwd[4096];            /* "" = nexus's working directory */
     uint32_t instances;        /* processes, 1..64; default 1 */
-    uint32_t restart_base_ms;  /* restart.base: first restart delay; default 1s */
+    uint32_t restart_base_ms;  /* restart.base: first restart (or reconnect, for http, sse and
+                                  ws) delay; default 1s */
     uint32_t restart_cap_ms;   /* restart.cap: longest restart delay; default 30s */
     uint32_t shutdown_term_ms; /* shutdown.term_after: stdin closed -> SIGTERM; default 2s */
     uint32_t shutdown_kill_ms; /* shutdown.kill_after: SIGTERM -> SIGKILL; default 2s */

@@ -540,7 +540,8 @@ fail:
 }
 
 int nx_ws_client_send_text(nx_ws_client_t *c, const char *data, size_t len) {
-    if (c->state != NX_WSC_OPEN || c->aborted) return NX_ECLOSED;
+    /* The connection may have failed a send and be closing: conn_on_free tells us soon. */
+    if (c->state != NX_WSC_OPEN || c->aborted || c->conn->state != NX_CONN_OPEN) return NX_ECLOSED;
     return send_frame(c, NX_WS_OP_TEXT, data, len);
 }
 

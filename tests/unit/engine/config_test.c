@@ -1604,7 +1604,8 @@ Test(config_servers, json_export_redacts_secrets_and_loads_back) {
     cr_expect_str_eq(json_string_value(json_object_get(hh, "Authorization")), "***");
     cr_expect_str_eq(json_string_value(json_object_get(hh, "X-Trace")), "***");
     cr_expect_null(json_object_get(h, "command"));
-    cr_expect_null(json_object_get(h, "restart"));
+    cr_expect_not_null(json_object_get(h, "restart"), "reconnect backoff: every transport");
+    cr_expect_null(json_object_get(h, "shutdown"), "process shutdown: stdio only");
     cr_expect_str_eq(json_string_value(json_object_get(json_object_get(h, "health"), "path")),
                      "/healthz");
     cr_expect_null(json_object_get(json_object_get(json_array_get(servers, 2), "health"), "path"),
