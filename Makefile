@@ -55,6 +55,7 @@ conformance:
 		$(CONFORMANCE_SERVER)
 	bash scripts/conformance --next --expected-failures tests/conformance/expected-next.yml \
 		$(CONFORMANCE_SERVER) --spec-version 2026-07-28
+	bash scripts/conformance-client $(CURDIR)/build-asan/nexus
 
 build-fuzz/.configured:
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DNX_FUZZ=ON >/dev/null

@@ -2,9 +2,11 @@
  * conformance server, nxmock): `nexus` alone serves with zero configuration; `serve` takes
  * --config, flags and NEXUS_* variables (flags > environment > file > defaults); `mcp` (or
  * --stdio) serves MCP on stdin/stdout; `check-config` validates a file and prints the precise
- * error. An embedding program adds its own tools, resources and prompts in its setup hook. */
+ * error; `client` is nexus's MCP client (cli_client.c). An embedding program adds its own
+ * tools, resources and prompts in its setup hook. */
 #include "nexus/app.h"
 
+#include "cli_client.h"
 #include "config.h"
 #include "engine.h"
 #include "log.h"
@@ -22,6 +24,9 @@ static const char usage[] =
     "                                 clients that spawn their servers; logs on stderr);\n"
     "                                 --stdio anywhere on the line does the same\n"
     "  nexus check-config FILE        validate a configuration file and print the result\n"
+    "  nexus client URL list|call TOOL [--args JSON]\n"
+    "                                 list or call the tools of an MCP server (see\n"
+    "                                 nexus client --help)\n"
     "  nexus --help | --version\n"
     "\n"
     "Options (override NEXUS_* environment variables, which override the file):\n"
@@ -82,6 +87,10 @@ int nx_app_main(int argc, char **argv, const nx_app_t *app) {
     if (argc > 1 && strcmp(argv[1], "mcp") == 0) {
         first = 2;
         stdio = true;
+    }
+    if (argc > 1 && strcmp(argv[1], "client") == 0) {
+        free(overrides);
+        return nx_cli_client_main(argc - 1, argv + 1);
     }
     if (argc > 1 && strcmp(argv[1], "check-config") == 0) {
         free(overrides);
