@@ -7,9 +7,16 @@
  * each is handed to the backend as "related" to the request, which is how a server-to-client
  * request finds the client that made the call. The session id the server gives with its
  * answer to initialize goes with every later request; a 404 then means the session expired,
- * and the link ends so the backend starts a new session at once. HTTP failures become JSON-RPC
- * errors of the request they carried, flagged retryable when another try may succeed (connect
- * refused or reset, 502, 503, 504). At shutdown the session is ended with DELETE. */
+ * and the link ends so the backend starts a new session at once. Once the session is up a GET
+ * opens the standalone stream, for what the server says outside any request (list_changed,
+ * requests with no related call); a response stream the server closes before answering (SEP-1699
+ * polling) is resumed with GET and Last-Event-ID after its retry delay. HTTP failures become
+ * JSON-RPC errors of the request they carried, flagged retryable when another try may succeed
+ * (connect refused or reset, 502, 503, 504). At shutdown the session is ended with DELETE.
+ *
+ * A server of the 2024-11-05 era (legacy HTTP+SSE) is spoken to its way: a GET opens the one
+ * stream every answer comes on, whose first event names the endpoint to POST messages to —
+ * chosen with transport: sse, or found when such a server refuses the POST of initialize. */
 #include "backend_link.h"
 
 #include "backends.h"
@@ -41,8 +48,12 @@ typedef struct post {
     json_int_t request_id; /* 0: a notification or a response of ours */
     uint16_t status;
     bool is_sse, is_json, is_delete;
-    bool is_stream;  /* legacy: the GET event stream every answer comes on */
-    char *init_text; /* the initialize request, kept in case the server is a legacy one */
+    bool is_stream;           /* legacy: the GET event stream every answer comes on */
+    bool is_standalone;       /* the GET stream of messages not about any request of ours */
+    bool is_resume;           /* a GET resuming the response stream of <request_id> */
+    bool got_event;           /* a message came on this stream */
+    uint32_t resume_attempts; /* resumptions without a message so far (is_resume) */
+    char *init_text;          /* the initialize request, kept in case the server is a legacy one */
     size_t init_len;
     nx_buf_t body; /* a JSON answer */
     nx_sse_parser_t sse;
@@ -69,7 +80,28 @@ struct http_link {
     const char *why;
     char why_buf[200];
     bool restart_now;
+    /* The standalone GET stream: server requests and notifications outside any request
+     * (list_changed...). Reopened after the server's retry delay when it ends; never again
+     * after a 405 (the server offers none). */
+    bool standalone_open, standalone_refused;
+    char standalone_last_id[128];
+    nx_timer_t standalone_timer;
+    nx_list_t resumes; /* response streams to resume (resume_t) */
 };
+
+/* A response stream the server closed before answering (SEP-1699 polling): resumed with GET
+ * and Last-Event-ID after the retry delay. */
+typedef struct resume {
+    nx_list_t link; /* in hl->resumes */
+    http_link_t *hl;
+    json_int_t request_id;
+    char last_id[128];
+    uint32_t attempts;
+    nx_timer_t timer;
+} resume_t;
+
+#define MAX_RESUMES 10        /* consecutive resumptions of one stream without an answer */
+#define DEFAULT_RETRY_MS 1000 /* when the server named no retry delay */
 
 /* ---- ending ---- */
 
@@ -87,6 +119,13 @@ static void link_free(http_link_t *hl) {
         nx_http_exchange_cancel(p->x);
         post_free(p);
     }
+    while (!nx_list_empty(&hl->resumes)) {
+        resume_t *r = nx_container_of(hl->resumes.next, resume_t, link);
+        nx_timer_stop(&r->timer);
+        nx_list_remove(&r->link);
+        free(r);
+    }
+    nx_timer_stop(&hl->standalone_timer);
     nx_http_pool_free(hl->pool);
     nx_timer_stop(&hl->down_timer);
     free(hl->endpoint);
@@ -138,7 +177,7 @@ static void on_head(nx_http_exchange_t *x, const nx_http_response_t *head, void 
         snprintf(hl->session, sizeof(hl->session), "%.*s", (int)sid.n, sid.p);
     if (head->status / 100 != 2) return;
     nx_str_t media = head->media_type;
-    if (p->is_stream && head->status != 200) return;
+    if ((p->is_stream || p->is_standalone || p->is_resume) && head->status != 200) return;
     if (media.n == 17 && strncasecmp(media.p, "text/event-stream", 17) == 0) {
         p->is_sse = true;
         nx_sse_parser_init(&p->sse, NULL);
@@ -228,11 +267,82 @@ static void on_data(nx_http_exchange_t *x, const char *data, size_t len, void *a
         }
         if (p->is_stream)
             stream_event(hl, &m);
-        else if (m.data.n > 0)
+        else if (m.data.n > 0) {
+            p->got_event = true;
             nx_backend_link_receive(hl->in, m.data.p, m.data.n, p->request_id);
+        }
+        if (hl->down) return;
         data += rc;
         len -= (size_t)rc;
     }
+}
+
+static post_t *submit_get(http_link_t *hl, json_int_t request_id, const char *last_id,
+                          bool standalone);
+
+static void on_resume_timer(nx_timer_t *t) {
+    resume_t *r = nx_container_of(t, resume_t, timer);
+    http_link_t *hl = r->hl;
+    nx_list_remove(&r->link);
+    json_int_t id = r->request_id;
+    uint32_t attempts = r->attempts;
+    if (!hl->down && nx_mcp_client_waiting(&hl->in->client, id)) {
+        post_t *p = submit_get(hl, id, r->last_id, false);
+        if (p == NULL)
+            fail_request(hl, id, "cannot resume the response stream", true);
+        else
+            p->resume_attempts = attempts;
+    }
+    free(r);
+}
+
+/* Plans the resumption of <p>'s stream, which ended before its answer; false when it cannot
+ * be resumed (no event id to resume from, or resumed too often without progress). */
+static bool schedule_resume(http_link_t *hl, post_t *p) {
+    nx_str_t last = nx_sse_parser_last_event_id(&p->sse);
+    uint32_t attempts = p->is_resume && !p->got_event ? p->resume_attempts + 1 : 1;
+    if (last.n == 0 || last.n >= sizeof(((resume_t *)0)->last_id) || attempts > MAX_RESUMES)
+        return false;
+    resume_t *r = calloc(1, sizeof(*r));
+    if (r == NULL) return false;
+    r->hl = hl;
+    r->request_id = p->request_id;
+    r->attempts = attempts; /* a stream that brought a message resets the count */
+    memcpy(r->last_id, last.p, last.n);
+    nx_timer_init(&r->timer, on_resume_timer);
+    nx_list_insert_tail(&hl->resumes, &r->link);
+    int64_t retry = nx_sse_parser_retry_ms(&p->sse);
+    nx_shard_timer_start(hl->in->es->shard, &r->timer,
+                         retry >= 0 ? (uint64_t)retry : DEFAULT_RETRY_MS);
+    return true;
+}
+
+static void on_standalone_timer(nx_timer_t *t) {
+    http_link_t *hl = nx_container_of(t, http_link_t, standalone_timer);
+    if (hl->down || hl->standalone_open || hl->standalone_refused) return;
+    if (submit_get(hl, 0, hl->standalone_last_id[0] ? hl->standalone_last_id : NULL, true) != NULL)
+        hl->standalone_open = true;
+}
+
+/* The standalone stream ended: reopened after the server's retry delay (resuming from its last
+ * event), unless the server does not offer one. */
+static void standalone_ended(http_link_t *hl, post_t *p, int err) {
+    hl->standalone_open = false;
+    if (err == 0 && (p->status == 405 || p->status / 100 == 4)) {
+        hl->standalone_refused = true; /* "no stream here" (405), or not for us */
+    } else if (!hl->down) {
+        int64_t retry = p->is_sse ? nx_sse_parser_retry_ms(&p->sse) : -1;
+        if (p->is_sse) {
+            nx_str_t last = nx_sse_parser_last_event_id(&p->sse);
+            if (last.n < sizeof(hl->standalone_last_id)) {
+                memcpy(hl->standalone_last_id, last.p, last.n);
+                hl->standalone_last_id[last.n] = '\0';
+            }
+        }
+        nx_shard_timer_start(hl->in->es->shard, &hl->standalone_timer,
+                             retry >= 0 ? (uint64_t)retry : DEFAULT_RETRY_MS);
+    }
+    post_free(p);
 }
 
 static void on_done(nx_http_exchange_t *x, int err, void *arg) {
@@ -243,6 +353,10 @@ static void on_done(nx_http_exchange_t *x, int err, void *arg) {
         bool was_delete = p->is_delete;
         post_free(p);
         if (was_delete) link_end(hl, "session closed", false);
+        return;
+    }
+    if (p->is_standalone) {
+        standalone_ended(hl, p, err);
         return;
     }
     if (p->is_stream) {
@@ -302,6 +416,11 @@ static void on_done(nx_http_exchange_t *x, int err, void *arg) {
         post_free(p);
         return;
     }
+    if (p->is_sse && id > 0 && nx_mcp_client_waiting(&hl->in->client, id) &&
+        schedule_resume(hl, p)) {
+        post_free(p); /* the server closed the stream early: it goes on from its last event */
+        return;
+    }
     if (p->is_json && p->body.len > 0)
         nx_backend_link_receive(hl->in, p->body.data, p->body.len, id);
     post_free(p);
@@ -317,8 +436,17 @@ static const nx_http_client_ops_t post_ops = {
 
 /* ---- sending ---- */
 
-static int http_post(http_link_t *hl, const char *method, const char *text, size_t len,
-                     json_int_t request_id) {
+/* What one exchange is. */
+typedef struct submission {
+    const char *method; /* POST, DELETE, GET */
+    const char *text;   /* the JSON-RPC message (POST) */
+    size_t len;
+    json_int_t request_id;     /* ours, when the message is a request, or the stream resumed */
+    const char *last_event_id; /* GET: resume from this event */
+    bool standalone;           /* GET: the standalone stream (Streamable HTTP) */
+} submission_t;
+
+static post_t *submit(http_link_t *hl, const submission_t *sub) {
     nx_backend_instance_t *in = hl->in;
     /* The name moved (re-resolved in the background): new connections go to the new address. */
     const nx_resolved_t *addr = nx_backend_instance_address(in);
@@ -326,55 +454,76 @@ static int http_post(http_link_t *hl, const char *method, const char *text, size
         nx_http_pool_set_addr(hl->pool, (const struct sockaddr *)&addr->addr, addr->len) == 0)
         hl->addr_generation = addr->generation;
     post_t *p = calloc(1, sizeof(*p));
-    if (p == NULL) return -ENOMEM;
+    if (p == NULL) return NULL;
+    bool get = strcmp(sub->method, "GET") == 0;
     p->hl = hl;
-    p->request_id = request_id;
-    p->is_delete = strcmp(method, "DELETE") == 0;
-    p->is_stream = strcmp(method, "GET") == 0;
+    p->request_id = sub->request_id;
+    p->is_delete = strcmp(sub->method, "DELETE") == 0;
+    p->is_standalone = get && sub->standalone;
+    p->is_resume = get && !sub->standalone && sub->request_id > 0;
+    p->is_stream = get && hl->legacy;
     nx_list_init(&p->link);
     /* The initialize of a Streamable HTTP attempt is kept: a legacy server refuses it, and it
      * then goes again to the endpoint that server announces. */
-    if (!hl->legacy && text != NULL && request_id > 0 &&
-        in->client.state == NX_MCP_CLIENT_INITIALIZING && (p->init_text = malloc(len)) != NULL) {
-        memcpy(p->init_text, text, len);
-        p->init_len = len;
+    if (!hl->legacy && sub->text != NULL && sub->request_id > 0 &&
+        in->client.state == NX_MCP_CLIENT_INITIALIZING &&
+        (p->init_text = malloc(sub->len)) != NULL) {
+        memcpy(p->init_text, sub->text, sub->len);
+        p->init_len = sub->len;
     }
     size_t n = hl->header_count;
     nx_http_header_t *h = hl->headers;
-    if (text != NULL) {
+    if (sub->text != NULL) {
         h[n++] = (nx_http_header_t){NX_STR("Content-Type"), NX_STR("application/json")};
         h[n++] =
             (nx_http_header_t){NX_STR("Accept"), NX_STR("application/json, text/event-stream")};
-    } else if (p->is_stream) {
+    } else if (get) {
         h[n++] = (nx_http_header_t){NX_STR("Accept"), NX_STR("text/event-stream")};
     }
+    if (sub->last_event_id != NULL)
+        h[n++] = (nx_http_header_t){NX_STR("Last-Event-ID"), nx_str_from(sub->last_event_id)};
     if (hl->session[0] != '\0')
         h[n++] = (nx_http_header_t){NX_STR("Mcp-Session-Id"), nx_str_from(hl->session)};
     if (in->client.protocol_version[0] != '\0' && !hl->legacy)
         h[n++] = (nx_http_header_t){NX_STR("MCP-Protocol-Version"),
                                     nx_str_from(in->client.protocol_version)};
     nx_http_client_request_t req = {
-        .method = method,
-        .target = hl->legacy && !p->is_stream ? hl->endpoint : in->spec->urls[in->replica].path,
+        .method = sub->method,
+        .target = hl->legacy && !get ? hl->endpoint : in->spec->urls[in->replica].path,
         .headers = h,
         .header_count = n,
-        .body = text,
-        .body_len = len,
+        .body = sub->text,
+        .body_len = sub->len,
         /* A request's time is the backend's per-try timeout (it abandons us); the rest must
-         * not linger. */
-        .timeout_ms = request_id > 0 ? 0
-                      : p->is_delete ? DELETE_TIMEOUT_MS
-                                     : NOTIFY_TIMEOUT_MS, /* a stream's: until its head */
+         * not linger (a stream's bound is on its head only). */
+        .timeout_ms = sub->request_id > 0 && !get ? 0
+                      : p->is_delete              ? DELETE_TIMEOUT_MS
+                                                  : NOTIFY_TIMEOUT_MS,
         .stream = true,
     };
     int rc = nx_http_request(hl->pool, &req, &post_ops, p, &p->x);
     if (rc < 0) {
         free(p->init_text);
         free(p);
-        return rc;
+        return NULL;
     }
     nx_list_insert_tail(&hl->posts, &p->link);
-    return 0;
+    return p;
+}
+
+static int http_post(http_link_t *hl, const char *method, const char *text, size_t len,
+                     json_int_t request_id) {
+    submission_t sub = {.method = method, .text = text, .len = len, .request_id = request_id};
+    return submit(hl, &sub) ? 0 : -ENOMEM;
+}
+
+static post_t *submit_get(http_link_t *hl, json_int_t request_id, const char *last_id,
+                          bool standalone) {
+    submission_t sub = {.method = "GET",
+                        .request_id = request_id,
+                        .last_event_id = last_id,
+                        .standalone = standalone};
+    return submit(hl, &sub);
 }
 
 /* Opens a legacy server's event stream. */
@@ -439,7 +588,9 @@ static int http_start(nx_backend_instance_t *in) {
     if (hl == NULL) return -ENOMEM;
     hl->in = in;
     nx_list_init(&hl->posts);
+    nx_list_init(&hl->resumes);
     nx_timer_init(&hl->down_timer, on_down_timer);
+    nx_timer_init(&hl->standalone_timer, on_standalone_timer);
     char authority[300];
     bool v6 = strchr(u->host, ':') != NULL;
     snprintf(authority, sizeof(authority), v6 ? "[%s]:%u" : "%s:%u", u->host, u->port);
@@ -473,6 +624,14 @@ static int http_start(nx_backend_instance_t *in) {
     return 0;
 }
 
+/* The session is initialized: open the standalone stream (Streamable HTTP only; a legacy
+ * server's one stream carries everything already). */
+static void http_ready(nx_backend_instance_t *in) {
+    http_link_t *hl = in->link;
+    if (hl == NULL || hl->legacy || hl->standalone_open || hl->standalone_refused) return;
+    nx_shard_timer_start(in->es->shard, &hl->standalone_timer, 0);
+}
+
 static void http_drain(nx_backend_instance_t *in) {
     http_link_t *hl = in->link;
     if (hl == NULL || hl->down) return;
@@ -492,6 +651,7 @@ const nx_backend_link_ops_t nx_backend_http_link = {
     .start = http_start,
     .send = http_send,
     .forget = http_forget,
+    .ready = http_ready,
     .drain = http_drain,
     .destroy = http_destroy,
 };

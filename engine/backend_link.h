@@ -32,6 +32,8 @@ typedef struct nx_backend_link_ops {
     /* Our request <request_id> was abandoned (timed out, cancelled): whatever still carries its
      * answer may go (optional). */
     void (*forget)(nx_backend_instance_t *in, json_int_t request_id);
+    /* The MCP handshake is done (optional): a link may open what needs a session. */
+    void (*ready)(nx_backend_instance_t *in);
     /* Ends the link (shutdown, or a failed handshake); nx_backend_link_down follows, now or
      * later. */
     void (*drain)(nx_backend_instance_t *in);

@@ -576,6 +576,7 @@ static void on_client_ready(nx_mcp_client_t *cl, void *arg) {
     atomic_store(&in->state, B_READY);
     in->ready_at = nx_shard_now_ms(in->es->shard);
     nx_log_info("backend %s: ready (protocol %s)", b->name, cl->protocol_version);
+    if (b->link->ready != NULL) b->link->ready(in);
     owner_send_queued(in);
     schedule_check(in);
     if (in->owner != b->catalog_shard) return;

@@ -140,6 +140,13 @@ bool nx_mcp_client_abandon(nx_mcp_client_t *cl, json_int_t id, const char *reaso
     return false;
 }
 
+bool nx_mcp_client_waiting(const nx_mcp_client_t *cl, json_int_t id) {
+    const nx_list_t *pos;
+    for (pos = cl->pending.next; pos != &cl->pending; pos = pos->next)
+        if (nx_container_of(pos, waiting_t, link)->id == id) return true;
+    return false;
+}
+
 int nx_mcp_client_respond(nx_mcp_client_t *cl, const json_t *id, json_t *result, json_t *error) {
     json_t *msg;
     if (result != NULL) {

@@ -85,6 +85,8 @@ int nx_mcp_client_notify(nx_mcp_client_t *cl, const char *method, json_t *params
 /** Stops waiting for request <id>: its callback will not run; with <reason> non-NULL the server
  *  is told (notifications/cancelled). Returns false when no such request waits. */
 bool nx_mcp_client_abandon(nx_mcp_client_t *cl, json_int_t id, const char *reason);
+/** True while request <id> waits for its answer. */
+bool nx_mcp_client_waiting(const nx_mcp_client_t *cl, json_int_t id);
 /** Answers the server's request <id> with <result> (stolen) or, when NULL, with <error>
  *  (stolen; a JSON-RPC error object). */
 int nx_mcp_client_respond(nx_mcp_client_t *cl, const json_t *id, json_t *result, json_t *error);
