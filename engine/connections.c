@@ -58,13 +58,8 @@ static void test_finished(const json_t *outcome, void *arg) {
     if (t->hc != NULL) nx_respond_json(t->hc, 200, json_deep_copy(outcome));
     if (t->call != NULL) {
         nx_mcp_call_on_cancel(t->call, NULL, NULL);
-        char *text = json_dumps(outcome, JSON_INDENT(2) | JSON_SORT_KEYS);
-        json_t *r = json_pack("{s:[{s:s, s:s}], s:O}", "content", "type", "text", "text",
-                              text ? text : "{}", "structuredContent", outcome);
-        if (!json_is_true(json_object_get(outcome, "ok")))
-            json_object_set_new(r, "isError", json_true());
-        free(text);
-        nx_mcp_call_return(t->call, r);
+        nx_mcp_call_return_json(t->call, json_deep_copy(outcome),
+                                !json_is_true(json_object_get(outcome, "ok")));
     }
     nx_engine_shard_t *es = t->es;
     free(t);
@@ -113,10 +108,7 @@ void nx_route_connection_test(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http
 /* ---- as MCP tools ---- */
 
 static void return_json(nx_mcp_call_t *call, json_t *j) {
-    char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
-    nx_mcp_call_return(call, json_pack("{s:[{s:s, s:s}], s:o}", "content", "type", "text", "text",
-                                       text ? text : "{}", "structuredContent", j));
-    free(text);
+    nx_mcp_call_return_json(call, j, false);
 }
 
 static void unknown_connection(nx_mcp_call_t *call, const char *id) {

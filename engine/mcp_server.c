@@ -619,6 +619,15 @@ void nx_mcp_call_return_text(nx_mcp_call_t *call, const char *text, bool is_erro
     nx_mcp_call_return(call, r);
 }
 
+void nx_mcp_call_return_json(nx_mcp_call_t *call, json_t *value, bool is_error) {
+    char *text = json_dumps(value, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(10));
+    json_t *r = json_pack("{s:[{s:s, s:s}], s:o}", "content", "type", "text", "text",
+                          text ? text : "null", "structuredContent", value);
+    free(text);
+    if (is_error) json_object_set_new(r, "isError", json_true());
+    nx_mcp_call_return(call, r);
+}
+
 void nx_mcp_call_error(nx_mcp_call_t *call, int code, const char *message, json_t *data) {
     call_finish(call, nx_rpc_error_new(call->id, code, message, data));
 }

@@ -10,13 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Answers <call> with <j> (stolen) as pretty JSON text and as structuredContent. */
 static void return_json(nx_mcp_call_t *call, json_t *j) {
-    char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(10));
-    json_t *r = json_pack("{s:[{s:s, s:s}], s:o}", "content", "type", "text", "text",
-                          text ? text : "{}", "structuredContent", j);
-    free(text);
-    nx_mcp_call_return(call, r);
+    nx_mcp_call_return_json(call, j, false);
 }
 
 static void tool_health_check(nx_mcp_call_t *call, json_t *args, void *data) {

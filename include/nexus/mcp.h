@@ -116,6 +116,9 @@ void nx_mcp_server_set_completion(nx_mcp_server_t *s, nx_mcp_handler_fn handler,
 void nx_mcp_call_return(nx_mcp_call_t *call, json_t *result);
 /** Answers <call> with one text content item, flagged isError when <is_error>, and frees it. */
 void nx_mcp_call_return_text(nx_mcp_call_t *call, const char *text, bool is_error);
+/** Answers <call> with <value> (stolen) as structuredContent and, for clients that read only
+ *  text, as pretty-printed JSON text; flagged isError when <is_error>. Frees <call>. */
+void nx_mcp_call_return_json(nx_mcp_call_t *call, json_t *value, bool is_error);
 /** Answers <call> with the JSON-RPC error <code>/<message> (data stolen, may be NULL) and frees
  *  it. Tools report their own failures as isError results instead. */
 void nx_mcp_call_error(nx_mcp_call_t *call, int code, const char *message, json_t *data);
