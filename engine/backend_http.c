@@ -52,6 +52,7 @@ typedef struct post {
     bool is_standalone;       /* the GET stream of messages not about any request of ours */
     bool is_resume;           /* a GET resuming the response stream of <request_id> */
     bool got_event;           /* a message came on this stream */
+    bool is_probe;            /* a health check: GET of the configured path */
     uint32_t resume_attempts; /* resumptions without a message so far (is_resume) */
     char *init_text;          /* the initialize request, kept in case the server is a legacy one */
     size_t init_len;
@@ -359,6 +360,13 @@ static void on_done(nx_http_exchange_t *x, int err, void *arg) {
         standalone_ended(hl, p, err);
         return;
     }
+    if (p->is_probe) {
+        bool ok = err == 0 && p->status / 100 == 2;
+        nx_backend_instance_t *in = hl->in;
+        post_free(p);
+        nx_backend_link_probed(in, ok);
+        return;
+    }
     if (p->is_stream) {
         /* A legacy server's stream carries the whole session: when it ends, so does the link. */
         char m[200];
@@ -444,6 +452,8 @@ typedef struct submission {
     json_int_t request_id;     /* ours, when the message is a request, or the stream resumed */
     const char *last_event_id; /* GET: resume from this event */
     bool standalone;           /* GET: the standalone stream (Streamable HTTP) */
+    const char *probe_path;    /* GET: a health check of this path */
+    uint32_t timeout_ms;       /* a probe's */
 } submission_t;
 
 static post_t *submit(http_link_t *hl, const submission_t *sub) {
@@ -461,7 +471,8 @@ static post_t *submit(http_link_t *hl, const submission_t *sub) {
     p->is_delete = strcmp(sub->method, "DELETE") == 0;
     p->is_standalone = get && sub->standalone;
     p->is_resume = get && !sub->standalone && sub->request_id > 0;
-    p->is_stream = get && hl->legacy;
+    p->is_probe = get && sub->probe_path != NULL;
+    p->is_stream = get && hl->legacy && !p->is_probe;
     nx_list_init(&p->link);
     /* The initialize of a Streamable HTTP attempt is kept: a legacy server refuses it, and it
      * then goes again to the endpoint that server announces. */
@@ -477,28 +488,31 @@ static post_t *submit(http_link_t *hl, const submission_t *sub) {
         h[n++] = (nx_http_header_t){NX_STR("Content-Type"), NX_STR("application/json")};
         h[n++] =
             (nx_http_header_t){NX_STR("Accept"), NX_STR("application/json, text/event-stream")};
-    } else if (get) {
+    } else if (get && !p->is_probe) {
         h[n++] = (nx_http_header_t){NX_STR("Accept"), NX_STR("text/event-stream")};
     }
     if (sub->last_event_id != NULL)
         h[n++] = (nx_http_header_t){NX_STR("Last-Event-ID"), nx_str_from(sub->last_event_id)};
-    if (hl->session[0] != '\0')
+    if (hl->session[0] != '\0' && !p->is_probe)
         h[n++] = (nx_http_header_t){NX_STR("Mcp-Session-Id"), nx_str_from(hl->session)};
-    if (in->client.protocol_version[0] != '\0' && !hl->legacy)
+    if (in->client.protocol_version[0] != '\0' && !hl->legacy && !p->is_probe)
         h[n++] = (nx_http_header_t){NX_STR("MCP-Protocol-Version"),
                                     nx_str_from(in->client.protocol_version)};
     nx_http_client_request_t req = {
         .method = sub->method,
-        .target = hl->legacy && !get ? hl->endpoint : in->spec->urls[in->replica].path,
+        .target = p->is_probe          ? sub->probe_path
+                  : hl->legacy && !get ? hl->endpoint
+                                       : in->spec->urls[in->replica].path,
         .headers = h,
         .header_count = n,
         .body = sub->text,
         .body_len = sub->len,
         /* A request's time is the backend's per-try timeout (it abandons us); the rest must
          * not linger (a stream's bound is on its head only). */
-        .timeout_ms = sub->request_id > 0 && !get ? 0
-                      : p->is_delete              ? DELETE_TIMEOUT_MS
-                                                  : NOTIFY_TIMEOUT_MS,
+        .timeout_ms = p->is_probe                   ? sub->timeout_ms
+                      : sub->request_id > 0 && !get ? 0
+                      : p->is_delete                ? DELETE_TIMEOUT_MS
+                                                    : NOTIFY_TIMEOUT_MS,
         .stream = true,
     };
     int rc = nx_http_request(hl->pool, &req, &post_ops, p, &p->x);
@@ -624,6 +638,15 @@ static int http_start(nx_backend_instance_t *in) {
     return 0;
 }
 
+/* A health check: GET of the configured path; 2xx passes, anything else (or no answer within
+ * <timeout_ms>) fails. */
+static void http_probe(nx_backend_instance_t *in, uint32_t timeout_ms) {
+    http_link_t *hl = in->link;
+    submission_t sub = {
+        .method = "GET", .probe_path = in->spec->health_path, .timeout_ms = timeout_ms};
+    if (hl == NULL || hl->down || submit(hl, &sub) == NULL) nx_backend_link_probed(in, false);
+}
+
 /* The session is initialized: open the standalone stream (Streamable HTTP only; a legacy
  * server's one stream carries everything already). */
 static void http_ready(nx_backend_instance_t *in) {
@@ -651,6 +674,7 @@ const nx_backend_link_ops_t nx_backend_http_link = {
     .start = http_start,
     .send = http_send,
     .forget = http_forget,
+    .probe = http_probe,
     .ready = http_ready,
     .drain = http_drain,
     .destroy = http_destroy,

@@ -32,6 +32,9 @@ typedef struct nx_backend_link_ops {
     /* Our request <request_id> was abandoned (timed out, cancelled): whatever still carries its
      * answer may go (optional). */
     void (*forget)(nx_backend_instance_t *in, json_int_t request_id);
+    /* Checks the instance's health its own way (optional; HTTP: GET spec->health_path within
+     * <timeout_ms>): nx_backend_link_probed follows exactly once, unless the link ends first. */
+    void (*probe)(nx_backend_instance_t *in, uint32_t timeout_ms);
     /* The MCP handshake is done (optional): a link may open what needs a session. */
     void (*ready)(nx_backend_instance_t *in);
     /* Ends the link (shutdown, or a failed handshake); nx_backend_link_down follows, now or
@@ -87,6 +90,8 @@ const nx_resolved_t *nx_backend_instance_address(const nx_backend_instance_t *in
  *  server is the one the stream came from), or a path relative to <base>, the stream's path.
  *  Always starts with '/'; a new string, NULL on ENOMEM. */
 char *nx_backend_endpoint_target(const char *base, const char *data, size_t n);
+/** The outcome of a link's probe (see nx_backend_link_ops_t.probe). */
+void nx_backend_link_probed(nx_backend_instance_t *in, bool ok);
 /** The link can carry messages: the MCP handshake starts. */
 void nx_backend_link_up(nx_backend_instance_t *in);
 /** One message from the backend; <related> > 0 names our request it came with (the response

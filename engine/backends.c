@@ -70,6 +70,7 @@ struct backend {
     nx_backend_spec_t spec; /* deep copy: the strings below */
     char *name, *cwd;
     char **argv, **env, **headers;
+    char *health_path;
     nx_backend_url_t *urls;
     int *url_slots; /* each url's address in the resolver */
     const nx_backend_link_ops_t *link;
@@ -515,6 +516,7 @@ static int client_send(nx_mcp_client_t *cl, const char *text, size_t len, void *
 /* ---- active health checks (owner) ---- */
 
 static void on_check_timer(nx_timer_t *t);
+#define PROBE_IN_FLIGHT (-1) /* check_request while the link probes */
 
 static void schedule_check(instance_t *in) {
     const nx_backend_spec_t *sp = in->spec;
@@ -547,9 +549,16 @@ static void on_check_answer(nx_mcp_client_t *cl, const json_t *result, const jso
     schedule_check(in);
 }
 
+void nx_backend_link_probed(nx_backend_instance_t *in, bool ok) {
+    if (in->check_request != PROBE_IN_FLIGHT) return;
+    in->check_request = 0;
+    check_done(in, ok);
+    schedule_check(in);
+}
+
 static void on_check_timer(nx_timer_t *t) {
     instance_t *in = nx_container_of(t, instance_t, check_timer);
-    if (in->check_request != 0) { /* the ping timed out */
+    if (in->check_request > 0) { /* the ping timed out */
         nx_mcp_client_abandon(&in->client, in->check_request, NULL);
         in->check_request = 0;
         check_done(in, false);
@@ -562,6 +571,14 @@ static void on_check_timer(nx_timer_t *t) {
         return;
     }
     in->check_sent_ns = nx_loop_clock_ns();
+    const nx_backend_spec_t *spec = in->spec;
+    const nx_backend_link_ops_t *link = backend_of(in)->link;
+    if (spec->health_path != NULL && link->probe != NULL) {
+        /* The link answers within the timeout itself (nx_backend_link_probed). */
+        in->check_request = PROBE_IN_FLIGHT;
+        link->probe(in, spec->check_timeout_ms ? spec->check_timeout_ms : 2000);
+        return;
+    }
     json_int_t id = nx_mcp_client_request(&in->client, "ping", NULL, on_check_answer, in);
     if (id == 0) return; /* failed at once: on_check_answer ran */
     in->check_request = id;
@@ -732,6 +749,7 @@ void nx_backend_link_down(nx_backend_instance_t *in, const char *why, bool resta
         nx_mcp_client_dispose(&in->client); /* waiting calls fail: their answers go back */
     }
     owner_fail_queued(in, why);
+    if (in->check_request == PROBE_IN_FLIGHT) nx_backend_link_probed(in, false);
     for (int k = 0; k < KINDS; k++) {
         if (b->pages_in[k] == in) {
             end_refresh(b, k);
@@ -1619,6 +1637,8 @@ static int backend_init(nx_backends_t *all, backend_t *b, uint32_t index,
     b->spec.argv = (const char *const *)b->argv;
     b->spec.env = (const char *const *)b->env;
     b->spec.headers = (const char *const *)b->headers;
+    b->health_path = sp->health_path ? strdup(sp->health_path) : NULL;
+    b->spec.health_path = b->health_path;
     if (sp->url_count > 0) {
         b->urls = calloc(sp->url_count, sizeof(*b->urls));
         for (size_t u = 0; b->urls != NULL && u < sp->url_count; u++)
@@ -1723,6 +1743,7 @@ static void backend_dispose(backend_t *b) {
     free_strv(b->argv);
     free_strv(b->env);
     free_strv(b->headers);
+    free(b->health_path);
     for (size_t u = 0; b->urls != NULL && u < b->spec.url_count; u++) {
         free((char *)b->urls[u].host);
         free((char *)b->urls[u].path);

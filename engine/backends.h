@@ -59,7 +59,8 @@ typedef struct nx_backend_spec {
     nx_breaker_config_t breaker; /* per backend, shared by every shard */
     uint32_t max_concurrent;     /* bulkhead: calls in flight at most (all shards); 0 = any */
     nx_health_config_t health;   /* check thresholds and outlier ejection of instances */
-    bool health_checks;          /* active checks (an MCP ping per instance) */
+    bool health_checks;          /* active checks: an MCP ping per instance, or */
+    const char *health_path;     /* http: GET this path (2xx passes) instead; NULL = ping */
     uint32_t check_interval_ms, check_timeout_ms;
 } nx_backend_spec_t;
 

@@ -513,6 +513,7 @@ static int start_backends(nx_engine_t *e, const nx_config_t *c) {
                                 .breaker = breaker_config(&s->breaker),
                                 .max_concurrent = s->max_concurrent,
                                 .health_checks = s->health.enabled,
+                                .health_path = s->health.path[0] ? s->health.path : NULL,
                                 .check_interval_ms = s->health.interval_ms,
                                 .check_timeout_ms = s->health.timeout_ms,
                                 .health = {.healthy_threshold = s->health.healthy_after,
