@@ -8,22 +8,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { startNexus, getJson, request, sleep, tempDir, HOST, assertCleanExit } from './lib/nexus.mjs';
+import { startNexus, waitFor, getJson, request, sleep, tempDir, HOST, assertCleanExit } from './lib/nexus.mjs';
 import { NXMOCK } from './lib/nxmock.mjs';
 
 let nx;
 let dir;
 let client;
-
-async function waitFor(what, fn, ms = 10000) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > until) assert.fail(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 async function connection(id) {
   const r = await getJson(nx.restPort, `/api/v1/connections/${id}/metrics`);

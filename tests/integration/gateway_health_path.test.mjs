@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
-import { startNexus, getJson, sleep, tempDir, HOST, assertCleanExit } from './lib/nexus.mjs';
+import { startNexus, waitFor, getJson, sleep, tempDir, HOST, assertCleanExit } from './lib/nexus.mjs';
 
 let server;
 let nx;
@@ -40,16 +40,6 @@ function backend(req, res) {
 }
 
 const connection = async () => (await getJson(nx.restPort, '/api/v1/connections/web/metrics')).data;
-
-async function waitFor(what, fn, ms = 10000) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > until) assert.fail(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 before(async () => {
   server = http.createServer(backend);

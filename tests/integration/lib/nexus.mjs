@@ -47,6 +47,17 @@ export function assertNoSanitizerReport(stderr, what = 'nexus') {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Polls fn() every 50 ms until it returns something truthy (returned), failing after <ms>. */
+export async function waitFor(what, fn, ms = 10000) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
 /** Resolves with the value of <p>, or rejects after <ms> with <what> in the message. */
 export function withTimeout(p, ms, what) {
   let timer;
