@@ -66,7 +66,6 @@ struct http_link {
     char session[SESSION_MAX]; /* Mcp-Session-Id, "" until the server gives one */
     nx_http_header_t *headers; /* the configured ones, then room for ours */
     size_t header_count;       /* configured */
-    char *header_text;         /* storage of the configured headers */
     nx_list_t posts;
     uint64_t addr_generation; /* of the address the pool connects to */
     /* Legacy HTTP+SSE (2024-11-05): messages are POSTed to the endpoint the server announced
@@ -132,7 +131,6 @@ static void link_free(http_link_t *hl) {
     free(hl->endpoint);
     free(hl->init_text);
     free(hl->headers);
-    free(hl->header_text);
     free(hl);
 }
 
@@ -567,34 +565,6 @@ static void http_forget(nx_backend_instance_t *in, json_int_t request_id) {
 
 /* ---- life ---- */
 
-/* Parses the configured "Name: value" headers into <hl>, leaving room for ours. */
-static int parse_headers(http_link_t *hl, const char *const *lines) {
-    size_t count = 0, bytes = 0;
-    while (lines != NULL && lines[count] != NULL)
-        bytes += strlen(lines[count++]) + 1;
-    hl->headers = calloc(count + 4, sizeof(nx_http_header_t));
-    hl->header_text = malloc(bytes + 1);
-    if (hl->headers == NULL || hl->header_text == NULL) return -ENOMEM;
-    char *w = hl->header_text;
-    for (size_t i = 0; i < count; i++) {
-        const char *colon = strchr(lines[i], ':');
-        if (colon == NULL) continue; /* the configuration checked the form */
-        size_t nl = (size_t)(colon - lines[i]);
-        const char *v = colon + 1;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        memcpy(w, lines[i], nl);
-        nx_str_t name = {w, nl};
-        w += nl;
-        size_t vl = strlen(v);
-        memcpy(w, v, vl);
-        nx_str_t value = {w, vl};
-        w += vl;
-        hl->headers[hl->header_count++] = (nx_http_header_t){name, value};
-    }
-    return 0;
-}
-
 static int http_start(nx_backend_instance_t *in) {
     const nx_backend_url_t *u = &in->spec->urls[in->replica];
     const nx_resolved_t *addr = nx_backend_instance_address(in);
@@ -614,11 +584,15 @@ static int http_start(nx_backend_instance_t *in) {
                                 .idle_timeout_ms = sp->pool_idle_timeout_ms,
                                 .connect_timeout_ms = sp->connect_timeout_ms,
                                 .max_requests_per_conn = sp->pool_max_requests};
-    if (parse_headers(hl, sp->headers) < 0 ||
+    /* The configured headers, then room for the (at most 5) each request adds. */
+    hl->header_count = sp->header_field_count;
+    hl->headers = calloc(hl->header_count + 5, sizeof(*hl->headers));
+    if (hl->headers != NULL && hl->header_count > 0)
+        memcpy(hl->headers, sp->header_fields, hl->header_count * sizeof(*hl->headers));
+    if (hl->headers == NULL ||
         (hl->pool = nx_http_pool_new(in->es->shard, (const struct sockaddr *)&addr->addr, addr->len,
                                      authority, &opts)) == NULL) {
         free(hl->headers);
-        free(hl->header_text);
         free(hl);
         return -ENOMEM;
     }

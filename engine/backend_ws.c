@@ -46,40 +46,10 @@ static void on_close(nx_ws_client_t *c, int code, const char *reason, void *arg)
 static const nx_ws_client_ops_t ws_ops = {
     .on_open = on_open, .on_message = on_message, .on_close = on_close};
 
-/* Splits the configured "Name: value" lines into <h> (room for all of them), their text copied
- * into <text>; returns how many. */
-static size_t split_headers(const char *const *lines, nx_http_header_t *h, char *text) {
-    size_t n = 0;
-    for (size_t i = 0; lines != NULL && lines[i] != NULL; i++) {
-        const char *colon = strchr(lines[i], ':');
-        if (colon == NULL) continue; /* the configuration checked the form */
-        size_t nl = (size_t)(colon - lines[i]);
-        const char *v = colon + 1;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        size_t vl = strlen(v);
-        memcpy(text, lines[i], nl);
-        memcpy(text + nl, v, vl);
-        h[n++] = (nx_http_header_t){{text, nl}, {text + nl, vl}};
-        text += nl + vl;
-    }
-    return n;
-}
-
 static int ws_start(nx_backend_instance_t *in) {
     const nx_backend_spec_t *sp = in->spec;
     const nx_backend_url_t *u = &sp->urls[in->replica];
     const nx_resolved_t *addr = nx_backend_instance_address(in);
-    size_t count = 0, bytes = 0;
-    while (sp->headers != NULL && sp->headers[count] != NULL)
-        bytes += strlen(sp->headers[count++]);
-    nx_http_header_t *headers = calloc(count + 1, sizeof(*headers));
-    char *text = malloc(bytes + 1);
-    if (headers == NULL || text == NULL) {
-        free(headers);
-        free(text);
-        return -ENOMEM;
-    }
     char host[300];
     snprintf(host, sizeof(host), strchr(u->host, ':') != NULL ? "[%s]:%u" : "%s:%u", u->host,
              u->port);
@@ -87,8 +57,8 @@ static int ws_start(nx_backend_instance_t *in) {
         .host = host,
         .path = u->path,
         .subprotocol = "mcp",
-        .headers = headers,
-        .header_count = split_headers(sp->headers, headers, text),
+        .headers = sp->header_fields,
+        .header_count = sp->header_field_count,
         .connect_timeout_ms = sp->connect_timeout_ms,
         .close_timeout_ms = CLOSE_TIMEOUT_MS,
         .max_message = MAX_MESSAGE,
@@ -96,8 +66,6 @@ static int ws_start(nx_backend_instance_t *in) {
     nx_ws_client_t *c = NULL;
     int rc = nx_ws_client_connect(in->es->shard, (const struct sockaddr *)&addr->addr, addr->len,
                                   &o, &ws_ops, in, &c);
-    free(headers);
-    free(text);
     if (rc < 0) return rc;
     in->link = c;
     return 0;

@@ -70,6 +70,7 @@ struct backend {
     nx_backend_spec_t spec; /* deep copy: the strings below */
     char *name, *cwd;
     char **argv, **env, **headers;
+    nx_http_header_t *header_fields; /* <headers> split, pointing into them */
     char *health_path;
     nx_backend_url_t *urls;
     int *url_slots; /* each url's address in the resolver */
@@ -965,11 +966,16 @@ static void owner_start_call(instance_t *in, bmsg_t *bm) {
     nx_list_insert_tail(&in->calls, &oc->link);
     atomic_fetch_add(&in->outstanding, 1);
     atomic_fetch_add(&b->calls_total, 1);
-    json_t *params = json_deep_copy(bm->payload);
+    /* The origin's params are never changed once sent (retries send them again), so they are
+     * shared read-only; only a call that wants progress needs a copy to carry our token. */
+    json_t *params;
     if (bm->flag) {
         oc->progress_token = ++in->next_progress_token;
+        params = json_copy(bm->payload);
         json_object_set_new(params, "_meta",
                             json_pack("{s:I}", "progressToken", oc->progress_token));
+    } else {
+        params = json_incref(bm->payload);
     }
     if (b->call_timeout_ms > 0)
         nx_shard_timer_start(in->es->shard, &oc->timeout, b->call_timeout_ms);
@@ -1620,6 +1626,28 @@ static void free_strv(char **v) {
     free(v);
 }
 
+/* Splits the backend's "Name: value" header lines once, for every link of every instance; the
+ * fields point into the lines. */
+static int split_headers(backend_t *b) {
+    size_t count = 0;
+    while (b->headers != NULL && b->headers[count] != NULL)
+        count++;
+    b->header_fields = calloc(count + 1, sizeof(*b->header_fields));
+    if (b->header_fields == NULL) return -ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++) {
+        const char *line = b->headers[i], *colon = strchr(line, ':');
+        if (colon == NULL) continue; /* the configuration checked the form */
+        const char *v = colon + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        b->header_fields[n++] = (nx_http_header_t){{line, (size_t)(colon - line)}, {v, strlen(v)}};
+    }
+    b->spec.header_fields = b->header_fields;
+    b->spec.header_field_count = n;
+    return 0;
+}
+
 /* Copies <sp> into <b> (strings and lists owned by <b>); NX_ECONFIG with <err> when wrong. */
 static int backend_init(nx_backends_t *all, backend_t *b, uint32_t index,
                         const nx_backend_spec_t *sp, char *err, size_t errlen) {
@@ -1637,6 +1665,7 @@ static int backend_init(nx_backends_t *all, backend_t *b, uint32_t index,
     b->spec.argv = (const char *const *)b->argv;
     b->spec.env = (const char *const *)b->env;
     b->spec.headers = (const char *const *)b->headers;
+    if (split_headers(b) < 0) return -ENOMEM;
     b->health_path = sp->health_path ? strdup(sp->health_path) : NULL;
     b->spec.health_path = b->health_path;
     if (sp->url_count > 0) {
@@ -1743,6 +1772,7 @@ static void backend_dispose(backend_t *b) {
     free_strv(b->argv);
     free_strv(b->env);
     free_strv(b->headers);
+    free(b->header_fields);
     free(b->health_path);
     for (size_t u = 0; b->urls != NULL && u < b->spec.url_count; u++) {
         free((char *)b->urls[u].host);

@@ -14,6 +14,7 @@
 #include "breaker.h"
 #include "engine.h"
 #include "health.h"
+#include "http1.h"
 #include "retry_budget.h"
 
 #include <stdbool.h>
@@ -46,6 +47,9 @@ typedef struct nx_backend_spec {
     const nx_backend_url_t *urls; /* http: the replicas */
     size_t url_count;
     const char *const *headers; /* http: "Name: value" sent with every request; may be NULL */
+    const nx_http_header_t *header_fields; /* the same split into name and value: filled by
+                                              nx_backends_new in its copy, for the links */
+    size_t header_field_count;
     uint32_t connect_timeout_ms;
     uint32_t pool_max_connections, pool_max_idle, pool_idle_timeout_ms, pool_max_requests;
     bool prefix;               /* tool names become <name><separator><tool> */

@@ -107,10 +107,6 @@ void nx_route_connection_test(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http
 
 /* ---- as MCP tools ---- */
 
-static void return_json(nx_mcp_call_t *call, json_t *j) {
-    nx_mcp_call_return_json(call, j, false);
-}
-
 static void unknown_connection(nx_mcp_call_t *call, const char *id) {
     char msg[200];
     snprintf(msg, sizeof(msg), "no connection named '%.64s' (list_connections lists them)",
@@ -121,8 +117,10 @@ static void unknown_connection(nx_mcp_call_t *call, const char *id) {
 void nx_tool_list_connections(nx_mcp_call_t *call, json_t *args, void *data) {
     nx_engine_t *e = data;
     json_t *list = nx_backends_connections(e->backends, NULL);
-    return_json(call, json_pack("{s:o, s:I}", "connections", list, "count",
-                                (json_int_t)json_array_size(list)));
+    nx_mcp_call_return_json(
+        call,
+        json_pack("{s:o, s:I}", "connections", list, "count", (json_int_t)json_array_size(list)),
+        false);
 }
 
 void nx_tool_get_connection_metrics(nx_mcp_call_t *call, json_t *args, void *data) {
@@ -133,7 +131,7 @@ void nx_tool_get_connection_metrics(nx_mcp_call_t *call, json_t *args, void *dat
         unknown_connection(call, id);
         return;
     }
-    return_json(call, one);
+    nx_mcp_call_return_json(call, one, false);
 }
 
 void nx_tool_test_connection(nx_mcp_call_t *call, json_t *args, void *data) {

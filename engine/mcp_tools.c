@@ -10,18 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void return_json(nx_mcp_call_t *call, json_t *j) {
-    nx_mcp_call_return_json(call, j, false);
-}
-
 static void tool_health_check(nx_mcp_call_t *call, json_t *args, void *data) {
     nx_engine_t *e = data;
     nx_engine_shard_t *es = nx_engine_current_shard();
     bool draining = e->draining || (es != NULL && es->draining);
-    return_json(call,
-                json_pack("{s:s, s:s, s:f, s:i, s:s}", "status", draining ? "draining" : "ok",
-                          "version", NX_VERSION, "uptime_seconds", nx_engine_uptime_seconds(e),
-                          "shards", (int)e->shard_count, "ring_mode", e->ring_mode));
+    nx_mcp_call_return_json(call,
+                            json_pack("{s:s, s:s, s:f, s:i, s:s}", "status",
+                                      draining ? "draining" : "ok", "version", NX_VERSION,
+                                      "uptime_seconds", nx_engine_uptime_seconds(e), "shards",
+                                      (int)e->shard_count, "ring_mode", e->ring_mode),
+                            false);
 }
 
 static void tool_get_server_metrics(nx_mcp_call_t *call, json_t *args, void *data) {
@@ -32,7 +30,7 @@ static void tool_get_server_metrics(nx_mcp_call_t *call, json_t *args, void *dat
     nx_engine_metrics_view(e, &v, sm, ns);
     json_t *stats = nx_metrics_to_json(&v);
     json_object_set_new(stats, "mcp_sessions", json_integer((json_int_t)nx_engine_mcp_sessions(e)));
-    return_json(call, stats);
+    nx_mcp_call_return_json(call, stats, false);
 }
 
 static void tool_get_available_tools(nx_mcp_call_t *call, json_t *args, void *data) {

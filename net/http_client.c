@@ -12,6 +12,8 @@
  * <depth> (entry points from the loop) and <conns> (connections not yet freed). */
 #include "http_client.h"
 
+#include "http_lex.h"
+
 #include "conn.h"
 #include "nexus/errors.h"
 
@@ -726,19 +728,6 @@ void nx_http_pool_stats(const nx_http_pool_t *p, nx_http_pool_stats_t *out) {
     out->pending = p->queued + p->owners;
 }
 
-/* True when <s> is non-empty and has no byte in <bad> (CR, LF and NUL end a line early). */
-static bool clean(const char *s, const char *bad) {
-    return s != NULL && s[0] != '\0' && strpbrk(s, bad) == NULL;
-}
-
-static bool clean_n(nx_str_t s, bool allow_empty) {
-    if (s.n == 0) return allow_empty;
-    if (s.p == NULL) return false;
-    for (size_t i = 0; i < s.n; i++)
-        if (s.p[i] == '\r' || s.p[i] == '\n' || s.p[i] == '\0') return false;
-    return true;
-}
-
 static int build_request(nx_http_pool_t *p, const nx_http_client_request_t *r, nx_buf_t *b) {
     int rc = 0;
     rc |= nx_buf_appendf(b, "%s %s HTTP/1.1\r\nHost: %s\r\n", r->method, r->target, p->authority);
@@ -765,15 +754,13 @@ static int build_request(nx_http_pool_t *p, const nx_http_client_request_t *r, n
 int nx_http_request(nx_http_pool_t *p, const nx_http_client_request_t *req,
                     const nx_http_client_ops_t *ops, void *arg, nx_http_exchange_t **out) {
     if (p->freeing) return NX_ECLOSED;
-    if (!clean(req->method, " \t\r\n") || !clean(req->target, " \t\r\n") || ops == NULL ||
-        ops->on_done == NULL || (req->body_len > 0 && req->body == NULL) ||
+    if (!nx_http_text_safe(req->method, " \t\r\n") || !nx_http_text_safe(req->target, " \t\r\n") ||
+        ops == NULL || ops->on_done == NULL || (req->body_len > 0 && req->body == NULL) ||
         (req->header_count > 0 && req->headers == NULL))
         return -EINVAL;
     for (size_t i = 0; i < req->header_count; i++) {
         const nx_http_header_t *h = &req->headers[i];
-        if (!clean_n(h->name, false) || memchr(h->name.p, ':', h->name.n) != NULL ||
-            !clean_n(h->value, true))
-            return -EINVAL;
+        if (!nx_http_field_safe(h->name, h->value)) return -EINVAL;
     }
     bool have_idle = !nx_list_empty(&p->idle);
     bool can_open = p->open < p->opts.max_connections;

@@ -75,3 +75,19 @@ nx_http_decimal_t nx_http_parse_decimal(nx_str_t v, int64_t *out) {
     *out = x;
     return NX_HTTP_DECIMAL_OK;
 }
+
+bool nx_http_text_safe(const char *s, const char *bad) {
+    return s != NULL && s[0] != '\0' && strpbrk(s, bad) == NULL;
+}
+
+/* No CR, LF or NUL in s[0..n) (each would end the line early). */
+static bool line_safe(nx_str_t s) {
+    for (size_t i = 0; i < s.n; i++)
+        if (s.p[i] == '\r' || s.p[i] == '\n' || s.p[i] == '\0') return false;
+    return true;
+}
+
+bool nx_http_field_safe(nx_str_t name, nx_str_t value) {
+    if (name.n == 0 || name.p == NULL || (value.n > 0 && value.p == NULL)) return false;
+    return memchr(name.p, ':', name.n) == NULL && line_safe(name) && line_safe(value);
+}

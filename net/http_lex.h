@@ -65,6 +65,12 @@ static inline nx_str_t nx_http_at(const char *buf, nx__http_span_t s) {
  *  already) into a name s[0..*name_len) and a value s[*vs..*ve) with its whitespace trimmed;
  *  returns NULL, or why the line is not a valid field line. */
 const char *nx_http_field_line(const char *s, size_t n, size_t *name_len, size_t *vs, size_t *ve);
+/** True when <s> is non-empty and has no byte of <bad> (a request line's method, target...):
+ *  what a caller hands an outbound request must not end a line early or split it. */
+bool nx_http_text_safe(const char *s, const char *bad);
+/** True when the header <name>: <value> can be written as one field line: a non-empty name
+ *  without ':', and neither with CR, LF or NUL. */
+bool nx_http_field_safe(nx_str_t name, nx_str_t value);
 /** Steps through the comma-separated list v[0..n) from offset *k: true with the next element
  *  (whitespace trimmed, empty elements skipped) in <tok>, false at the end. */
 bool nx_http_next_token(const char *v, size_t n, size_t *k, nx_str_t *tok);

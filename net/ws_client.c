@@ -413,18 +413,6 @@ static void on_deadline(nx_timer_t *t) {
 
 /* ---- API ---- */
 
-static bool clean_n(nx_str_t s, bool allow_empty) {
-    if (s.n == 0) return allow_empty;
-    if (s.p == NULL) return false;
-    for (size_t i = 0; i < s.n; i++)
-        if (s.p[i] == '\r' || s.p[i] == '\n' || s.p[i] == '\0') return false;
-    return true;
-}
-
-static bool clean(const char *s, const char *bad) {
-    return s != NULL && s[0] != '\0' && strpbrk(s, bad) == NULL;
-}
-
 /* The headers the client writes itself may not come from the caller. */
 static bool reserved_header(nx_str_t name) {
     static const char *const own[] = {"host",
@@ -470,15 +458,13 @@ static int check_opts(const struct sockaddr *addr, socklen_t addrlen, const nx_w
     if (o == NULL || ops == NULL || ops->on_open == NULL || ops->on_message == NULL ||
         ops->on_close == NULL)
         return -EINVAL;
-    if (!clean(o->host, "\r\n") || !clean(o->path, " \t\r\n") ||
-        (o->subprotocol != NULL && !clean(o->subprotocol, " \t\r\n,")) ||
+    if (!nx_http_text_safe(o->host, "\r\n") || !nx_http_text_safe(o->path, " \t\r\n") ||
+        (o->subprotocol != NULL && !nx_http_text_safe(o->subprotocol, " \t\r\n,")) ||
         (o->header_count > 0 && o->headers == NULL))
         return -EINVAL;
     for (size_t i = 0; i < o->header_count; i++) {
         const nx_http_header_t *h = &o->headers[i];
-        if (!clean_n(h->name, false) || memchr(h->name.p, ':', h->name.n) != NULL ||
-            !clean_n(h->value, true) || reserved_header(h->name))
-            return -EINVAL;
+        if (!nx_http_field_safe(h->name, h->value) || reserved_header(h->name)) return -EINVAL;
     }
     return 0;
 }
