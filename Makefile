@@ -2,7 +2,7 @@
 # The real build is CMake; this file only picks build directories and options.
 
 JOBS ?= $(shell nproc)
-CONFIG ?= examples/nexus.yaml
+CONFIG ?= examples/quickstart.yaml
 FUZZ_SECONDS ?= 20
 LONG_FUZZ_SECONDS ?= 600
 export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
@@ -19,6 +19,8 @@ build: deps
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNX_TESTS=OFF >/dev/null
 	cmake --build build -j$(JOBS)
 
+# nexus with the demo backends and the four example pipelines (see README.md); run it from
+# here, the config names build/examples/demo_backends. CONFIG=FILE runs another config.
 run: build
 	./build/nexus --config $(CONFIG)
 

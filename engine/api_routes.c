@@ -4,7 +4,10 @@
 #include "engine.h"
 
 #include "backends.h"
+#include "cache_view.h"
 #include "connections.h"
+#include "events.h"
+#include "executions.h"
 #include "log.h"
 #include "mcp_admin.h"
 #include "mcp_http.h"
@@ -45,10 +48,13 @@ static void route_health(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_requ
     nx_engine_t *e = es->engine;
     bool draining = es->draining || e->draining;
     json_t *j =
-        json_pack("{s:s, s:s, s:f, s:i, s:s, s:o, s:o}", "status", draining ? "draining" : "ok",
-                  "version", NX_VERSION, "uptime_seconds", nx_engine_uptime_seconds(e), "shards",
-                  (int)e->shard_count, "ring_mode", e->ring_mode, "channels", channels_json(es),
-                  "backends", nx_backends_health(e->backends));
+        json_pack("{s:s, s:s, s:f, s:i, s:s, s:o, s:o, s:o, s:o}", "status",
+                  draining ? "draining" : "ok", "version", NX_VERSION, "uptime_seconds",
+                  nx_engine_uptime_seconds(e), "shards", (int)e->shard_count, "ring_mode",
+                  e->ring_mode, "channels", channels_json(es), "backends",
+                  nx_backends_health(e->backends), "workflows", nx_executions_health(e), "cache",
+                  nx_cache_health(e));
+    if (j != NULL) json_object_set_new(j, "events", nx_events_health(e));
     nx_respond_json(hc, draining ? 503 : 200, j);
 }
 
@@ -107,7 +113,8 @@ static void route_metrics(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_req
     nx_engine_metrics_view(e, &v, sm, ns);
     nx_buf_t out;
     nx_buf_init(&out);
-    if (nx_metrics_format_prometheus(&v, &out) < 0 || nx_backends_metrics(e->backends, &out) < 0) {
+    if (nx_metrics_format_prometheus(&v, &out) < 0 || nx_backends_metrics(e->backends, &out) < 0 ||
+        nx_cache_metrics(e, &out) < 0) {
         nx_buf_dispose(&out);
         nx_http_respond_error(hc, 500, "could not format metrics", NULL);
         return;
@@ -381,9 +388,40 @@ const nx_route_def_t nx_rest_routes[] = {
      "Pings the backend now through one instance: {id, ok, latency_ms | error}; 404 for an "
      "unknown id",
      "connections", "application/json", NULL, false},
+    {"GET", "/api/workflows", nx_route_workflows_list,
+     "The workflows: {workflows: [{name, description, input_schema, channels, deadline_ms, tool, "
+     "steps}], count}",
+     "workflows", "application/json", NULL, false},
+    {"POST", "/api/workflows/{name}", nx_route_workflow_run,
+     "Runs workflow {name} with the JSON object body as its inputs and answers when it ends: "
+     "the execution record; 200 succeeded, 400 invalid inputs, 404 unknown workflow, 502 "
+     "failed, 504 deadline, 409 cancelled, 503 + Retry-After when too many run",
+     "workflows", "application/json", "application/json", false},
+    {"GET", "/api/executions", nx_route_executions_list,
+     "The newest executions: {executions: [{id, workflow, status}], count, running}",
+     "workflows", "application/json", NULL, false},
+    {"POST", "/api/executions", nx_route_executions_start,
+     "Starts {workflow, inputs, wait}: 202 {id, links} at once, or with wait: true the record "
+     "when it ends (status codes as POST /api/workflows/{name})",
+     "workflows", "application/json", "application/json", false},
+    {"GET", "/api/executions/{id}", nx_route_execution_get,
+     "An execution's record: status, per-step status, attempts, timing and cache use, result "
+     "or error; 404 once expired",
+     "workflows", "application/json", NULL, false},
+    {"DELETE", "/api/executions/{id}", nx_route_execution_cancel,
+     "Cancels a running execution: 202; 409 when it already ended; 404 unknown",
+     "workflows", "application/json", NULL, false},
+    {"GET", "/events", nx_route_events,
+     "Server-sent events (id, event, data): execution and backend.health events; ?execution=ID "
+     "for one execution (replayed from its start, the stream ends after its terminal event "
+     "unless ?follow=1); resume with Last-Event-ID or ?last_event_id=N; 404 unknown execution, "
+     "503 + Retry-After when full",
+     "events", "text/event-stream", NULL, false},
     {"GET", "/ws", nx_mcp_route_ws,
-     "MCP over WebSocket (subprotocol mcp): one JSON-RPC message per text frame", "mcp",
-     "application/json", NULL, false},
+     "WebSocket: MCP (subprotocol mcp), one JSON-RPC message per text frame; or the Events "
+     "channel (subprotocol nexus.events, or ?events=1): subscribe/unsubscribe messages, event "
+     "frames",
+     "mcp", "application/json", NULL, false},
     {"DELETE", "/mcp", nx_mcp_route_delete, "Ends the MCP session named by Mcp-Session-Id", "mcp",
      "application/json", NULL, false},
     {"GET", "/debug/delay/{ms}", route_debug_delay, "Test only: answers after {ms} milliseconds",
@@ -396,6 +434,13 @@ const nx_route_def_t nx_rest_routes[] = {
      true},
     {"POST", "/debug/echo", route_debug_echo, "Test only: echoes the request body", "debug",
      "application/octet-stream", "application/octet-stream", true},
+    {"POST", "/debug/rest/{backend}", nx_backends_route_debug_rest,
+     "Test only: sends {method, path, headers, body, timeout_ms, retry} to rest backend "
+     "{backend}; answers {response, error, attempts}",
+     "debug", "application/json", "application/json", true},
+    {"POST", "/debug/events", nx_route_debug_events,
+     "Test only: publishes {type, data, count} synthetic events on the Events channel", "debug",
+     "application/json", "application/json", true},
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL, false},
 };
 

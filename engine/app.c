@@ -2,11 +2,13 @@
  * conformance server, nxmock): `nexus` alone serves with zero configuration; `serve` takes
  * --config, flags and NEXUS_* variables (flags > environment > file > defaults); `mcp` (or
  * --stdio) serves MCP on stdin/stdout; `check-config` validates a file and prints the precise
- * error; `client` is nexus's MCP client (cli_client.c). An embedding program adds its own
+ * error; `client` is nexus's MCP client (cli_client.c); `run` and `workflows` drive the
+ * workflows of a running nexus (cli_run.c). An embedding program adds its own
  * tools, resources and prompts in its setup hook. */
 #include "nexus/app.h"
 
 #include "cli_client.h"
+#include "cli_run.h"
 #include "config.h"
 #include "engine.h"
 #include "log.h"
@@ -27,6 +29,14 @@ static const char usage[] =
     "  nexus client URL list|call TOOL [--args JSON]\n"
     "                                 list or call the tools of an MCP server (see\n"
     "                                 nexus client --help)\n"
+    "  nexus workflows [--server URL] [--json]\n"
+    "                                 list the workflows of a running nexus\n"
+    "  nexus run WORKFLOW [--parameters JSON|@FILE] [--server URL] [--no-wait] [--json]\n"
+    "            [--timeout T]        run a workflow on a running nexus, show its steps\n"
+    "                                 and print its result (see nexus run --help); exit\n"
+    "                                 status 0 succeeded, 1 failed, 2 usage or bad\n"
+    "                                 parameters, 3 no such workflow, 4 server or HTTP\n"
+    "                                 error, 5 --timeout, 130 interrupted\n"
     "  nexus --help | --version\n"
     "\n"
     "Options (override NEXUS_* environment variables, which override the file):\n"
@@ -45,7 +55,9 @@ static const char usage[] =
     "\n"
     "Any key can also come from the environment as NEXUS_<SECTION>__<KEY>, e.g.\n"
     "NEXUS_HTTP__MAX_BODY=1MiB. Signals: SIGTERM/SIGINT drain and exit, SIGHUP reloads.\n"
-    "Exit status: 0 ok, 1 runtime failure, 2 usage or configuration error.\n";
+    "The client commands (workflows, run) talk to --server URL, else $NEXUS_URL, else\n"
+    "http://127.0.0.1:8000.\n"
+    "Exit status (serve): 0 ok, 1 runtime failure, 2 usage or configuration error.\n";
 
 /* Flag name -> config key; flags without a value set the key to "true". */
 static const struct {
@@ -91,6 +103,14 @@ int nx_app_main(int argc, char **argv, const nx_app_t *app) {
     if (argc > 1 && strcmp(argv[1], "client") == 0) {
         free(overrides);
         return nx_cli_client_main(argc - 1, argv + 1);
+    }
+    if (argc > 1 && strcmp(argv[1], "run") == 0) {
+        free(overrides);
+        return nx_cli_run_main(argc - 1, argv + 1);
+    }
+    if (argc > 1 && strcmp(argv[1], "workflows") == 0) {
+        free(overrides);
+        return nx_cli_workflows_main(argc - 1, argv + 1);
     }
     if (argc > 1 && strcmp(argv[1], "check-config") == 0) {
         free(overrides);

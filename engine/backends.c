@@ -11,10 +11,14 @@
  * request, its answer, its progress, the backend's requests to the client and the cancellation
  * cross between origin and owner as mailbox messages that name the call by (origin, seq), never by
  * pointer, so either side may go away first. When origin and owner are the same shard the messages
- * still go through the mailbox: one path, and no re-entrance. */
+ * still go through the mailbox: one path, and no re-entrance.
+ *
+ * A rest backend (backend_rest.c) has instances too — one pool per shard per replica, no MCP
+ * session and no catalog — and shares the policy objects, replica choice and counters here. */
 #include "backends.h"
 
 #include "backend_link.h"
+#include "backends_internal.h"
 #include "bulkhead.h"
 #include "child.h"
 #include "jsonrpc.h"
@@ -29,7 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SHARDS 256
+#define MAX_SHARDS NX__BACKENDS_MAX_SHARDS
 #define MAX_INSTANCES 4096
 #define READY_STABLE_MS 10000u  /* a link that stayed up this long resets the backoff */
 #define RESOLVE_EVERY_MS 30000u /* backend names are looked up again this often */
@@ -38,7 +42,7 @@ typedef enum backend_state { B_STARTING, B_READY, B_RESTARTING, B_STOPPED } back
 static const char *const state_names[] = {"starting", "ready", "restarting", "stopped"};
 
 typedef nx_backend_instance_t instance_t;
-typedef struct backend backend_t;
+typedef nx_backend_t backend_t;
 
 /* A call in flight on the owner: the client request and where its answer goes. */
 typedef struct owner_call {
@@ -62,51 +66,7 @@ static const char *const kind_keys[] = {"tools", "resources", "resourceTemplates
 static const char *const kind_methods[] = {"tools/list", "resources/list",
                                            "resources/templates/list", "prompts/list"};
 static const char *const kind_capability[] = {"tools", "resources", "resources", "prompts"};
-#define KINDS 4
-
-struct backend {
-    nx_backends_t *all;
-    uint32_t index;
-    nx_backend_spec_t spec; /* deep copy: the strings below */
-    char *name, *cwd;
-    char **argv, **env, **headers;
-    nx_http_header_t *header_fields; /* <headers> split, pointing into them */
-    char *health_path;
-    nx_backend_url_t *urls;
-    int *url_slots; /* each url's address in the resolver */
-    const nx_backend_link_ops_t *link;
-    instance_t *instances;
-    uint32_t instance_count;
-    uint32_t catalog_shard; /* its instances refresh and publish the catalog */
-    bool prefix;
-    uint32_t call_timeout_ms, deadline_ms, max_concurrent;
-    /* read by every shard */
-    _Atomic(json_t *) catalog; /* {"tools": [...], "resources": ..., "resourceTemplates": ...,
-                                  "prompts": ...}; tools and prompts under their public names */
-    _Atomic(json_t *) hazard[MAX_SHARDS];
-    _Atomic bool listed; /* every catalog the server offers was listed at least once */
-    _Atomic uint64_t restarts, calls_total, failures_total, retries_total, ejections_total;
-    /* latency of answered calls at the origin (retries included), microseconds */
-    _Atomic uint64_t answered, succeeded, latency_sum_us, latency_min_us, latency_max_us;
-    bool breaker_enabled;
-    nx_backoff_config_t backoff;
-    nx_retry_budget_t budget; /* engine-wide: retries in flight against calls in flight */
-    nx_breaker_t breaker;     /* engine-wide: every origin shard asks and reports */
-    nx_bulkhead_t bulkhead;   /* engine-wide bound on calls in flight */
-    /* the catalog shard only */
-    nx_engine_shard_t *catalog_es;
-    nx_timer_t retire_timer;
-    json_t *retired;      /* replaced snapshots waiting for their readers */
-    json_t *pages[KINDS]; /* entries collected by the refresh of each catalog in progress */
-    instance_t *pages_in[KINDS];
-    bool refresh_again[KINDS];
-    json_t *subscriptions; /* {uri: count of front-end subscriptions} */
-    instance_t *subs_in;   /* the instance the backend knows the subscriptions through */
-    uint32_t subs_generation;
-    /* per origin shard, touched only by it */
-    uint32_t *next_pick; /* [shard]: round robin */
-    nx_health_t *health; /* [shard * instance_count + i]: outlier ejection as seen there */
-};
+#define KINDS NX__BACKEND_KINDS
 
 /* On the origin: a call waiting for its backend. */
 typedef struct proxy {
@@ -123,10 +83,11 @@ typedef struct proxy {
     char *method;   /* tools/call, resources/read, prompts/get, completion/complete */
     json_t *params; /* in the backend's names, kept for retries */
     bool want_progress;
-    uint32_t attempts;    /* tries sent so far */
-    uint64_t deadline_ms; /* monotonic; 0 = none */
-    uint64_t budget_ms;   /* deadline_ms - the start, for messages */
-    bool retry_held;      /* a retry slot of the budget is ours */
+    uint32_t attempts;           /* tries sent so far */
+    nx_backoff_config_t backoff; /* the backend's, or the call's own (NX_BACKENDS_META_RETRY) */
+    uint64_t deadline_ms;        /* monotonic; 0 = none */
+    uint64_t budget_ms;          /* deadline_ms - the start, for messages */
+    bool retry_held;             /* a retry slot of the budget is ours */
     nx_timer_t retry_timer;
     nx_timer_t deadline_timer; /* ends the call at its deadline, whatever try is under way */
     nx_list_t relays;          /* the backend's requests waiting for this call's client */
@@ -140,16 +101,6 @@ typedef struct relay {
     uint64_t seq;
     json_t *request_id;
 } relay_t;
-
-struct nx_backends {
-    nx_engine_t *e;
-    backend_t *items;
-    size_t count;
-    char sep[9];
-    nx_list_t proxies[MAX_SHARDS]; /* per origin shard, touched only by it */
-    uint64_t next_seq[MAX_SHARDS];
-    nx_resolver_t *resolver;
-};
 
 static backend_t *backend_of(const instance_t *in) {
     return in->backend;
@@ -285,7 +236,9 @@ static void publish_kind(backend_t *b, int kind, json_t *items) {
 }
 
 static bool instance_ready(const instance_t *in) {
-    return atomic_load(&in->state) == B_READY && in->client_live;
+    /* A rest instance has no MCP client: its pool is all there is. */
+    return atomic_load(&in->state) == B_READY &&
+           (in->client_live || in->spec->transport == NX_BACKEND_REST);
 }
 
 /* A ready instance of the catalog shard other than <not>, or NULL. */
@@ -734,6 +687,13 @@ void nx_backend_link_up(nx_backend_instance_t *in) {
     nx_mcp_client_start(&in->client);
 }
 
+void nx_backend_link_serving(nx_backend_instance_t *in) {
+    in->generation++;
+    atomic_store(&in->state, B_READY);
+    in->ready_at = nx_shard_now_ms(in->es->shard);
+    schedule_check(in);
+}
+
 void nx_backend_link_receive(nx_backend_instance_t *in, const char *text, size_t len,
                              json_int_t related) {
     if (!in->client_live) return;
@@ -1029,21 +989,25 @@ static nx_health_t *health_of(backend_t *b, uint32_t origin, uint32_t instance) 
 /* The instance for the next try from <origin>: among the ready ones that are not ejected —
  * those of the origin's own shard first (no mailbox hop) — by round robin or least
  * outstanding calls; when none is ready, any (the owner answers that it is not, and the try is
- * retried with backoff). */
-static uint32_t pick_instance(backend_t *b, uint32_t origin) {
+ * retried with backoff). A rest backend's pools belong to their shard: only the origin's own
+ * instances can carry its requests. */
+uint32_t nx__backend_pick(backend_t *b, uint32_t origin) {
     uint64_t now = mono_ms();
     uint32_t n = b->instance_count;
     uint32_t start = b->next_pick[origin]++;
-    /* Sessions exist on every shard for every replica (http, sse, ws): the origin's own cover
-     * every replica, so preferring them costs no choice. Processes (stdio) are spread over the
-     * shards: all of them are candidates. */
-    int first_pass = b->spec.transport == NX_BACKEND_STDIO ? 1 : 0;
-    for (int pass = first_pass; pass < 2; pass++) {
+    /* Sessions exist on every shard for every replica (http, sse, ws, rest): the origin's own,
+     * instances origin * urls ... + urls - 1, cover every replica, so preferring them costs no
+     * choice. Processes (stdio) are spread over the shards: all of them are candidates. */
+    bool stdio = b->spec.transport == NX_BACKEND_STDIO;
+    bool own_only = b->spec.transport == NX_BACKEND_REST;
+    uint32_t urls = stdio ? 1 : (uint32_t)b->spec.url_count;
+    for (int pass = stdio ? 1 : 0; pass < (own_only ? 1 : 2); pass++) {
         uint32_t best = UINT32_MAX, best_load = UINT32_MAX;
-        for (uint32_t k = 0; k < n; k++) {
-            uint32_t i = (start + k) % n;
+        uint32_t m = pass == 0 ? urls : n;
+        for (uint32_t k = 0; k < m; k++) {
+            uint32_t i = pass == 0 ? origin * urls + (start + k) % urls : (start + k) % n;
             instance_t *in = &b->instances[i];
-            if (pass == 0 && in->owner != origin) continue;
+            if (pass == 1 && !stdio && in->owner == origin) continue; /* seen in pass 0 */
             if (atomic_load(&in->state) != B_READY || atomic_load(&in->check_unhealthy)) continue;
             if (!nx_health_available(health_of(b, origin, i), now)) continue;
             if (!b->spec.least_outstanding) return i;
@@ -1052,23 +1016,27 @@ static uint32_t pick_instance(backend_t *b, uint32_t origin) {
         }
         if (best != UINT32_MAX) return best;
     }
-    return start % n;
+    return own_only ? origin * urls + start % urls : start % n;
+}
+
+void nx__backend_record(backend_t *b, uint32_t origin, uint32_t instance,
+                        const nx_breaker_permit_t *permit, bool *permitted, int outcome) {
+    if (*permitted && b->breaker_enabled && outcome >= 0)
+        nx_breaker_record(&b->breaker, permit, mono_ms(), outcome == 0);
+    *permitted = false;
+    if (outcome > 0) atomic_fetch_add(&b->failures_total, 1);
+    if (outcome >= 0 &&
+        nx_health_call_result(health_of(b, origin, instance), mono_ms(), outcome == 0)) {
+        atomic_fetch_add(&b->ejections_total, 1);
+        nx_log_warn("backend %s: instance %u ejected after consecutive failures", b->name,
+                    instance);
+    }
 }
 
 /* Reports the current try's outcome (0 success, 1 failure, -1 none: the client ended it) to
  * the breaker and to the instance's outlier detection, once. */
 static void record_try(proxy_t *p, int outcome) {
-    backend_t *b = p->b;
-    if (p->permitted && b->breaker_enabled && outcome >= 0)
-        nx_breaker_record(&b->breaker, &p->permit, mono_ms(), outcome == 0);
-    p->permitted = false;
-    if (outcome > 0) atomic_fetch_add(&b->failures_total, 1);
-    if (outcome >= 0 &&
-        nx_health_call_result(health_of(b, p->origin, p->instance), mono_ms(), outcome == 0)) {
-        atomic_fetch_add(&b->ejections_total, 1);
-        nx_log_warn("backend %s: instance %u ejected after consecutive failures", b->name,
-                    p->instance);
-    }
+    nx__backend_record(p->b, p->origin, p->instance, &p->permit, &p->permitted, outcome);
 }
 
 static void proxy_release(proxy_t *p, int outcome) {
@@ -1108,7 +1076,7 @@ static void on_proxy_cancelled(nx_mcp_call_t *call, void *arg) {
 
 /* Sends the current try of <p> to an instance's owner. */
 static bool send_try(proxy_t *p) {
-    p->instance = pick_instance(p->b, p->origin);
+    p->instance = nx__backend_pick(p->b, p->origin);
     bmsg_t *bm = bmsg_new(M_CALL, p->all, p->b->index, p->instance, p->origin, p->seq);
     if (bm == NULL || (bm->method = strdup(p->method)) == NULL) {
         if (bm) dispose_bmsg(&bm->msg);
@@ -1123,8 +1091,36 @@ static bool send_try(proxy_t *p) {
 static __thread nx_backoff_rng_t retry_rng;
 static __thread bool retry_rng_seeded;
 
+uint64_t nx__backend_retry_delay(const nx_backoff_config_t *cfg, uint32_t attempts) {
+    if (!retry_rng_seeded) {
+        nx_backoff_rng_seed(&retry_rng, nx_loop_clock_ns() ^ ((uint64_t)current_shard() << 32));
+        retry_rng_seeded = true;
+    }
+    return nx_backoff_delay_ms(cfg, attempts, nx_backoff_rng_next(&retry_rng));
+}
+
+bool nx__backend_retry_override(const json_t *v, const nx_backoff_config_t *dflt,
+                                nx_backoff_config_t *out) {
+    json_t *attempts = json_object_get(v, "attempts");
+    json_t *base = json_object_get(v, "base"), *cap = json_object_get(v, "cap");
+    if (!json_is_integer(attempts) || json_integer_value(attempts) < 1 ||
+        json_integer_value(attempts) > 10)
+        return false;
+    if ((base != NULL && !json_is_integer(base)) || (cap != NULL && !json_is_integer(cap)))
+        return false;
+    json_int_t b = base ? json_integer_value(base) : (json_int_t)dflt->base_ms;
+    json_int_t c = cap ? json_integer_value(cap) : (json_int_t)dflt->cap_ms;
+    /* An hour bounds any sane wait; more is a mistake, not a policy. */
+    if (b < 0 || c < 0 || b > c || c > 3600000) return false;
+    *out = (nx_backoff_config_t){.base_ms = (uint64_t)b,
+                                 .cap_ms = (uint64_t)c,
+                                 .max_attempts = (uint32_t)json_integer_value(attempts)};
+    return true;
+}
+
 static void final_error(proxy_t *p, const char *message, json_t *data) {
     nx_mcp_call_t *call = p->call;
+    nx_mcp_call_note_attempts(call, p->attempts);
     proxy_release(p, -1);
     proxy_free(p);
     nx_mcp_call_error(call, -32603, message, data);
@@ -1158,16 +1154,12 @@ static bool try_retry(proxy_t *p) {
     if (b->all->e->draining) return false;
     if (p->retry_held) nx_retry_budget_release(&b->budget); /* that retry is over */
     p->retry_held = false;
-    if (!retry_rng_seeded) {
-        nx_backoff_rng_seed(&retry_rng, nx_loop_clock_ns() ^ ((uint64_t)p->origin << 32));
-        retry_rng_seeded = true;
-    }
-    uint64_t delay = nx_backoff_delay_ms(&b->backoff, p->attempts, nx_backoff_rng_next(&retry_rng));
+    uint64_t delay = nx__backend_retry_delay(&p->backoff, p->attempts);
     uint64_t now = mono_ms();
     uint64_t remaining = p->deadline_ms == 0    ? UINT64_MAX
                          : p->deadline_ms > now ? p->deadline_ms - now
                                                 : 0;
-    if (!nx_backoff_should_retry(&b->backoff, p->attempts, delay, remaining)) return false;
+    if (!nx_backoff_should_retry(&p->backoff, p->attempts, delay, remaining)) return false;
     if (!nx_retry_budget_try_acquire(&b->budget)) return false;
     record_try(p, 1); /* this try failed; the next one asks the breaker again */
     p->retry_held = true;
@@ -1186,6 +1178,7 @@ static void on_deadline(nx_timer_t *t) {
     bmsg_t *bm = bmsg_new(M_CANCEL, p->all, b->index, p->instance, p->origin, p->seq);
     if (bm != NULL) post(p->all, b->instances[p->instance].owner, bm);
     uint64_t total = p->budget_ms;
+    nx_mcp_call_note_attempts(call, p->attempts);
     proxy_release(p, in_try ? 1 : -1);
     proxy_free(p);
     char m[200];
@@ -1233,8 +1226,7 @@ static void atomic_max_u64(_Atomic uint64_t *v, uint64_t x) {
     }
 }
 
-/* Counts an answered call (the connection manager's latency and success rate). */
-static void record_latency(backend_t *b, uint64_t started_ns, bool ok) {
+void nx__backend_record_latency(backend_t *b, uint64_t started_ns, bool ok) {
     uint64_t us = (nx_loop_clock_ns() - started_ns) / 1000u;
     atomic_fetch_add(&b->answered, 1);
     if (ok) atomic_fetch_add(&b->succeeded, 1);
@@ -1242,7 +1234,6 @@ static void record_latency(backend_t *b, uint64_t started_ns, bool ok) {
     atomic_min_u64(&b->latency_min_us, us);
     atomic_max_u64(&b->latency_max_us, us);
 }
-
 static void origin_answer(nx_shard_t *s, proxy_t *p, bmsg_t *bm) {
     nx_mcp_call_t *call = p->call;
     /* A try the backend could not answer (it was down, restarting or too slow) goes again with
@@ -1255,7 +1246,8 @@ static void origin_answer(nx_shard_t *s, proxy_t *p, bmsg_t *bm) {
      * the request (unknown method, bad params, no such resource) do not. */
     json_int_t code = json_integer_value(json_object_get(bm->payload, "code"));
     bool blames_request = code == -32600 || code == -32601 || code == -32602 || code == -32002;
-    record_latency(p->b, p->started_ns, !bm->is_error || blames_request);
+    nx__backend_record_latency(p->b, p->started_ns, !bm->is_error || blames_request);
+    nx_mcp_call_note_attempts(call, p->attempts);
     proxy_release(p, bm->is_error && !blames_request ? 1 : 0);
     proxy_free(p);
     if (bm->is_error) {
@@ -1337,8 +1329,44 @@ static void on_test_timeout(nx_timer_t *tm) {
     free(t);
 }
 
+/* A rest backend's test: GET of its health path through the instance's pool. */
+static void on_rest_test_done(void *arg, bool ok, uint16_t status, const char *why) {
+    test_run_t *t = arg;
+    backend_t *b = backend_of(t->in);
+    json_t *outcome = json_pack("{s:s, s:i, s:i, s:b}", "id", b->name, "instance",
+                                (int)t->in->index, "replica", (int)t->in->replica, "ok", ok);
+    if (status != 0) json_object_set_new(outcome, "status", json_integer(status));
+    if (ok) {
+        json_object_set_new(outcome, "latency_ms",
+                            json_real((double)(nx_loop_clock_ns() - t->sent_ns) / 1e6));
+    } else {
+        char m[300];
+        if (status != 0)
+            snprintf(m, sizeof(m), "GET %s answered HTTP %u", b->spec.health_path, status);
+        else
+            snprintf(m, sizeof(m), "GET %s: %s", b->spec.health_path, why ? why : "failed");
+        json_object_set_new(outcome, "error", json_string(m));
+    }
+    test_reply(b, t->origin, t->cb, t->arg, outcome);
+    free(t);
+}
+
 static void owner_test(instance_t *in, bmsg_t *bm) {
     backend_t *b = backend_of(in);
+    if (instance_ready(in) && b->spec.transport == NX_BACKEND_REST) {
+        test_run_t *t = calloc(1, sizeof(*t));
+        if (t == NULL) return;
+        *t = (test_run_t){.in = in,
+                          .origin = bm->origin,
+                          .sent_ns = nx_loop_clock_ns(),
+                          .cb = bm->test_cb,
+                          .arg = bm->test_arg};
+        const nx_backend_spec_t *sp = in->spec;
+        if (nx__backend_rest_check(in, sp->check_timeout_ms ? sp->check_timeout_ms : 2000,
+                                   on_rest_test_done, t) < 0)
+            on_rest_test_done(t, false, 0, "cannot send the request");
+        return;
+    }
     if (!instance_ready(in)) {
         char m[200];
         snprintf(m, sizeof(m), "not connected (%s)", state_names[atomic_load(&in->state)]);
@@ -1575,6 +1603,11 @@ static bool provider_call(void *arg, nx_mcp_call_t *call, const char *method, co
         uint64_t mine = now + (uint64_t)json_integer_value(client_timeout);
         if (p->deadline_ms == 0 || mine < p->deadline_ms) p->deadline_ms = mine;
     }
+    /* A caller (a workflow step with retry:) may bring its own retry policy for this call. */
+    p->backoff = b->backoff;
+    nx__backend_retry_override(
+        json_object_get(json_object_get(nx_mcp_call_params(call), "_meta"), NX_BACKENDS_META_RETRY),
+        &b->backoff, &p->backoff);
     p->started_ns = nx_loop_clock_ns();
     p->budget_ms = p->deadline_ms ? p->deadline_ms - now : 0;
     nx_timer_init(&p->retry_timer, on_retry_timer);
@@ -1707,7 +1740,9 @@ static int backend_init(nx_backends_t *all, backend_t *b, uint32_t index,
         }
         b->instance_count = sp->instances ? sp->instances : 1;
     } else {
-        b->link = sp->transport == NX_BACKEND_WS ? &nx_backend_ws_link : &nx_backend_http_link;
+        b->link = sp->transport == NX_BACKEND_WS     ? &nx_backend_ws_link
+                  : sp->transport == NX_BACKEND_REST ? &nx_backend_rest_link
+                                                     : &nx_backend_http_link;
         if (sp->url_count == 0) {
             snprintf(err, errlen, "backend %s has no url", sp->name);
             return NX_ECONFIG;
@@ -1758,6 +1793,15 @@ static int backend_init(nx_backends_t *all, backend_t *b, uint32_t index,
     }
     b->catalog_shard = b->instances[0].owner;
     if (sp->transport != NX_BACKEND_STDIO) b->catalog_shard = index % shards;
+    if (sp->transport == NX_BACKEND_REST) {
+        /* No catalog to wait for: its requests can be made as soon as a shard runs. */
+        atomic_store(&b->listed, true);
+        if (b->health_path == NULL) {
+            b->health_path = strdup("/health");
+            b->spec.health_path = b->health_path;
+            if (b->health_path == NULL) return -ENOMEM;
+        }
+    }
     return 0;
 }
 
@@ -1806,8 +1850,10 @@ int nx_backends_new(nx_engine_t *e, const nx_backend_spec_t *specs, size_t count
         return -ENOMEM;
     }
     snprintf(all->sep, sizeof(all->sep), "%s", sep && sep[0] ? sep : "__");
-    for (uint32_t k = 0; k < MAX_SHARDS; k++)
+    for (uint32_t k = 0; k < MAX_SHARDS; k++) {
         nx_list_init(&all->proxies[k]);
+        nx_list_init(&all->rest_calls[k]);
+    }
     for (size_t i = 0; i < count; i++) {
         all->count = i + 1;
         int rc = backend_init(all, &all->items[i], (uint32_t)i, &specs[i], err, errlen);
@@ -1868,7 +1914,8 @@ bool nx_backends_shard_busy(const nx_backends_t *all, const nx_engine_shard_t *e
             if (b->instances[k].owner == (uint32_t)es->shard->id && b->instances[k].link != NULL)
                 return true;
     }
-    return all != NULL && !nx_list_empty(&all->proxies[es->shard->id]);
+    return all != NULL && (!nx_list_empty(&all->proxies[es->shard->id]) ||
+                           !nx_list_empty(&all->rest_calls[es->shard->id]));
 }
 
 void nx_backends_shard_stop(nx_backends_t *all, nx_engine_shard_t *es) {
@@ -1881,6 +1928,8 @@ void nx_backends_shard_stop(nx_backends_t *all, nx_engine_shard_t *es) {
         for (int k = 0; k < KINDS; k++)
             end_refresh(b, k);
     }
+    /* HTTP requests to rest backends end before the pools they use. */
+    if (all != NULL) nx__backend_rest_shard_stop(all, (uint32_t)es->shard->id);
     FOR_OWNED(all, es, b, in) {
         in->draining = true;
         nx_timer_stop(&in->restart_timer);
@@ -1898,6 +1947,7 @@ void nx_backends_shard_stop(nx_backends_t *all, nx_engine_shard_t *es) {
     while (list != NULL && !nx_list_empty(list)) {
         proxy_t *p = nx_container_of(list->next, proxy_t, link);
         nx_mcp_call_t *call = p->call;
+        nx_mcp_call_note_attempts(call, p->attempts);
         proxy_release(p, -1);
         proxy_free(p);
         nx_mcp_call_on_cancel(call, NULL, NULL);
@@ -1978,17 +2028,17 @@ json_t *nx_backends_health(const nx_backends_t *all) {
 /* ---- the connection manager ---- */
 
 /* The readers below take const views of state that is all atomics. */
-static backend_t *find_backend(const nx_backends_t *all, const char *name) {
+backend_t *nx__backends_find(const nx_backends_t *all, const char *name) {
     for (size_t i = 0; all != NULL && i < all->count; i++)
         if (strcmp(all->items[i].name, name) == 0) return &all->items[i];
     return NULL;
 }
 
 int nx_backends_test(nx_backends_t *all, const char *name, nx_backends_test_cb cb, void *arg) {
-    backend_t *b = find_backend(all, name);
+    backend_t *b = nx__backends_find(all, name);
     if (b == NULL) return NX_ENOTFOUND;
     uint32_t origin = current_shard();
-    uint32_t i = pick_instance(b, origin);
+    uint32_t i = nx__backend_pick(b, origin);
     bmsg_t *bm = bmsg_new(M_TEST, all, b->index, i, origin, 0);
     if (bm == NULL) return -ENOMEM;
     bm->test_cb = cb;
@@ -2003,7 +2053,9 @@ static const char *connection_status(backend_t *b, uint32_t *ready_out) {
     for (uint32_t i = 0; i < b->instance_count; i++) {
         const instance_t *in = &b->instances[i];
         int st = atomic_load(&in->state);
-        if (st == B_READY) ready++;
+        /* A rest instance is always "ready" (a pool); its health checks say if it serves. */
+        bool serves = in->spec->transport != NX_BACKEND_REST || !atomic_load(&in->check_unhealthy);
+        if (st == B_READY && serves) ready++;
         if (st == B_STARTING && in->ready_at == 0) starting++;
         if (atomic_load(&in->check_unhealthy)) unhealthy++;
     }
@@ -2058,7 +2110,7 @@ static json_t *connection_json(backend_t *b) {
 
 json_t *nx_backends_connections(const nx_backends_t *all, const char *name) {
     if (name != NULL) {
-        backend_t *b = find_backend(all, name);
+        backend_t *b = nx__backends_find(all, name);
         return b ? connection_json(b) : NULL;
     }
     json_t *list = json_array();

@@ -6,7 +6,9 @@
  * through the mailbox to the owner, and the answer, progress, log messages and the backend's own
  * requests to the client (sampling, elicitation, roots) travel back to the client of the call.
  * Each catalog a backend announced is an immutable JSON snapshot every shard reads without
- * locks. */
+ * locks. Backends whose transport is rest are plain HTTP services (backend_rest.c): no catalog,
+ * reached with nx_backends_http from any shard through the same policy (bulkhead, breaker,
+ * balance, retries) and seen by the same health, connection and metrics views. */
 #ifndef NX_ENGINE_BACKENDS_H
 #define NX_ENGINE_BACKENDS_H
 
@@ -26,6 +28,8 @@ typedef enum nx_backend_transport {
     NX_BACKEND_HTTP,  /* MCP Streamable HTTP, one session per shard per replica */
     NX_BACKEND_WS,    /* MCP over WebSocket, one connection per shard per replica */
     NX_BACKEND_SSE,   /* legacy MCP HTTP+SSE (2024-11-05), one stream per shard per replica */
+    NX_BACKEND_REST,  /* plain HTTP/JSON (nx_backends_http), one pool per shard per replica;
+                         no MCP session, no catalog */
 } nx_backend_transport_t;
 
 /* One replica of an HTTP backend. */
@@ -64,13 +68,69 @@ typedef struct nx_backend_spec {
     uint32_t max_concurrent;     /* bulkhead: calls in flight at most (all shards); 0 = any */
     nx_health_config_t health;   /* check thresholds and outlier ejection of instances */
     bool health_checks;          /* active checks: an MCP ping per instance, or */
-    const char *health_path;     /* http: GET this path (2xx passes) instead; NULL = ping */
+    const char *health_path;     /* http: GET this path (2xx passes) instead; NULL = ping;
+                                    rest: always GET, NULL = /health */
     uint32_t check_interval_ms, check_timeout_ms;
 } nx_backend_spec_t;
 
 /* A tools/call (or other routed request) may carry "_meta": {"io.nexus/timeoutMs": N}: the call
  * then ends within N ms, retries included, if the backend's own deadline is later. */
 #define NX_BACKENDS_META_TIMEOUT "io.nexus/timeoutMs"
+/* ... and "_meta": {"io.nexus/retry": {"attempts": N, "base": ms, "cap": ms}}: this policy
+ * replaces the backend's retry policy for the call (workflow steps with retry:). The tries made
+ * are reported through nx_mcp_call_note_attempts. */
+#define NX_BACKENDS_META_RETRY "io.nexus/retry"
+
+/* An HTTP request to a backend whose transport is rest (a workflow step). Strings are
+ * borrowed until nx_backends_http returns. Sent with the backend's configured headers, then
+ * <headers> (Host, Content-Length and Transfer-Encoding among them are dropped: the client
+ * frames the message), then Content-Type when there is a body and <headers> has none. Each try
+ * is bounded by the backend's timeouts.call; 502, 503, 504, a refused connection, a per-try
+ * timeout and a reset before any response byte are retried. */
+typedef struct nx_backends_http_request {
+    const char *method;              /* GET, POST, PUT, PATCH, DELETE */
+    const char *path;                /* path and query, appended to the replica URL's path */
+    const nx_http_header_t *headers; /* beyond the backend's own; may be NULL */
+    size_t header_count;
+    const char *body; /* NULL = no body */
+    size_t body_len;
+    const char *content_type;         /* of the body; default application/json */
+    uint32_t timeout_ms;              /* overall deadline (retries included), 0 = the backend's;
+                                         never later than the backend's */
+    const nx_backoff_config_t *retry; /* NULL (or max_attempts 0) = the backend's policy */
+} nx_backends_http_request_t;
+
+/* The outcome of an HTTP request: <response> is {"status": N, "headers": {lowercase name:
+ * value (repeated names joined with ", ")}, "body": parsed JSON when the body parses as JSON,
+ * else the text} for every HTTP answer (4xx/5xx included, after retries of 502/503/504);
+ * <error> is {"message", "data": {"backend", "reason", "retryable"[, "retryAfterMs"]}} when no
+ * answer came; reason is one of refused, reset, timeout (the tries failed so), protocol (a
+ * malformed answer), unavailable, deadline, circuit_open, bulkhead, overloaded (the pool's
+ * queue is full), shutdown, nomem. Exactly one is non-NULL (borrowed). <attempts> counts the
+ * tries made. */
+typedef void (*nx_backends_http_fn)(void *arg, const json_t *response, const json_t *error,
+                                    uint32_t attempts);
+typedef struct nx_backends_http_call nx_backends_http_call_t;
+struct nx_backends;
+/** Sends <req> to rest backend <backend> from the calling shard (a shard thread) through its
+ *  bulkhead, breaker, replica choice (balance, ejection), pool and retries; <fn> runs once, on
+ *  this shard, never inline. Returns a handle for nx_backends_http_cancel, or NULL with <fn>
+ *  not to be called when there is no such rest backend (NX_ENOTFOUND in <*rc>), the request
+ *  cannot be sent (-EINVAL: a CR, LF or NUL in the method, path or a header; off a shard) or
+ *  on -ENOMEM. A request still running at shard stop gets its callback then (reason
+ *  shutdown). */
+nx_backends_http_call_t *nx_backends_http(struct nx_backends *b, const char *backend,
+                                          const nx_backends_http_request_t *req,
+                                          nx_backends_http_fn fn, void *arg, int *rc);
+/** Abandons <call> (before its callback ran; on its shard): its callback will not run; the
+ *  request in flight is cancelled. NULL-safe. */
+void nx_backends_http_cancel(nx_backends_http_call_t *call);
+/** POST /debug/rest/{backend} (debug_routes only): sends {"method", "path", "headers": {name:
+ *  value}, "body" (a string as text/plain, else JSON), "content_type", "timeout_ms", "retry":
+ *  {"attempts", "base", "cap"}} with nx_backends_http and answers {response, error,
+ *  attempts}. */
+void nx_backends_route_debug_rest(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
+                                  const nx_route_match_t *m);
 
 typedef struct nx_backends nx_backends_t;
 
@@ -101,8 +161,9 @@ json_t *nx_backends_health(const nx_backends_t *b);
 json_t *nx_backends_connections(const nx_backends_t *b, const char *name);
 /* The outcome of a connection test: {id, ok, latency_ms | error} (borrowed). */
 typedef void (*nx_backends_test_cb)(const json_t *outcome, void *arg);
-/** Tests backend <name> now with an MCP ping through one of its instances; <cb> runs later on
- *  the calling shard. Returns 0, or NX_ENOTFOUND for no such backend, or -ENOMEM. */
+/** Tests backend <name> now with an MCP ping through one of its instances (rest: a GET of its
+ *  health path through the calling shard's pool); <cb> runs later on the calling shard.
+ *  Returns 0, or NX_ENOTFOUND for no such backend, or -ENOMEM. */
 int nx_backends_test(nx_backends_t *b, const char *name, nx_backends_test_cb cb, void *arg);
 /** Appends the backends' metrics to <out> in Prometheus text format. */
 int nx_backends_metrics(const nx_backends_t *b, nx_buf_t *out);

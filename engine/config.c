@@ -17,6 +17,7 @@
 #include <yaml.h>
 
 #include "nexus/errors.h"
+#include "workflow.h"
 
 #define NX_CFG_MAX_DEPTH 64         /* nesting levels of mappings and sequences */
 #define NX_CFG_MAX_KEYS 10000       /* entries per mapping (duplicate check is quadratic) */
@@ -532,7 +533,10 @@ typedef enum key_type {
     KT_DURATION,
     KT_SIZE,
     KT_LEVEL,
-    KT_SEP, /* federation.separator */
+    KT_SEP,    /* federation.separator */
+    KT_CHOICE, /* one of the words in key_def_t.choices ("a|b|c"), stored as its index */
+    KT_REDIS,  /* a redis:// URL or "" */
+    KT_PREFIX, /* 0..64 printable characters without spaces */
 } key_type_t;
 
 static const char *expect_phrase(key_type_t t) {
@@ -555,6 +559,12 @@ static const char *expect_phrase(key_type_t t) {
         return "expected a log level (debug, info, warn, error, off)";
     case KT_SEP:
         return "expected 1 to 8 of the characters A-Z a-z 0-9 _ . -";
+    case KT_CHOICE:
+        return "expected one of the listed words";
+    case KT_REDIS:
+        return "expected redis://[:password@]host[:port][/db] or \"\"";
+    case KT_PREFIX:
+        return "expected up to 64 printable characters without spaces";
     }
     return "unexpected value";
 }
@@ -885,56 +895,204 @@ static int parse_sep(const char *s, size_t n, char *out, size_t outcap, char *ms
  * from the nx_cfg_node_t tree with nx_cfg_check_keys and the nx_cfg_read_* readers, dispatched
  * from apply_mapping before the unknown-key check, and dropped from future_sections. */
 
+/* One of the words of <choices> ("a|b|c"), stored as its index. */
+static int parse_choice(const char *choices, const char *s, size_t n, uint32_t *out, char *msg,
+                        size_t cap) {
+    uint32_t i = 0;
+    for (const char *w = choices; *w != '\0'; i++) {
+        const char *end = strchr(w, '|');
+        size_t len = end ? (size_t)(end - w) : strlen(w);
+        if (len == n && strncasecmp(w, s, n) == 0) {
+            *out = i;
+            return 0;
+        }
+        if (end == NULL) break;
+        w = end + 1;
+    }
+    char list[96];
+    snprintf(list, sizeof(list), "%s", choices);
+    for (char *p = list; *p; p++)
+        if (*p == '|') *p = '/';
+    snprintf(msg, cap, "'%.*s' is not one of %s", (int)(n > 64 ? 64 : n), s, list);
+    return -1;
+}
+
+int nx_config_parse_redis_url(const char *url, char *host, uint16_t *port, char *password,
+                              uint32_t *db, char *msg, size_t msglen) {
+    static const char scheme[] = "redis://";
+    host[0] = password[0] = '\0';
+    *port = 6379;
+    *db = 0;
+    if (strncmp(url, scheme, sizeof(scheme) - 1) != 0) {
+        snprintf(msg, msglen, "must start with redis:// (rediss:// is not supported yet)");
+        return -1;
+    }
+    const char *p = url + sizeof(scheme) - 1;
+    const char *at = strrchr(p, '@');
+    if (at != NULL) {
+        const char *cred = p;
+        const char *colon = memchr(cred, ':', (size_t)(at - cred));
+        const char *pw = colon ? colon + 1 : cred;
+        size_t len = (size_t)(at - pw);
+        if (len == 0 || len > 255) {
+            snprintf(msg, msglen, "the password must be 1..255 characters");
+            return -1;
+        }
+        memcpy(password, pw, len);
+        password[len] = '\0';
+        p = at + 1;
+    }
+    const char *slash = strchr(p, '/');
+    const char *hend = slash ? slash : p + strlen(p);
+    const char *colon = NULL;
+    if (*p == '[') {
+        const char *close = memchr(p, ']', (size_t)(hend - p));
+        if (close == NULL) {
+            snprintf(msg, msglen, "unclosed [ in the host");
+            return -1;
+        }
+        memcpy(host, p + 1, (size_t)(close - p - 1));
+        host[close - p - 1] = '\0';
+        colon = close + 1 < hend && close[1] == ':' ? close + 1 : NULL;
+    } else {
+        colon = memchr(p, ':', (size_t)(hend - p));
+        const char *e = colon ? colon : hend;
+        if (e - p > 255) {
+            snprintf(msg, msglen, "the host is too long");
+            return -1;
+        }
+        memcpy(host, p, (size_t)(e - p));
+        host[e - p] = '\0';
+    }
+    if (host[0] == '\0') {
+        snprintf(msg, msglen, "the host is missing");
+        return -1;
+    }
+    if (colon != NULL) {
+        char *end;
+        unsigned long v = strtoul(colon + 1, &end, 10);
+        if (end != hend || colon + 1 == hend || v == 0 || v > 65535) {
+            snprintf(msg, msglen, "the port must be 1..65535");
+            return -1;
+        }
+        *port = (uint16_t)v;
+    }
+    if (slash != NULL && slash[1] != '\0') {
+        char *end;
+        unsigned long v = strtoul(slash + 1, &end, 10);
+        if (*end != '\0' || v > 255) {
+            snprintf(msg, msglen, "the database must be a number 0..255");
+            return -1;
+        }
+        *db = (uint32_t)v;
+    }
+    return 0;
+}
+
+static int parse_redis(const char *s, size_t n, char *out, size_t outcap, char *msg, size_t cap) {
+    if (n == 0) {
+        out[0] = '\0';
+        return 0;
+    }
+    if (n >= outcap) {
+        snprintf(msg, cap, "the URL is longer than %zu bytes", outcap - 1);
+        return -1;
+    }
+    char url[512], host[256], password[256];
+    memcpy(url, s, n);
+    url[n] = '\0';
+    uint16_t port;
+    uint32_t db;
+    char why[128];
+    if (strlen(url) != n ||
+        nx_config_parse_redis_url(url, host, &port, password, &db, why, sizeof(why)) < 0) {
+        snprintf(msg, cap, "bad Redis URL: %s", strlen(url) != n ? "NUL byte" : why);
+        return -1;
+    }
+    memcpy(out, url, n + 1);
+    return 0;
+}
+
+static int parse_prefix(const char *s, size_t n, char *out, size_t outcap, char *msg, size_t cap) {
+    if (n >= outcap) {
+        snprintf(msg, cap, "longer than %zu characters", outcap - 1);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f) {
+            snprintf(msg, cap, "only printable characters without spaces");
+            return -1;
+        }
+    }
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return 0;
+}
+
 typedef struct key_def {
     const char *name; /* dotted */
     key_type_t type;
     size_t off, width;
     uint64_t min, max;
+    const char *choices; /* KT_CHOICE: "lru|clock" */
 } key_def_t;
 
 #define FIELD(m) offsetof(nx_config_t, m), sizeof(((nx_config_t *)0)->m)
 
 static const key_def_t keys[] = {
-    {"server.host", KT_HOST, FIELD(rest.host), 0, 0},
-    {"server.port", KT_PORT, FIELD(rest.port), 0, 65535},
-    {"server.shards", KT_UINT, FIELD(shards), 0, 256},
-    {"mcp.host", KT_HOST, FIELD(mcp.host), 0, 0},
-    {"mcp.port", KT_PORT, FIELD(mcp.port), 0, 65535},
-    {"mcp.enabled", KT_BOOL, FIELD(mcp.enabled), 0, 0},
-    {"mcp.max_sessions", KT_UINT, FIELD(mcp_limits.max_sessions), 1, 1u << 24},
+    {"server.host", KT_HOST, FIELD(rest.host), 0, 0, NULL},
+    {"server.port", KT_PORT, FIELD(rest.port), 0, 65535, NULL},
+    {"server.shards", KT_UINT, FIELD(shards), 0, 256, NULL},
+    {"mcp.host", KT_HOST, FIELD(mcp.host), 0, 0, NULL},
+    {"mcp.port", KT_PORT, FIELD(mcp.port), 0, 65535, NULL},
+    {"mcp.enabled", KT_BOOL, FIELD(mcp.enabled), 0, 0, NULL},
+    {"mcp.max_sessions", KT_UINT, FIELD(mcp_limits.max_sessions), 1, 1u << 24, NULL},
     {"mcp.session_idle_timeout", KT_DURATION, FIELD(mcp_limits.session_idle_timeout_ms), 1000,
-     NX_MAX_DURATION_MS},
+     NX_MAX_DURATION_MS, NULL},
     {"mcp.session_evict_idle", KT_DURATION, FIELD(mcp_limits.session_evict_idle_ms), 0,
-     NX_MAX_DURATION_MS},
+     NX_MAX_DURATION_MS, NULL},
     {"mcp.ws_ping_interval", KT_DURATION, FIELD(mcp_limits.ws_ping_interval_ms), 0,
-     NX_MAX_DURATION_MS},
+     NX_MAX_DURATION_MS, NULL},
     {"mcp.ws_pong_timeout", KT_DURATION, FIELD(mcp_limits.ws_pong_timeout_ms), 1,
-     NX_MAX_DURATION_MS},
-    {"mcp.max_message", KT_SIZE, FIELD(mcp_limits.max_message), 1024, 1u << 30},
-    {"mcp.allowed_hosts", KT_HOSTS, FIELD(mcp_limits.allowed_hosts), 0, 0},
-    {"mcp.stream_buffer", KT_UINT, FIELD(mcp_limits.stream_buffer), 1, 1u << 20},
-    {"log.level", KT_LEVEL, FIELD(log_level), 0, 0},
-    {"log.access", KT_BOOL, FIELD(access_log), 0, 0},
-    {"http.max_header_bytes", KT_SIZE, FIELD(http.max_header_bytes), 256, 1u << 20},
-    {"http.max_headers", KT_UINT, FIELD(http.max_headers), 1, 128},
-    {"http.max_uri", KT_SIZE, FIELD(http.max_uri), 16, 1u << 20},
-    {"http.max_body", KT_SIZE, FIELD(http.max_body), 0, 1ull << 40},
-    {"http.header_timeout", KT_DURATION, FIELD(http.header_timeout_ms), 1, NX_MAX_DURATION_MS},
-    {"http.body_timeout", KT_DURATION, FIELD(http.body_timeout_ms), 1, NX_MAX_DURATION_MS},
-    {"http.keepalive_timeout", KT_DURATION, FIELD(http.keepalive_timeout_ms), 0,
-     NX_MAX_DURATION_MS},
-    {"http.max_connections", KT_UINT, FIELD(http.max_connections), 1, 1u << 24},
-    {"shutdown.grace", KT_DURATION, FIELD(drain_timeout_ms), 0, NX_MAX_DURATION_MS},
-    {"debug_routes", KT_BOOL, FIELD(debug_routes), 0, 0},
-    {"federation.separator", KT_SEP, FIELD(servers.separator), 0, 0},
-    {"federation.list_budget", KT_DURATION, FIELD(servers.list_budget_ms), 1, NX_MAX_DURATION_MS},
+     NX_MAX_DURATION_MS, NULL},
+    {"mcp.max_message", KT_SIZE, FIELD(mcp_limits.max_message), 1024, 1u << 30, NULL},
+    {"mcp.allowed_hosts", KT_HOSTS, FIELD(mcp_limits.allowed_hosts), 0, 0, NULL},
+    {"mcp.stream_buffer", KT_UINT, FIELD(mcp_limits.stream_buffer), 1, 1u << 20, NULL},
+    {"log.level", KT_LEVEL, FIELD(log_level), 0, 0, NULL},
+    {"log.access", KT_BOOL, FIELD(access_log), 0, 0, NULL},
+    {"http.max_header_bytes", KT_SIZE, FIELD(http.max_header_bytes), 256, 1u << 20, NULL},
+    {"http.max_headers", KT_UINT, FIELD(http.max_headers), 1, 128, NULL},
+    {"http.max_uri", KT_SIZE, FIELD(http.max_uri), 16, 1u << 20, NULL},
+    {"http.max_body", KT_SIZE, FIELD(http.max_body), 0, 1ull << 40, NULL},
+    {"http.header_timeout", KT_DURATION, FIELD(http.header_timeout_ms), 1, NX_MAX_DURATION_MS,
+     NULL},
+    {"http.body_timeout", KT_DURATION, FIELD(http.body_timeout_ms), 1, NX_MAX_DURATION_MS, NULL},
+    {"http.keepalive_timeout", KT_DURATION, FIELD(http.keepalive_timeout_ms), 0, NX_MAX_DURATION_MS,
+     NULL},
+    {"http.max_connections", KT_UINT, FIELD(http.max_connections), 1, 1u << 24, NULL},
+    {"shutdown.grace", KT_DURATION, FIELD(drain_timeout_ms), 0, NX_MAX_DURATION_MS, NULL},
+    {"debug_routes", KT_BOOL, FIELD(debug_routes), 0, 0, NULL},
+    {"federation.separator", KT_SEP, FIELD(servers.separator), 0, 0, NULL},
+    {"federation.list_budget", KT_DURATION, FIELD(servers.list_budget_ms), 1, NX_MAX_DURATION_MS,
+     NULL},
+    {"cache.enabled", KT_BOOL, FIELD(cache.enabled), 0, 0, NULL},
+    {"cache.max_bytes", KT_SIZE, FIELD(cache.max_bytes), 0, 1ull << 40, NULL},
+    {"cache.max_entry", KT_SIZE, FIELD(cache.max_entry), 1, 1u << 30, NULL},
+    {"cache.eviction", KT_CHOICE, FIELD(cache.eviction), 0, 1, "lru|clock"},
+    {"cache.stale_grace", KT_DURATION, FIELD(cache.stale_grace_ms), 0, NX_MAX_DURATION_MS, NULL},
+    {"cache.compression", KT_CHOICE, FIELD(cache.compression), 0, 2, "none|lz4|zstd"},
+    {"cache.compress_min", KT_SIZE, FIELD(cache.compress_min), 0, 1u << 30, NULL},
+    {"cache.redis", KT_REDIS, FIELD(cache.redis), 0, 0, NULL},
+    {"cache.redis_timeout", KT_DURATION, FIELD(cache.redis_timeout_ms), 1, 60000, NULL},
+    {"cache.redis_connect_timeout", KT_DURATION, FIELD(cache.redis_connect_timeout_ms), 1, 60000,
+     NULL},
+    {"cache.redis_prefix", KT_PREFIX, FIELD(cache.redis_prefix), 0, 0, NULL},
 };
 #define NKEYS ((int)(sizeof(keys) / sizeof(keys[0])))
 _Static_assert(sizeof(keys) / sizeof(keys[0]) == NX_CONFIG_NKEYS, "update NX_CONFIG_NKEYS");
 
 /* Sections later versions add; named so the error says so instead of guessing a typo. */
-static const char *const future_sections[] = {"workflows", "cache",       "auth",
-                                              "sessions",  "rate_limits", NULL};
+static const char *const future_sections[] = {"auth", "sessions", "rate_limits", NULL};
 
 static int find_key(const char *name) {
     for (int i = 0; i < NKEYS; i++)
@@ -988,6 +1146,12 @@ static int set_text(nx_config_t *c, int idx, const char *s, size_t n, char *msg,
         return parse_level(s, n, (nx_log_level_t *)field, msg, cap);
     case KT_SEP:
         return parse_sep(s, n, field, d->width, msg, cap);
+    case KT_CHOICE:
+        return parse_choice(d->choices, s, n, (uint32_t *)field, msg, cap);
+    case KT_REDIS:
+        return parse_redis(s, n, field, d->width, msg, cap);
+    case KT_PREFIX:
+        return parse_prefix(s, n, field, d->width, msg, cap);
     case KT_PORT:
     case KT_UINT:
         if (parse_uint(d->type, s, n, d->min, d->max, &v, msg, cap) < 0) return -1;
@@ -1048,6 +1212,18 @@ void nx_config_defaults(nx_config_t *c) {
     c->debug_routes = false;
     snprintf(c->servers.separator, sizeof(c->servers.separator), "__");
     c->servers.list_budget_ms = 2000;
+    c->cache = (nx_cache_settings_t){
+        .enabled = true,
+        .max_bytes = 64u << 20,
+        .max_entry = 1u << 20,
+        .eviction = 0,
+        .stale_grace_ms = 60000,
+        .compression = 1,
+        .compress_min = 1024,
+        .redis_timeout_ms = 250,
+        .redis_connect_timeout_ms = 1000,
+    };
+    snprintf(c->cache.redis_prefix, sizeof(c->cache.redis_prefix), "nexus:");
 }
 
 /* ---- servers: and federation ----
@@ -1086,7 +1262,7 @@ static const struct {
     {"shutdown", T_STDIO}, {"url", T_NET},       {"urls", T_NET},        {"balance", T_ALL},
     {"headers", T_NET},    {"pool", T_NET},      {"prefix", T_ALL},      {"enabled", T_ALL},
     {"timeouts", T_ALL},   {"retry", T_ALL},     {"breaker", T_ALL},     {"bulkhead", T_ALL},
-    {"health", T_ALL},
+    {"health", T_ALL},     {"cache", T_ALL},
 };
 #define NENTRY_KEYS (sizeof(entry_keys) / sizeof(entry_keys[0]))
 
@@ -1280,7 +1456,9 @@ static void server_dispose(nx_server_config_t *s) {
     strv_free(s->env);
     strv_free(s->urls);
     strv_free(s->headers);
+    strv_free(s->cache_tools);
     free(s->endpoints);
+    s->cache_tools = NULL;
     s->args = s->env = s->urls = s->headers = NULL;
     s->endpoints = NULL;
     s->url_count = 0;
@@ -1297,6 +1475,8 @@ void nx_config_dispose(nx_config_t *c) {
     servers_free(c->servers.items, c->servers.count);
     c->servers.items = NULL;
     c->servers.count = 0;
+    nx_workflows_unref(c->workflows);
+    c->workflows = NULL;
 }
 
 int nx_config_copy(nx_config_t *dst, const nx_config_t *src) {
@@ -1304,17 +1484,22 @@ int nx_config_copy(nx_config_t *dst, const nx_config_t *src) {
     *dst = *src;
     dst->servers.items = NULL;
     dst->servers.count = 0;
-    if (sv->count == 0) return 0;
+    dst->workflows = NULL; /* referenced only once the copy cannot fail */
+    if (sv->count == 0) {
+        dst->workflows = nx_workflows_ref(src->workflows);
+        return 0;
+    }
     nx_server_config_t *items = calloc(sv->count, sizeof(*items));
     if (items == NULL) return -ENOMEM;
     for (size_t i = 0; i < sv->count; i++) {
         const nx_server_config_t *s = &sv->items[i];
         nx_server_config_t *d = &items[i];
         *d = *s;
-        d->args = d->env = d->urls = d->headers = NULL;
+        d->args = d->env = d->urls = d->headers = d->cache_tools = NULL;
         d->endpoints = NULL;
         if (strv_dup(s->args, &d->args) < 0 || strv_dup(s->env, &d->env) < 0 ||
-            strv_dup(s->urls, &d->urls) < 0 || strv_dup(s->headers, &d->headers) < 0)
+            strv_dup(s->urls, &d->urls) < 0 || strv_dup(s->headers, &d->headers) < 0 ||
+            strv_dup(s->cache_tools, &d->cache_tools) < 0)
             goto fail;
         if (s->url_count > 0) {
             d->endpoints = malloc(s->url_count * sizeof(*d->endpoints));
@@ -1328,6 +1513,7 @@ int nx_config_copy(nx_config_t *dst, const nx_config_t *src) {
     }
     dst->servers.items = items;
     dst->servers.count = sv->count;
+    dst->workflows = nx_workflows_ref(src->workflows);
     return 0;
 }
 
@@ -1745,6 +1931,54 @@ static int read_section(nx_server_config_t *s, const ssection_t *sec, const nx_c
     return rc;
 }
 
+/* cache: {ttl: 30s, tools: {name: 10s}}: how long results of the server's tools are cached. */
+static int read_server_cache(nx_server_config_t *s, const nx_cfg_node_t *n,
+                             nx_config_error_t *err) {
+    static const char *const known[] = {"ttl", "tools"};
+    if (nx_cfg_is_null(n)) return 0;
+    int rc = nx_cfg_check_keys(n, known, 2, err);
+    if (rc != 0) return rc;
+    const nx_cfg_node_t *v = nx_cfg_get(n, "ttl");
+    uint64_t ms = 0;
+    if (v != NULL) {
+        if ((rc = nx_cfg_read_duration(v, 0, 7u * 24u * 3600u * 1000u, &ms, err)) != 0) return rc;
+        s->cache_ttl_ms = (uint32_t)ms;
+    }
+    const nx_cfg_node_t *tools = nx_cfg_get(n, "tools");
+    if (tools == NULL || nx_cfg_is_null(tools)) return 0;
+    if (nx_cfg_kind(tools) != NX_CFG_MAPPING) {
+        char got[64];
+        got_node(got, sizeof(got), tools);
+        return nx_cfg_fail(err, tools, "expected a mapping of tool names to durations, got %s",
+                           got);
+    }
+    size_t count = nx_cfg_count(tools);
+    if (count > 4096) return nx_cfg_fail(err, tools, "more than 4096 tools");
+    char **list = calloc(count + 1, sizeof(*list));
+    if (list == NULL) return -ENOMEM;
+    for (size_t i = 0; i < count; i++) {
+        const nx_cfg_node_t *t = nx_cfg_at(tools, i);
+        const char *name = nx_cfg_key(t);
+        if (name == NULL || name[0] == '\0' || strlen(name) > 128) {
+            strv_free(list);
+            return nx_cfg_fail_key(err, t, "a tool name must be 1 to 128 characters");
+        }
+        if ((rc = nx_cfg_read_duration(t, 0, 7u * 24u * 3600u * 1000u, &ms, err)) != 0) {
+            strv_free(list);
+            return rc;
+        }
+        size_t len = strlen(name) + 24;
+        if ((list[i] = malloc(len)) == NULL) {
+            strv_free(list);
+            return -ENOMEM;
+        }
+        snprintf(list[i], len, "%s=%llu", name, (unsigned long long)ms);
+    }
+    strv_free(s->cache_tools);
+    s->cache_tools = list;
+    return 0;
+}
+
 /* Applies the ordered pairs: an error when both keys are written in the wrong order, else the
  * unwritten one follows the written one. */
 static int order_pairs(nx_server_config_t *s, const nx_cfg_node_t *item, nx_config_error_t *err) {
@@ -1857,6 +2091,8 @@ static int parse_server(nx_server_config_t *s, const nx_cfg_node_t *item,
         if ((v = nx_cfg_get(item, ssections[i].name)) == NULL) continue;
         if ((rc = read_section(s, &ssections[i], v, err)) != 0) return rc;
     }
+    if ((v = nx_cfg_get(item, "cache")) != NULL && (rc = read_server_cache(s, v, err)) != 0)
+        return rc;
     return order_pairs(s, item, err);
 }
 
@@ -1925,6 +2161,7 @@ static int unknown_key(const nx_cfg_node_t *v, const char *prefix, nx_config_err
     }
     suggest_init(&sg, v->key);
     if (plen == 0) suggest_try(&sg, "servers", strlen("servers"));
+    if (plen == 0) suggest_try(&sg, "workflows", strlen("workflows"));
     for (int i = 0; i < NKEYS; i++) {
         const char *name = keys[i].name;
         if (plen > 0 && (strncmp(name, prefix, plen) != 0 || name[plen] != '.')) continue;
@@ -1956,6 +2193,8 @@ static int apply_mapping(nx_config_t *c, const nx_cfg_node_t *map, const char *p
         int idx = n < (int)sizeof(full) ? find_key(full) : -1;
         if (prefix[0] == '\0' && strcmp(v->key, "servers") == 0) {
             rc = parse_servers(c, v, err);
+        } else if (prefix[0] == '\0' && strcmp(v->key, "workflows") == 0) {
+            rc = 0; /* parsed by nx_config_load_string once the servers are known */
         } else if (idx >= 0) {
             rc = apply_leaf(c, idx, v, err);
         } else if (n < (int)sizeof(full) && is_section(full)) {
@@ -2004,8 +2243,17 @@ int nx_config_load_string(nx_config_t *c, const char *name, const char *text, si
     }
     bool replaced = tmp->servers.items != c->servers.items;
     if (rc == 0 && replaced) rc = check_names_at(&tmp->servers, nx_cfg_get(root, "servers"), err);
+    /* workflows: last, whatever its place in the file: its steps name the servers. Like
+     * servers:, a document's workflows: replaces the ones <c> had. */
+    const nx_cfg_node_t *wf_node = rc == 0 ? nx_cfg_get(root, "workflows") : NULL;
+    nx_workflows_t *wf = NULL;
+    if (wf_node != NULL) rc = nx_workflows_parse(tmp, wf_node, NULL, &wf, err);
+    tmp->workflows = NULL; /* c keeps its reference until the commit below */
     if (rc == 0) {
         copy_str(tmp->source, sizeof(tmp->source), name);
+        tmp->workflows = wf_node != NULL ? wf : c->workflows;
+        if (wf_node != NULL) nx_workflows_unref(c->workflows);
+        c->workflows = NULL;
         if (replaced) nx_config_dispose(c);
         *c = *tmp;
     } else if (replaced) {
@@ -2255,6 +2503,14 @@ int nx_config_validate(const nx_config_t *c, nx_config_error_t *err) {
             nx_log_level_t lvl = *(const nx_log_level_t *)field;
             if ((int)lvl < NX_LOG_DEBUG || lvl > NX_LOG_OFF)
                 return blame(c, i, err, "log level %d is out of range", (int)lvl);
+        } else if (d->type == KT_REDIS || d->type == KT_PREFIX) {
+            char tmp[512], msg[sizeof(err->message)];
+            size_t n = strnlen(field, d->width);
+            int bad = n == d->width ? -1
+                      : d->type == KT_REDIS
+                          ? parse_redis(field, n, tmp, sizeof(tmp), msg, sizeof(msg))
+                          : parse_prefix(field, n, tmp, sizeof(tmp), msg, sizeof(msg));
+            if (bad < 0) return blame(c, i, err, "%s", n == d->width ? "not terminated" : msg);
         } else if (d->type != KT_BOOL) {
             uint64_t x = load_uint(field, d->width);
             if (x < d->min || x > d->max) {
@@ -2283,7 +2539,8 @@ int nx_config_validate(const nx_config_t *c, nx_config_error_t *err) {
         return blame(c, who, err, "server (%s) and mcp (%s) both listen on port %u", c->rest.host,
                      c->mcp.host, c->rest.port);
     }
-    return validate_servers(c, err);
+    int rc = validate_servers(c, err);
+    return rc != 0 ? rc : nx_workflows_check(c->workflows, c, err);
 }
 
 /* ---- JSON export ---- */
@@ -2377,8 +2634,19 @@ json_t *nx_config_to_json(const nx_config_t *c) {
         case KT_HOST:
         case KT_HOSTS:
         case KT_SEP:
+        case KT_REDIS:
+        case KT_PREFIX:
             v = json_stringn(field, strnlen(field, d->width));
             break;
+        case KT_CHOICE: {
+            uint32_t idx = *(const uint32_t *)field;
+            const char *w = d->choices;
+            for (uint32_t k = 0; k < idx && strchr(w, '|'); k++)
+                w = strchr(w, '|') + 1;
+            const char *end = strchr(w, '|');
+            v = json_stringn(w, end ? (size_t)(end - w) : strlen(w));
+            break;
+        }
         case KT_BOOL:
             v = json_boolean(*(const bool *)field);
             break;
@@ -2397,6 +2665,9 @@ json_t *nx_config_to_json(const nx_config_t *c) {
     if (json_object_set_new(root, "servers", servers) < 0) goto fail;
     for (size_t i = 0; i < c->servers.count; i++)
         if (json_array_append_new(servers, server_to_json(&c->servers.items[i])) < 0) goto fail;
+    if (c->workflows != NULL &&
+        json_object_set_new(root, "workflows", nx_workflows_to_json(c->workflows)) < 0)
+        goto fail;
     return root;
 fail:
     json_decref(root);

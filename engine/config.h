@@ -12,7 +12,7 @@
 #include "log.h"
 
 /* Number of leaf keys in the key table of config.c (a static assert keeps the two in step). */
-#define NX_CONFIG_NKEYS 28
+#define NX_CONFIG_NKEYS 39
 
 /* One listener. Owned by nx_config_t. */
 typedef struct nx_listen_config {
@@ -159,6 +159,9 @@ typedef struct nx_server_config {
     nx_server_retry_t retry;
     nx_server_breaker_t breaker;
     uint32_t max_concurrent; /* bulkhead.max_concurrent, 1..1000000; default 100 */
+    uint32_t cache_ttl_ms;   /* cache.ttl: results of every tool are cached this long; 0 (the
+                                default) = none */
+    char **cache_tools;      /* cache.tools: "name=ttl_ms" per tool, overriding cache.ttl */
     nx_server_health_t health;
 } nx_server_config_t;
 
@@ -170,6 +173,29 @@ typedef struct nx_servers_config {
     char separator[9];       /* federation.separator: 1..8 of [A-Za-z0-9_.-]; default "__" */
     uint32_t list_budget_ms; /* federation.list_budget: tools/list answers within it; 2s */
 } nx_servers_config_t;
+
+/* cache.*: the TTL cache of tool calls and workflow steps (L1 per shard, Redis L2). */
+typedef struct nx_cache_settings {
+    bool enabled;              /* cache.enabled: default true */
+    uint64_t max_bytes;        /* cache.max_bytes: L1 budget per shard; 0 = no L1 (Redis
+                                  only); default 64 MiB */
+    uint64_t max_entry;        /* cache.max_entry: larger values are not cached; 1 MiB */
+    uint32_t eviction;         /* cache.eviction: 0 lru (default), 1 clock */
+    uint32_t stale_grace_ms;   /* cache.stale_grace: expired entries may still answer a
+                                  failed call for this long; 0 = never; default 60s */
+    uint32_t compression;      /* cache.compression: 0 none, 1 lz4 (default), 2 zstd */
+    uint64_t compress_min;     /* cache.compress_min: smaller values are stored as they are;
+                                  default 1 KiB */
+    char redis[512];           /* cache.redis: redis://[:password@]host[:port][/db], "" = none */
+    uint32_t redis_timeout_ms; /* cache.redis_timeout: each command; default 250ms */
+    uint32_t redis_connect_timeout_ms; /* cache.redis_connect_timeout: default 1s */
+    char redis_prefix[65];             /* cache.redis_prefix: prepended to every key; "nexus:" */
+} nx_cache_settings_t;
+
+/** Splits a cache.redis URL into host (room for 256), port, password (room for 256, "" =
+ *  none) and db; -1 with a message in <msg> for a malformed one. */
+int nx_config_parse_redis_url(const char *url, char *host, uint16_t *port, char *password,
+                              uint32_t *db, char *msg, size_t msglen);
 
 /* Where one key's value came from, so validation errors can point at it. */
 typedef struct nx_config_origin {
@@ -193,6 +219,9 @@ typedef struct nx_config {
     uint32_t drain_timeout_ms;  /* shutdown.grace: default 10000 */
     bool debug_routes;          /* debug_routes: default false (enables the /debug/ test routes) */
     nx_servers_config_t servers; /* servers: and federation.*; heap parts, see nx_config_dispose */
+    nx_cache_settings_t cache;   /* cache.* */
+    struct nx_workflows *workflows; /* workflows: (engine/workflow.h), NULL when none; shared by
+                                       reference: copies take one, nx_config_dispose drops one */
     nx_config_origin_t origin[NX_CONFIG_NKEYS]; /* per key, in key-table order */
 } nx_config_t;
 
@@ -206,11 +235,12 @@ typedef struct nx_config_error {
 
 /** Fills <c> with the built-in defaults (no servers; nothing to dispose). */
 void nx_config_defaults(nx_config_t *c);
-/** Frees the heap parts of <c> (the servers) and leaves it without servers; a second call, or
- *  one on defaults, does nothing. */
+/** Frees the heap parts of <c> (the servers) and drops its reference to the workflows, leaving
+ *  it without either; a second call, or one on defaults, does nothing. */
 void nx_config_dispose(nx_config_t *c);
-/** Makes <dst> a deep copy of <src> that the caller disposes; <dst> is overwritten, not
- *  disposed. Returns 0 or -ENOMEM (then <dst> holds no servers). */
+/** Makes <dst> a deep copy of <src> (the workflows by reference) that the caller disposes;
+ *  <dst> is overwritten, not disposed. Returns 0 or -ENOMEM (then <dst> holds no servers and
+ *  no workflows). */
 int nx_config_copy(nx_config_t *dst, const nx_config_t *src);
 /** Fills <s> with the defaults of a backend using transport <t> (no name, no lists). */
 void nx_server_config_defaults(nx_server_config_t *s, nx_server_transport_t t);

@@ -16,6 +16,11 @@
  * SIGHUP reloads the configuration and posts the new snapshot. */
 #include "engine.h"
 
+#include "events.h"
+#include "cache.h"
+#include "executions.h"
+#include "tool_cache.h"
+
 #include "log.h"
 #include "backends.h"
 #include "mcp_http.h"
@@ -25,6 +30,8 @@
 #include "nexus/errors.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +172,7 @@ static void front_start(nx_engine_shard_t *es, nx_front_t *f, nx_router_t *route
 void nx_engine_shard_maybe_stop(nx_engine_shard_t *es) {
     if (es->draining && !nx_backends_shard_busy(es->engine->backends, es) &&
         es->rest.http.conn_count == 0 && es->mcp.http.conn_count == 0 && es->ws_count == 0 &&
+        !nx_events_shard_busy(es) &&
         nx_list_empty(&es->mcp_owned) && es->mcp_forwards_out == 0 &&
         nx_list_empty(&es->mcp_outbox)) {
         /* In stdio mode a signal stops the shard here too; on_shard_stop then cancels the
@@ -194,6 +202,7 @@ static void on_drain_deadline(nx_timer_t *t) {
     nx_http_server_close_all(&es->rest.http);
     nx_http_server_close_all(&es->mcp.http);
     nx_mcp_ws_close_all(es);
+    nx_events_shard_close_all(es);
     nx_shard_timer_start(es->shard, &es->drain_timer, 1000);
 }
 
@@ -205,6 +214,37 @@ static void on_stdio_done(nx_mcp_stdio_t *io) {
     nx_loop_msg_ring(es->shard->loop, nx_loop_ring_fd(es->engine->control),
                      &es->engine->control_wake, 0);
     nx_loop_submit(es->shard->loop); /* now: this loop is about to stop */
+}
+
+/* The shard's TTL cache (cache.*), with a Redis client when cache.redis is set. */
+static int shard_cache_start(nx_engine_shard_t *es) {
+    const nx_engine_t *e = es->engine;
+    const nx_cache_settings_t *cs = &e->config->config.cache;
+    if (!cs->enabled) return 0;
+    nx_redis_config_t rc = {
+        .host = e->redis_addr,
+        .port = e->redis_port,
+        .password = e->redis_password[0] ? e->redis_password : NULL,
+        .db = e->redis_db,
+        .connect_timeout_ms = cs->redis_connect_timeout_ms,
+        .command_timeout_ms = cs->redis_timeout_ms,
+        .reconnect_base_ms = 100,
+        .reconnect_cap_ms = 5000,
+        .max_pending = 4096,
+    };
+    nx_cache_config_t cc = {
+        .max_bytes = cs->max_bytes,
+        .max_entry_bytes = cs->max_entry,
+        .eviction = cs->eviction == 1 ? NX_CACHE_CLOCK : NX_CACHE_LRU,
+        .stale_grace_ms = cs->stale_grace_ms,
+        .compression = cs->compression == 2   ? NX_CACHE_COMPRESS_ZSTD
+                       : cs->compression == 1 ? NX_CACHE_COMPRESS_LZ4
+                                              : NX_CACHE_COMPRESS_NONE,
+        .compress_min = cs->compress_min,
+        .redis = e->redis_addr[0] ? &rc : NULL,
+        .redis_prefix = cs->redis_prefix,
+    };
+    return nx_cache_new(es->shard, &cc, &es->cache);
 }
 
 static int on_shard_start(nx_shard_t *s) {
@@ -229,11 +269,13 @@ static int on_shard_start(nx_shard_t *s) {
     nx_list_init(&es->ws_clients);
     nx_list_init(&es->mcp_owned);
     nx_mcp_http_shard_init(es);
+    if (shard_cache_start(es) < 0) return -ENOMEM;
     nx_mcp_tasks_set_shard((uint32_t)s->id);
     nx_shard_timer_start(s, &es->session_sweep, NX_MCP_SESSION_SWEEP_MS);
     t_current_shard = es;
     s->user = es;
     e->shards[s->id] = es;
+    nx_events_shard_start(es);
     front_start(es, &es->rest, e->rest_router, e->rest_fds[s->id]);
     front_start(es, &es->mcp, e->mcp_router, e->mcp_fds[s->id]);
     es->rest.http.on_drained = on_front_drained;
@@ -256,20 +298,25 @@ static void on_shard_stop(nx_shard_t *s) {
     }
     nx_listener_stop(&es->rest.listener);
     nx_listener_stop(&es->mcp.listener);
+    nx_executions_shard_stop(es);
     nx_backends_shard_stop(es->engine->backends, es);
     /* Close whatever is left and let the completions free it before the ring goes away. */
     nx_mcp_http_cancel_owned(es);
     nx_http_server_close_all(&es->rest.http);
     nx_http_server_close_all(&es->mcp.http);
     nx_mcp_ws_close_all(es);
+    nx_events_shard_close_all(es);
     for (int i = 0; i < 100 && !nx_list_empty(&s->conns); i++)
         nx_loop_run_once(s->loop, 10);
     nx_http_server_dispose(&es->rest.http);
     nx_http_server_dispose(&es->mcp.http);
+    nx_events_shard_stop(es);
     nx_timer_stop(&es->session_sweep);
     nx_mcp_tasks_dispose();
     nx_mcp_sessions_dispose(&es->sessions);
     nx_mcp_http_free_outbox(es);
+    nx_cache_free(es->cache);
+    es->cache = NULL;
     t_current_shard = NULL;
 }
 
@@ -291,6 +338,7 @@ static void on_drain_msg(nx_shard_t *s, nx_msg_t *m) {
     nx_http_server_drain(&es->rest.http);
     nx_http_server_drain(&es->mcp.http);
     nx_mcp_ws_drain(es);
+    nx_events_shard_drain(es);
     nx_mcp_http_drain(es);
     nx_backends_shard_drain(es->engine->backends, es);
     nx_engine_shard_maybe_stop(es);
@@ -441,8 +489,7 @@ static nx_breaker_config_t breaker_config(const nx_server_breaker_t *c) {
                                  .probe_timeout_ms = c->probe_timeout_ms};
 }
 
-/* The backends of servers: stdio, Streamable HTTP, legacy HTTP+SSE and WebSocket (rest is
- * refused at start, so a configuration never silently loses a backend). */
+/* The backends of servers: stdio, Streamable HTTP, legacy HTTP+SSE, WebSocket and rest. */
 static int start_backends(nx_engine_t *e, const nx_config_t *c) {
     const nx_servers_config_t *sc = &c->servers;
     if (sc->count == 0) return 0;
@@ -454,13 +501,6 @@ static int start_backends(nx_engine_t *e, const nx_config_t *c) {
     for (size_t i = 0; rc == 0 && i < sc->count; i++) {
         const nx_server_config_t *s = &sc->items[i];
         if (!s->enabled) continue;
-        if (s->transport == NX_SERVER_REST) {
-            nx_log_error("%s:%d: servers[%zu] (%s): this transport is not supported yet in this "
-                         "build (stdio, http, sse and ws are)",
-                         c->source, s->line, i, s->name);
-            rc = NX_ECONFIG;
-            break;
-        }
         size_t argc = 0;
         while (s->args != NULL && s->args[argc] != NULL)
             argc++;
@@ -480,10 +520,11 @@ static int start_backends(nx_engine_t *e, const nx_config_t *c) {
                                          s->endpoints[u].path};
         specs[n++] =
             (nx_backend_spec_t){.name = s->name,
-                                .transport = s->transport == NX_SERVER_STDIO ? NX_BACKEND_STDIO
-                                             : s->transport == NX_SERVER_WS  ? NX_BACKEND_WS
-                                             : s->transport == NX_SERVER_SSE ? NX_BACKEND_SSE
-                                                                             : NX_BACKEND_HTTP,
+                                .transport = s->transport == NX_SERVER_STDIO  ? NX_BACKEND_STDIO
+                                             : s->transport == NX_SERVER_WS   ? NX_BACKEND_WS
+                                             : s->transport == NX_SERVER_SSE  ? NX_BACKEND_SSE
+                                             : s->transport == NX_SERVER_REST ? NX_BACKEND_REST
+                                                                              : NX_BACKEND_HTTP,
                                 .instances = s->instances,
                                 .least_outstanding = s->balance == NX_BALANCE_LEAST_OUTSTANDING,
                                 .argv = (const char *const *)argv,
@@ -535,6 +576,61 @@ static int start_backends(nx_engine_t *e, const nx_config_t *c) {
     free(url_store);
     free(specs);
     return rc;
+}
+
+/* cache.*: resolves the Redis host once (shards never resolve names) and wraps the backends'
+ * provider with the tool cache for servers that set cache.ttl or cache.tools. */
+static int setup_cache(nx_engine_t *e, const nx_config_t *c) {
+    const nx_cache_settings_t *cs = &c->cache;
+    if (!cs->enabled) return 0;
+    if (cs->redis[0] != '\0') {
+        char host[256], msg[160];
+        if (nx_config_parse_redis_url(cs->redis, host, &e->redis_port, e->redis_password,
+                                      &e->redis_db, msg, sizeof(msg)) < 0) {
+            nx_log_error("cache.redis: %s", msg);
+            return NX_ECONFIG;
+        }
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+        struct addrinfo *ai = NULL;
+        int gai = getaddrinfo(host, NULL, &hints, &ai);
+        if (gai != 0 || ai == NULL) {
+            nx_log_error("cache.redis: cannot resolve %s: %s", host, gai_strerror(gai));
+            return NX_ECONFIG;
+        }
+        const void *addr = ai->ai_family == AF_INET
+                               ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+                               : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+        inet_ntop(ai->ai_family, addr, e->redis_addr, sizeof(e->redis_addr));
+        freeaddrinfo(ai);
+    }
+    json_t *ttls = json_object(), *prefixes = json_object();
+    const nx_servers_config_t *sc = &c->servers;
+    for (size_t i = 0; i < sc->count; i++) {
+        const nx_server_config_t *s = &sc->items[i];
+        if (!s->enabled) continue;
+        if (s->cache_ttl_ms > 0) {
+            if (!s->prefix) {
+                nx_log_error("servers[%zu] (%s): cache.ttl needs prefix: true (unprefixed tools "
+                             "are cached when listed under cache.tools)",
+                             i, s->name);
+                json_decref(ttls);
+                json_decref(prefixes);
+                return NX_ECONFIG;
+            }
+            char prefix[160];
+            snprintf(prefix, sizeof(prefix), "%s%s", s->name, sc->separator);
+            json_object_set_new(prefixes, prefix, json_integer(s->cache_ttl_ms));
+        }
+        for (char **t = s->cache_tools; t != NULL && *t != NULL; t++) {
+            char *eq = strrchr(*t, '=');
+            if (eq == NULL) continue;
+            char name[300];
+            snprintf(name, sizeof(name), "%s%s%.*s", s->prefix ? s->name : "",
+                     s->prefix ? sc->separator : "", (int)(eq - *t), *t);
+            json_object_set_new(ttls, name, json_integer(strtoll(eq + 1, NULL, 10)));
+        }
+    }
+    return nx_tool_cache_install(e->mcp, ttls, prefixes, cs->stale_grace_ms > 0, &e->tool_cache);
 }
 
 int nx_engine_new(nx_config_snapshot_t *snap, char **overrides, nx_engine_t **out) {
@@ -592,7 +688,14 @@ int nx_engine_new(nx_config_snapshot_t *snap, char **overrides, nx_engine_t **ou
         rc = rc < 0 ? rc : -ENOMEM;
         goto fail;
     }
+    if ((rc = nx_events_new(e)) < 0) goto fail;
     if ((rc = start_backends(e, c)) < 0) goto fail;
+    if ((rc = setup_cache(e, c)) < 0) goto fail;
+    char wf_err[512];
+    if ((rc = nx_executions_setup(e, wf_err, sizeof(wf_err))) < 0) {
+        nx_log_error("workflows: %s", wf_err);
+        goto fail;
+    }
     json_t *doc = nx_openapi_document(e->rest_router, c);
     e->openapi_json = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(doc);
@@ -627,6 +730,8 @@ void nx_engine_free(nx_engine_t *e) {
     nx_router_free(e->rest_router);
     nx_router_free(e->mcp_router);
     free(e->openapi_json);
+    nx_executions_free(e);
+    nx_events_free(e);
     nx_backends_free(e->backends);
     nx_mcp_server_free(e->mcp);
     nx_loop_free(e->control);

@@ -59,6 +59,7 @@ struct nx_engine_shard {
     nx_timer_t drain_timer;
     bool draining;
     uint64_t request_counter;
+    struct nx_cache *cache; /* this shard's TTL cache (L1, Redis L2); NULL when disabled */
 };
 
 /* A registered HTTP route with what the OpenAPI document says of it. */
@@ -93,6 +94,15 @@ struct nx_engine {
     char *openapi_json;                /* serialized once at start */
     nx_mcp_server_t *mcp;              /* the MCP catalog: built before serving, then read-only */
     struct nx_backends *backends;      /* servers: (backends.c); NULL without any */
+    struct nx_workflows *workflows;    /* workflows: of the starting configuration; NULL = none */
+    struct nx_exec_store *executions;  /* the execution store (executions.c) */
+    struct nx_tool_cache *tool_cache;  /* servers[].cache TTLs (tool_cache.c); NULL = none */
+    /* cache.redis, resolved once at start: the shards' Redis clients connect to this. */
+    char redis_addr[64];
+    uint16_t redis_port;
+    uint32_t redis_db;
+    char redis_password[256];
+    struct nx_events *events;          /* the Events channel's bus (events.c) */
     const char *mcp_allowed_hosts[48]; /* Host/Origin allow-list (DNS-rebinding protection) */
     char mcp_host_storage[2][256];     /* the bound addresses */
     char mcp_hosts_config[512];        /* mcp.allowed_hosts, split in place */

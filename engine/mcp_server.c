@@ -67,6 +67,8 @@ struct nx_mcp_call {
     bool *answered_inline; /* set while the handler runs: tells dispatch it answered at once */
     nx_mcp_cancel_fn on_cancel;
     void *cancel_arg;
+    uint32_t *attempts_out; /* an in-process caller's counter of tries (may be NULL) */
+    bool no_cache;          /* an in-process caller asks to skip the tool cache */
 };
 
 /* A server-to-client request awaiting the client's answer. */
@@ -641,7 +643,16 @@ void nx_mcp_call_on_cancel(nx_mcp_call_t *call, nx_mcp_cancel_fn fn, void *arg) 
     call->cancel_arg = arg;
 }
 
+bool nx_mcp_call_no_cache(const nx_mcp_call_t *call) {
+    return call->no_cache;
+}
+
+void nx_mcp_call_note_attempts(nx_mcp_call_t *call, uint32_t attempts) {
+    if (call->attempts_out != NULL) *call->attempts_out = attempts;
+}
+
 void nx_mcp_call_cancel(nx_mcp_call_t *call) {
+    call->attempts_out = NULL;
     call->reply = NULL;
     call->send = NULL;
     call->transport = NULL;
@@ -794,6 +805,8 @@ static nx_mcp_call_t *call_new(const nx_rpc_msg_t *msg, const nx_mcp_request_ctx
     call->cacheable = kind == KIND_RESOURCE;
     call->close_stream = ctx->close_stream;
     call->drop = ctx->drop;
+    call->attempts_out = ctx->attempts_out;
+    call->no_cache = ctx->no_cache;
     call->params = msg->params ? json_incref(msg->params) : json_object();
     json_t *meta = json_object_get(msg->params, "_meta");
     if (ctx->stateless) {
@@ -870,6 +883,11 @@ static bool offer(nx_mcp_server_t *s, const nx_rpc_msg_t *msg, const nx_mcp_requ
 void nx_mcp_server_set_provider(nx_mcp_server_t *s, const nx_mcp_provider_t *p, void *arg) {
     s->provider = *p;
     s->provider_arg = arg;
+}
+
+void nx_mcp_server_get_provider(const nx_mcp_server_t *s, nx_mcp_provider_t *p, void **arg) {
+    *p = s->provider;
+    *arg = s->provider_arg;
 }
 
 void nx_mcp_call_forward(nx_mcp_call_t *call, const char *method, const json_t *params) {

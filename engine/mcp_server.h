@@ -57,6 +57,8 @@ typedef struct nx_mcp_request_ctx {
     void *transport;
     nx_mcp_peer_t *peer; /* NULL: no session (stateless requests) */
     bool stateless;      /* the 2026-07-28 era: _meta already validated by the transport */
+    uint32_t *attempts_out; /* in-process callers: tries the provider made (may be NULL) */
+    bool no_cache;          /* in-process callers: skip the tool cache */
 } nx_mcp_request_ctx_t;
 
 /* Outcome of dispatching one message. */
@@ -117,6 +119,8 @@ typedef struct nx_mcp_provider {
 } nx_mcp_provider_t;
 /** Sets the provider of non-native entries (set before serving). */
 void nx_mcp_server_set_provider(nx_mcp_server_t *s, const nx_mcp_provider_t *p, void *arg);
+/** The provider set (zeroed functions when none), so another can wrap it. */
+void nx_mcp_server_get_provider(const nx_mcp_server_t *s, nx_mcp_provider_t *p, void **arg);
 /** True when a native tool (NX_MCP_CATALOG_TOOLS) or prompt (NX_MCP_CATALOG_PROMPTS) is named
  *  <name>, or a native resource or template is <name> (the other kinds). */
 bool nx_mcp_server_has(const nx_mcp_server_t *s, nx_mcp_catalog_kind_t kind, const char *name);
@@ -125,6 +129,13 @@ bool nx_mcp_uri_template_match(const char *tmpl, const char *uri);
 /** Relays a backend's notification about <call> to the call's client: progress gets the
  *  client's own progressToken (none asked: dropped), log messages pass the client's level. */
 void nx_mcp_call_forward(nx_mcp_call_t *call, const char *method, const json_t *params);
+
+/** Records that the provider made <attempts> tries to answer <call> (retries included), for an
+ *  in-process caller that wants to know (nx_mcp_invoke); no effect otherwise. */
+void nx_mcp_call_note_attempts(nx_mcp_call_t *call, uint32_t attempts);
+
+/** True when the call's in-process caller asked to skip the tool cache. */
+bool nx_mcp_call_no_cache(const nx_mcp_call_t *call);
 
 /** Names the shard of the calling thread (task ids carry it, so requests reach their task). */
 void nx_mcp_tasks_set_shard(uint32_t shard);

@@ -4,6 +4,7 @@
  * limit. The connection is a codec on nx_conn_t (net/conn.h) after the HTTP upgrade hand-off. */
 #include "mcp_ws.h"
 
+#include "events.h"
 #include "jsonrpc.h"
 #include "mcp_stream.h"
 #include "log.h"
@@ -261,6 +262,11 @@ void nx_mcp_route_ws(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_
                               "this endpoint speaks MCP over WebSocket: send "
                               "Connection: Upgrade, Upgrade: websocket",
                               "Upgrade: websocket\r\n");
+        return;
+    }
+    /* The Events channel shares /ws: chosen by subprotocol nexus.events or ?events=1. */
+    if (nx_events_ws_wanted(req)) {
+        nx_events_ws_accept(es, hc, req);
         return;
     }
     nx_mcp_ws_accept(es, hc, req);

@@ -16,5 +16,10 @@ for mod in net resilience; do
         done
     done
 done
+# cache may use net and resilience, never engine.
+for h in $(ls engine/*.h 2>/dev/null); do
+    b=$(basename "$h")
+    if grep -rqs "#include \"$b\"" cache; then echo "cache includes engine header $b"; fail=1; fi
+done
 [ $fail -eq 0 ] && echo "layering: 1 passed, 0 failed" || echo "layering: 0 passed, 1 failed"
 exit $fail

@@ -346,7 +346,7 @@ Test(config_errors, unknown_keys_without_a_close_match) {
 }
 
 Test(config_errors, sections_of_later_versions_are_still_unknown) {
-    const char *names[] = {"workflows", "cache", "auth", "sessions", "rate_limits"};
+    const char *names[] = {"auth", "sessions", "rate_limits"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         char doc[128], want[64];
         snprintf(doc, sizeof(doc), "log: {}\n%s:\n  - a: 1\n", names[i]);
@@ -966,8 +966,71 @@ Test(config_json, defaults_keyed_like_the_file) {
     cr_expect_eq(json_integer_value(json_object_get(fed, "list_budget")), 2000);
     cr_expect(json_is_array(json_object_get(j, "servers")));
     cr_expect_eq(json_array_size(json_object_get(j, "servers")), 0);
-    cr_expect_eq(json_object_size(j), 8);
+    json_t *cache = json_object_get(j, "cache");
+    cr_expect_str_eq(json_string_value(json_object_get(cache, "eviction")), "lru");
+    cr_expect_str_eq(json_string_value(json_object_get(cache, "compression")), "lz4");
+    cr_expect_str_eq(json_string_value(json_object_get(cache, "redis")), "");
+    cr_expect_str_eq(json_string_value(json_object_get(cache, "redis_prefix")), "nexus:");
+    cr_expect_eq(json_integer_value(json_object_get(cache, "stale_grace")), 60000);
+    cr_expect_eq(json_object_size(j), 9);
     json_decref(j);
+}
+
+Test(config_cache, words_urls_and_prefixes_are_checked) {
+    nx_config_t c;
+    load_ok(&c, "cache:\n  eviction: CLOCK\n  compression: zstd\n"
+                "  redis: redis://:s3cret@127.0.0.1:6380/4\n  redis_prefix: \"app1:\"\n");
+    cr_expect_eq(c.cache.eviction, 1);
+    cr_expect_eq(c.cache.compression, 2);
+    cr_expect_str_eq(c.cache.redis, "redis://:s3cret@127.0.0.1:6380/4");
+    cr_expect_str_eq(c.cache.redis_prefix, "app1:");
+    char host[256], pw[256], msg[128];
+    uint16_t port;
+    uint32_t db;
+    cr_assert_eq(nx_config_parse_redis_url(c.cache.redis, host, &port, pw, &db, msg, sizeof(msg)),
+                 0);
+    cr_expect_str_eq(host, "127.0.0.1");
+    cr_expect_eq(port, 6380);
+    cr_expect_str_eq(pw, "s3cret");
+    cr_expect_eq(db, 4);
+    cr_assert_eq(nx_config_parse_redis_url("redis://[::1]", host, &port, pw, &db, msg, sizeof(msg)),
+                 0);
+    cr_expect_str_eq(host, "::1");
+    cr_expect_eq(port, 6379);
+    nx_config_dispose(&c);
+    expect_error("cache:\n  eviction: fifo\n", 2, "cache.eviction", "not one of lru/clock");
+    expect_error("cache:\n  compression: gzip\n", 2, "cache.compression",
+                 "not one of none/lz4/zstd");
+    expect_error("cache:\n  redis: http://x\n", 2, "cache.redis", "must start with redis://");
+    expect_error("cache:\n  redis: redis://h:0\n", 2, "cache.redis", "port must be 1..65535");
+    expect_error("cache:\n  redis: redis://h/x\n", 2, "cache.redis", "database");
+    expect_error("cache:\n  redis_prefix: a b\n", 2, "cache.redis_prefix", "without spaces");
+}
+
+Test(config_cache, a_servers_cache_names_its_tools_and_ttl) {
+    nx_config_t c;
+    load_ok(&c, "servers:\n  - name: s\n    transport: stdio\n    command: x\n"
+                "    cache: {ttl: 5s, tools: {read: 250ms, list: 1m}}\n");
+    cr_assert_eq(c.servers.count, 1);
+    cr_expect_eq(c.servers.items[0].cache_ttl_ms, 5000);
+    cr_assert_not_null(c.servers.items[0].cache_tools);
+    cr_expect_str_eq(c.servers.items[0].cache_tools[0], "read=250");
+    cr_expect_str_eq(c.servers.items[0].cache_tools[1], "list=60000");
+    cr_expect_null(c.servers.items[0].cache_tools[2]);
+    nx_config_t copy;
+    cr_assert_eq(nx_config_copy(&copy, &c), 0);
+    cr_expect_str_eq(copy.servers.items[0].cache_tools[1], "list=60000");
+    nx_config_dispose(&copy);
+    nx_config_dispose(&c);
+    expect_error("servers:\n  - name: s\n    transport: stdio\n    command: x\n"
+                 "    cache: {ttl: 5s, tool: {}}\n",
+                 5, "servers[0].cache.tool", "unknown key");
+    expect_error("servers:\n  - name: s\n    transport: stdio\n    command: x\n"
+                 "    cache: {tools: [a]}\n",
+                 5, "servers[0].cache.tools", "expected a mapping");
+    expect_error("servers:\n  - name: s\n    transport: stdio\n    command: x\n"
+                 "    cache: {tools: {a: soon}}\n",
+                 5, "servers[0].cache.tools.a", "duration");
 }
 
 Test(config_json, round_trip_through_the_loader) {
