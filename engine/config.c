@@ -1087,6 +1087,12 @@ static const key_def_t keys[] = {
     {"cache.redis_connect_timeout", KT_DURATION, FIELD(cache.redis_connect_timeout_ms), 1, 60000,
      NULL},
     {"cache.redis_prefix", KT_PREFIX, FIELD(cache.redis_prefix), 0, 0, NULL},
+    {"cache.default_ttl", KT_DURATION, FIELD(cache.default_ttl_ms), 0, 7u * 24u * 3600u * 1000u,
+     NULL},
+    {"cache.cache_errors", KT_BOOL, FIELD(cache.cache_errors), 0, 0, NULL},
+    {"executions.max_stored", KT_UINT, FIELD(executions_max), 1, 10000000, NULL},
+    {"executions.keep", KT_DURATION, FIELD(executions_keep_ms), 1000, 30u * 24u * 3600u * 1000u,
+     NULL},
 };
 #define NKEYS ((int)(sizeof(keys) / sizeof(keys[0])))
 _Static_assert(sizeof(keys) / sizeof(keys[0]) == NX_CONFIG_NKEYS, "update NX_CONFIG_NKEYS");
@@ -1224,6 +1230,8 @@ void nx_config_defaults(nx_config_t *c) {
         .redis_connect_timeout_ms = 1000,
     };
     snprintf(c->cache.redis_prefix, sizeof(c->cache.redis_prefix), "nexus:");
+    c->executions_max = 10000;
+    c->executions_keep_ms = 3600000;
 }
 
 /* ---- servers: and federation ----

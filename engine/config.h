@@ -12,7 +12,7 @@
 #include "log.h"
 
 /* Number of leaf keys in the key table of config.c (a static assert keeps the two in step). */
-#define NX_CONFIG_NKEYS 39
+#define NX_CONFIG_NKEYS 43
 
 /* One listener. Owned by nx_config_t. */
 typedef struct nx_listen_config {
@@ -190,6 +190,9 @@ typedef struct nx_cache_settings {
     uint32_t redis_timeout_ms; /* cache.redis_timeout: each command; default 250ms */
     uint32_t redis_connect_timeout_ms; /* cache.redis_connect_timeout: default 1s */
     char redis_prefix[65];             /* cache.redis_prefix: prepended to every key; "nexus:" */
+    uint32_t default_ttl_ms;           /* cache.default_ttl: TTL of backend tools no servers[].cache
+                                          names; 0 (default) = not cached */
+    bool cache_errors;                 /* cache.cache_errors: cache isError results too; false */
 } nx_cache_settings_t;
 
 /** Splits a cache.redis URL into host (room for 256), port, password (room for 256, "" =
@@ -220,6 +223,9 @@ typedef struct nx_config {
     bool debug_routes;          /* debug_routes: default false (enables the /debug/ test routes) */
     nx_servers_config_t servers; /* servers: and federation.*; heap parts, see nx_config_dispose */
     nx_cache_settings_t cache;   /* cache.* */
+    uint32_t executions_max;     /* executions.max_stored: records kept (running ones included);
+                                    default 10000 */
+    uint32_t executions_keep_ms; /* executions.keep: an ended record is kept this long; 1h */
     struct nx_workflows *workflows; /* workflows: (engine/workflow.h), NULL when none; shared by
                                        reference: copies take one, nx_config_dispose drops one */
     nx_config_origin_t origin[NX_CONFIG_NKEYS]; /* per key, in key-table order */

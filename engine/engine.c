@@ -172,8 +172,7 @@ static void front_start(nx_engine_shard_t *es, nx_front_t *f, nx_router_t *route
 void nx_engine_shard_maybe_stop(nx_engine_shard_t *es) {
     if (es->draining && !nx_backends_shard_busy(es->engine->backends, es) &&
         es->rest.http.conn_count == 0 && es->mcp.http.conn_count == 0 && es->ws_count == 0 &&
-        !nx_events_shard_busy(es) &&
-        nx_list_empty(&es->mcp_owned) && es->mcp_forwards_out == 0 &&
+        !nx_events_shard_busy(es) && nx_list_empty(&es->mcp_owned) && es->mcp_forwards_out == 0 &&
         nx_list_empty(&es->mcp_outbox)) {
         /* In stdio mode a signal stops the shard here too; on_shard_stop then cancels the
          * read and frees the stdio state. */
@@ -276,6 +275,7 @@ static int on_shard_start(nx_shard_t *s) {
     s->user = es;
     e->shards[s->id] = es;
     nx_events_shard_start(es);
+    nx_executions_shard_start(es);
     front_start(es, &es->rest, e->rest_router, e->rest_fds[s->id]);
     front_start(es, &es->mcp, e->mcp_router, e->mcp_fds[s->id]);
     es->rest.http.on_drained = on_front_drained;
@@ -630,7 +630,8 @@ static int setup_cache(nx_engine_t *e, const nx_config_t *c) {
             json_object_set_new(ttls, name, json_integer(strtoll(eq + 1, NULL, 10)));
         }
     }
-    return nx_tool_cache_install(e->mcp, ttls, prefixes, cs->stale_grace_ms > 0, &e->tool_cache);
+    return nx_tool_cache_install(e->mcp, ttls, prefixes, cs->default_ttl_ms, cs->cache_errors,
+                                 cs->stale_grace_ms > 0, &e->tool_cache);
 }
 
 int nx_engine_new(nx_config_snapshot_t *snap, char **overrides, nx_engine_t **out) {
@@ -732,6 +733,7 @@ void nx_engine_free(nx_engine_t *e) {
     free(e->openapi_json);
     nx_executions_free(e);
     nx_events_free(e);
+    nx_tool_cache_free(e->tool_cache);
     nx_backends_free(e->backends);
     nx_mcp_server_free(e->mcp);
     nx_loop_free(e->control);

@@ -9,6 +9,7 @@
  * Cancelling from another shard posts a message to the owner. */
 #include "executions.h"
 
+#include "backends.h"
 #include "events.h"
 #include "jsonrpc.h"
 #include "log.h"
@@ -46,7 +47,17 @@ typedef struct nx_exec_store {
     entry_t *buckets[BUCKETS];
     nx_list_t order;
     size_t count, running;
+    size_t max;       /* executions.max_stored */
+    uint64_t keep_ms; /* executions.keep */
+    /* Shard 0 checks the call steps against the backends' catalogs once they are listed. */
+    nx_timer_t catalog_check;
+    nx_engine_shard_t *checker;
+    uint32_t catalog_polls;
 } nx_exec_store_t;
+
+/* How often and how long shard 0 waits for the backends to list their tools (2 minutes). */
+#define CATALOG_POLL_MS 200u
+#define CATALOG_POLLS 600u
 
 static uint64_t mono_ms(void) {
     struct timespec ts;
@@ -91,8 +102,8 @@ static entry_t *sweep_locked(nx_exec_store_t *st, bool need_room) {
     while (it != &st->order) {
         entry_t *en = nx_container_of(it, entry_t, order);
         it = it->next;
-        bool expired = en->ended && now - en->ended_ms >= NX_EXECUTIONS_KEEP_MS;
-        bool evict = need_room && en->ended && st->count >= NX_EXECUTIONS_MAX;
+        bool expired = en->ended && now - en->ended_ms >= st->keep_ms;
+        bool evict = need_room && en->ended && st->count >= st->max;
         if (!expired && !evict) continue;
         unlink_locked(st, en);
         en->next_in_bucket = gone;
@@ -190,7 +201,7 @@ int nx_run_start(nx_engine_shard_t *es, const char *name, unsigned channel, cons
     en->publish_steps = hooks == NULL || hooks->done == NULL;
     pthread_mutex_lock(&st->mu);
     entry_t *gone = sweep_locked(st, true);
-    bool full = st->count >= NX_EXECUTIONS_MAX;
+    bool full = st->count >= st->max;
     pthread_mutex_unlock(&st->mu);
     free_list(gone);
     if (full) {
@@ -386,6 +397,8 @@ int nx_executions_setup(nx_engine_t *e, char *err, size_t errlen) {
     if (st == NULL) return -ENOMEM;
     pthread_mutex_init(&st->mu, NULL);
     nx_list_init(&st->order);
+    st->max = e->config->config.executions_max;
+    st->keep_ms = e->config->config.executions_keep_ms;
     e->executions = st;
     e->workflows = nx_workflows_ref(e->config->config.workflows);
     if (e->workflows == NULL) return 0;
@@ -434,9 +447,64 @@ void nx_executions_free(nx_engine_t *e) {
     e->workflows = NULL;
 }
 
+/* Once every backend has listed its tools, warns about call steps naming a tool their backend
+ * does not offer (a typo the configuration could not see: catalogs are only known at run
+ * time). Such a step fails when it runs, with the backend's "unknown tool" error. */
+static void on_catalog_check(nx_timer_t *t) {
+    nx_exec_store_t *st = nx_container_of(t, nx_exec_store_t, catalog_check);
+    nx_engine_t *e = st->checker->engine;
+    if (!nx_backends_listed(e->backends)) {
+        if (++st->catalog_polls < CATALOG_POLLS)
+            nx_shard_timer_start(st->checker->shard, t, CATALOG_POLL_MS);
+        else
+            nx_log_warn("workflows: the backends did not list their tools within %u s; call "
+                        "steps were not checked against their catalogs",
+                        CATALOG_POLLS * CATALOG_POLL_MS / 1000u);
+        return;
+    }
+    nx_mcp_provider_t p;
+    void *arg;
+    nx_mcp_server_get_provider(e->mcp, &p, &arg);
+    json_t *items = json_array(), *names = json_object();
+    if (p.list != NULL) p.list(arg, NX_MCP_CATALOG_TOOLS, items);
+    size_t i;
+    json_t *tool;
+    json_array_foreach(items, i, tool) {
+        const char *n = json_string_value(json_object_get(tool, "name"));
+        if (n != NULL) json_object_set_new(names, n, json_true());
+    }
+    size_t unknown = 0;
+    for (size_t w = 0; e->workflows != NULL && w < e->workflows->count; w++) {
+        const nx_workflow_t *wf = e->workflows->items[w];
+        for (uint32_t k = 0; k < wf->step_count; k++) {
+            const nx_step_t *s = wf->by_index[k];
+            if (s->kind != NX_STEP_CALL || s->server == NULL) continue;
+            if (json_object_get(names, s->tool) != NULL) continue;
+            unknown++;
+            nx_log_warn("%s:%d: %s.call: backend %s lists no tool '%s' (%s); the step fails "
+                        "until it does",
+                        e->config->config.source, s->line, s->path, s->server, s->tool,
+                        s->target ? s->target : s->tool);
+        }
+    }
+    if (unknown == 0) nx_log_debug("workflows: every call step names a listed tool");
+    json_decref(items);
+    json_decref(names);
+}
+
+void nx_executions_shard_start(nx_engine_shard_t *es) {
+    nx_engine_t *e = es->engine;
+    nx_exec_store_t *st = e->executions;
+    if (st == NULL || es->shard->id != 0 || e->workflows == NULL || e->backends == NULL) return;
+    st->checker = es;
+    nx_timer_init(&st->catalog_check, on_catalog_check);
+    nx_shard_timer_start(es->shard, &st->catalog_check, CATALOG_POLL_MS);
+}
+
 void nx_executions_shard_stop(nx_engine_shard_t *es) {
     nx_exec_store_t *st = es->engine->executions;
     if (st == NULL) return;
+    if (st->checker == es) nx_timer_stop(&st->catalog_check);
     /* Cancel this shard's running executions; their records stay (ended, cancelled). */
     for (;;) {
         nx_exec_t *x = NULL;
@@ -687,7 +755,8 @@ void nx_route_execution_get(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_r
     char id[40];
     json_t *rec = copy_param(m->params[0], id, sizeof(id)) ? record_of(es, id) : NULL;
     if (rec == NULL) {
-        send_error(hc, 404, "no such execution (records expire an hour after the end)", NULL, NULL);
+        send_error(hc, 404, "no such execution (records expire executions.keep after the end)",
+                   NULL, NULL);
         return;
     }
     send_json(hc, 200, rec, NULL);

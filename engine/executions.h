@@ -8,16 +8,14 @@
 #include "engine.h"
 #include "workflow_exec.h"
 
-/* Bounds of the store. */
-#define NX_EXECUTIONS_MAX 10000u       /* records kept; the oldest ended ones go first */
-#define NX_EXECUTIONS_KEEP_MS 3600000u /* an ended record is kept this long */
-
 /** Sets up the workflows of <e>'s configuration: the store and the MCP tools (call after the
  *  MCP server and the backends exist, before serving). NX_ECONFIG with a message in <err> for
  *  a call step naming a native tool that does not exist. */
 int nx_executions_setup(nx_engine_t *e, char *err, size_t errlen);
 /** Frees the store (after every shard stopped). */
 void nx_executions_free(nx_engine_t *e);
+/** Starts shard 0's check of the call steps against the backends' catalogs (shard start). */
+void nx_executions_shard_start(nx_engine_shard_t *es);
 /** Cancels and frees the executions running on the calling shard (shard stop). */
 void nx_executions_shard_stop(nx_engine_shard_t *es);
 /** Counts for /health: {defined, running, stored}. */

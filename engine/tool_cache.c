@@ -21,8 +21,10 @@
 struct nx_tool_cache {
     nx_mcp_provider_t inner;
     void *inner_arg;
-    json_t *ttls;     /* {"tool name": ttl_ms} */
-    json_t *prefixes; /* {"server<sep>": ttl_ms}: every tool of a prefixed server */
+    json_t *ttls;            /* {"tool name": ttl_ms} */
+    json_t *prefixes;        /* {"server<sep>": ttl_ms}: every tool of a prefixed server */
+    uint64_t default_ttl_ms; /* every other backend tool */
+    bool cache_errors;       /* isError results are cached too */
     bool stale_if_error;
 };
 
@@ -45,7 +47,7 @@ static uint64_t ttl_of(const nx_tool_cache_t *tc, const char *tool) {
     json_object_foreach(tc->prefixes, prefix, v) {
         if (strncmp(tool, prefix, strlen(prefix)) == 0) return (uint64_t)json_integer_value(v);
     }
-    return 0;
+    return tc->default_ttl_ms;
 }
 
 /* Answers <call> with the cached bytes of a CallToolResult, flagged in _meta. */
@@ -91,7 +93,8 @@ static void on_lead_done(void *arg, const json_t *result, const json_t *error, u
     cc->leading = false;
     nx_mcp_call_on_cancel(call, NULL, NULL);
     nx_mcp_call_note_attempts(call, attempts);
-    bool ok = result != NULL && !json_is_true(json_object_get(result, "isError"));
+    bool is_error = json_is_true(json_object_get(result, "isError"));
+    bool ok = result != NULL && !is_error;
     if (!ok && cc->tc->stale_if_error) {
         const char *stale;
         size_t len;
@@ -113,8 +116,10 @@ static void on_lead_done(void *arg, const json_t *result, const json_t *error, u
     char *text = json_dumps(what, JSON_COMPACT);
     /* An isError result is shared with the waiting calls as the result it is. */
     bool shared_ok = result != NULL;
+    bool store = ok || (result != NULL && cc->tc->cache_errors);
     if (text != NULL)
-        nx_cache_complete(cc->cache, &cc->key, text, strlen(text), shared_ok, ok ? cc->ttl_ms : 0);
+        nx_cache_complete(cc->cache, &cc->key, text, strlen(text), shared_ok,
+                          store ? cc->ttl_ms : 0);
     else
         nx_cache_complete(cc->cache, &cc->key, "{}", 2, false, 0);
     free(text);
@@ -215,9 +220,10 @@ static void wrapped_subscribe(void *arg, const char *uri, bool on) {
 }
 
 int nx_tool_cache_install(nx_mcp_server_t *server, json_t *ttls, json_t *prefixes,
-                          bool stale_if_error, nx_tool_cache_t **out) {
+                          uint64_t default_ttl_ms, bool cache_errors, bool stale_if_error,
+                          nx_tool_cache_t **out) {
     *out = NULL;
-    if (json_object_size(ttls) == 0 && json_object_size(prefixes) == 0) {
+    if (json_object_size(ttls) == 0 && json_object_size(prefixes) == 0 && default_ttl_ms == 0) {
         json_decref(ttls);
         json_decref(prefixes);
         return 0;
@@ -231,6 +237,8 @@ int nx_tool_cache_install(nx_mcp_server_t *server, json_t *ttls, json_t *prefixe
     nx_mcp_server_get_provider(server, &tc->inner, &tc->inner_arg);
     tc->ttls = ttls;
     tc->prefixes = prefixes;
+    tc->default_ttl_ms = default_ttl_ms;
+    tc->cache_errors = cache_errors;
     tc->stale_if_error = stale_if_error;
     nx_mcp_provider_t p = {
         .list = wrapped_list, .call = wrapped_call, .subscribe = wrapped_subscribe};

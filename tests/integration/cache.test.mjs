@@ -75,7 +75,8 @@ async function health(nx) {
   return (await request(nx.restPort, { path: '/health' })).json();
 }
 
-function configText({ redisUrl = '', ttl = '300ms', grace = '10s', maxBytes = '64MiB' } = {}) {
+function configText({ redisUrl = '', ttl = '300ms', grace = '10s', maxBytes = '64MiB',
+  cacheExtra = [] } = {}) {
   return [
     'debug_routes: true',
     'cache:',
@@ -85,6 +86,7 @@ function configText({ redisUrl = '', ttl = '300ms', grace = '10s', maxBytes = '6
     '  compression: zstd',
     '  compress_min: 512',
     '  redis_timeout: 200ms',
+    ...cacheExtra,
     'servers:',
     '  - name: mock',
     '    transport: stdio',
@@ -92,7 +94,7 @@ function configText({ redisUrl = '', ttl = '300ms', grace = '10s', maxBytes = '6
     '    args: ["--stdio", "--shards", "1"]',
     '    retry: {attempts: 1}',
     '    breaker: {enabled: false}',
-    `    cache: {tools: {add: ${ttl}, echo: 30s, fail: 30s}}`,
+    `    cache: {tools: {add: ${ttl}, echo: 30s, fail: 30s, stats: 0s}}`,
     '  - name: shop',
     '    transport: rest',
     `    url: http://${HOST}:${shopPort}`,
@@ -261,4 +263,25 @@ test('Redis killed mid-run and restarted: no failed request, degraded, then reco
   await loop;
   assert.equal(failures, 0, `${failures} of ${done} requests failed`);
   assert.ok(done > 20);
+});
+
+test('cache.default_ttl caches unnamed tools; cache.cache_errors caches isError results', async () => {
+  const nx = await startWith({ cacheExtra: ['  default_ttl: 30s', '  cache_errors: true'] });
+  const s0 = await stats(nx);
+  const first = await post(nx, '/tools/mock__sleep', { ms: 1 });
+  const second = await post(nx, '/tools/mock__sleep', { ms: 1 });
+  assert.equal(first.status, 200);
+  assert.equal(second.data._meta['io.nexus/cache'], 'hit');
+  const e1 = await post(nx, '/tools/mock__fail', { mode: 'isError' });
+  const e2 = await post(nx, '/tools/mock__fail', { mode: 'isError' });
+  assert.equal(e1.data.isError, true);
+  assert.equal(e2.data.isError, true);
+  assert.equal(e2.data._meta['io.nexus/cache'], 'hit');
+  const s1 = await stats(nx);
+  assert.equal(s1.tools.sleep, s0.tools.sleep + 1);
+  assert.equal(s1.tools.fail, s0.tools.fail + 1);
+  // JSON-RPC errors are never cached.
+  await post(nx, '/tools/mock__fail', { mode: 'error' });
+  await post(nx, '/tools/mock__fail', { mode: 'error' });
+  assert.equal((await stats(nx)).tools.fail, s1.tools.fail + 2);
 });

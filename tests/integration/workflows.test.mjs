@@ -206,6 +206,9 @@ workflows:
         call: shop
         path: /api/flaky
         retry: {attempts: 4, base: 10ms, cap: 40ms}
+  - name: typo
+    steps:
+      - {id: t, call: mock.ech, with: {message: x}}
   - name: api_only
     channels: [api]
     steps:
@@ -555,4 +558,41 @@ test('definition errors name the file, line and path', async () => {
   const s = await runNexus(['check-config', syntax]);
   assert.equal(s.code, 2);
   assert.match(s.stderr + s.stdout, /syntax\.yaml:6:/);
+});
+
+test('the same workflows give the same results on REST, MCP and the CLI', async () => {
+  const cases = [
+    ['basics', { x: 6, list: [2, 4], obj: { a: [1] }, name: 'all' }],
+    ['mapping', { items: [3, 1, 2, 5] }],
+    ['degrade', {}],
+    ['branching', { kind: 'b' }],
+  ];
+  const transport = new StreamableHTTPClientTransport(new URL(`http://${HOST}:${nx.mcpPort}/mcp`));
+  const client = new Client({ name: 'wf-channels', version: '1' });
+  await client.connect(transport);
+  try {
+    for (const [name, inputs] of cases) {
+      const viaRest = await run(name, inputs);
+      assert.equal(viaRest.status, 200, JSON.stringify(viaRest.data));
+      const viaMcp = await client.callTool({ name: `workflow_${name}`, arguments: inputs });
+      assert.equal(viaMcp.isError, undefined, JSON.stringify(viaMcp));
+      assert.deepEqual(viaMcp.structuredContent, viaRest.data.result, `${name} over MCP`);
+      const cli = await runNexus(['run', name, '--parameters', JSON.stringify(inputs),
+        '--server', `http://${HOST}:${nx.restPort}`], { timeoutMs: 20000 });
+      assert.equal(cli.code, 0, cli.stderr);
+      assert.deepEqual(JSON.parse(cli.stdout), viaRest.data.result, `${name} from the CLI`);
+    }
+  } finally {
+    await client.close();
+  }
+});
+
+test('a call step naming a tool its backend does not list is reported once the catalog is known', async () => {
+  const line = await nx.waitForLog((l) => typeof l.msg === 'string' &&
+    /workflows\[\d+\]\.steps\[0\]\.call: backend mock lists no tool 'mock__ech'/.test(l.msg),
+  { timeoutMs: 10000, what: 'the unknown-tool warning' });
+  assert.match(line.msg, /workflows\.yaml:\d+:/);
+  const r = await run('typo');
+  assert.equal(r.status, 502);
+  assert.equal(step(r.data, 't').status, 'failed');
 });

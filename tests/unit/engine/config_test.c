@@ -972,7 +972,9 @@ Test(config_json, defaults_keyed_like_the_file) {
     cr_expect_str_eq(json_string_value(json_object_get(cache, "redis")), "");
     cr_expect_str_eq(json_string_value(json_object_get(cache, "redis_prefix")), "nexus:");
     cr_expect_eq(json_integer_value(json_object_get(cache, "stale_grace")), 60000);
-    cr_expect_eq(json_object_size(j), 9);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(j, "executions"), "max_stored")),
+                 10000);
+    cr_expect_eq(json_object_size(j), 10);
     json_decref(j);
 }
 
