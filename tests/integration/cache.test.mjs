@@ -135,10 +135,20 @@ before(async () => {
 });
 
 after(async () => {
-  for (const nx of started) await nx.stopAndAssertClean().catch(() => nx.kill());
+  // Every nexus must exit cleanly (status 0, no sanitizer report): collect, then fail.
+  const unclean = [];
+  for (const nx of started) {
+    try {
+      await nx.stopAndAssertClean();
+    } catch (e) {
+      unclean.push(e);
+      await nx.kill();
+    }
+  }
   await stopRedis();
   if (shop) await new Promise((r) => shop.close(r));
   dir?.remove();
+  if (unclean.length > 0) throw unclean[0];
 });
 
 test('L1: hit, miss, TTL expiry and canonical keys for a cached tool', async () => {
