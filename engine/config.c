@@ -115,19 +115,17 @@ static size_t edit_distance(const char *a, size_t la, const char *b, size_t lb) 
     return d[la][lb];
 }
 
-typedef struct suggest {
-    const char *word;
-    size_t best_d;
-    char best[64];
-} suggest_t;
+typedef nx_cfg_suggest_t suggest_t;
 
-static void suggest_init(suggest_t *sg, const char *word) {
+void nx_cfg_suggest_init(nx_cfg_suggest_t *sg, const char *word) {
     sg->word = word;
     sg->best_d = SIZE_MAX;
     sg->best[0] = '\0';
 }
+#define suggest_init nx_cfg_suggest_init
+#define suggest_try nx_cfg_suggest_try
 
-static void suggest_try(suggest_t *sg, const char *cand, size_t n) {
+void nx_cfg_suggest_try(nx_cfg_suggest_t *sg, const char *cand, size_t n) {
     size_t d = edit_distance(sg->word, strlen(sg->word), cand, n);
     size_t limit = n <= 4 ? 1 : 2;
     if (d <= limit && d < sg->best_d && n < sizeof(sg->best)) {

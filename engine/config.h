@@ -195,6 +195,17 @@ typedef struct nx_cache_settings {
     bool cache_errors;                 /* cache.cache_errors: cache isError results too; false */
 } nx_cache_settings_t;
 
+/* The closest of several candidates to a misspelt word ("did you mean ...?"): within 1 edit
+ * for words of up to 4 characters, else 2 (edits and adjacent swaps, ignoring case). */
+typedef struct nx_cfg_suggest {
+    const char *word;
+    size_t best_d;
+    char best[64]; /* "" = no candidate close enough */
+} nx_cfg_suggest_t;
+void nx_cfg_suggest_init(nx_cfg_suggest_t *sg, const char *word);
+/** Considers candidate <cand> (<n> bytes). */
+void nx_cfg_suggest_try(nx_cfg_suggest_t *sg, const char *cand, size_t n);
+
 /** Splits a cache.redis URL into host (room for 256), port, password (room for 256, "" =
  *  none) and db; -1 with a message in <msg> for a malformed one. */
 int nx_config_parse_redis_url(const char *url, char *host, uint16_t *port, char *password,

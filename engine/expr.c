@@ -5,6 +5,8 @@
  * nx_jtemplate_* mirror a JSON value with a compiled template at each of its strings. */
 #include "expr.h"
 
+#include "jsonschema.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -1036,25 +1038,6 @@ __attribute__((format(printf, 2, 3))) static json_t *fail(ev_t *ev, const char *
     return NULL;
 }
 
-static const char *type_name(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "object";
-    case JSON_ARRAY:
-        return "array";
-    case JSON_STRING:
-        return "string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "boolean";
-    default:
-        return "null";
-    }
-}
-
 bool nx_expr_truthy(const json_t *v) {
     if (v == NULL) return false;
     switch (json_typeof(v)) {
@@ -1228,8 +1211,8 @@ static json_t *add(ev_t *ev, const json_t *a, const json_t *b) {
     if (json_is_number(a) && json_is_number(b))
         return number_or_overflow(ev, json_number_value(a) + json_number_value(b));
     if (!json_is_string(a) && !json_is_string(b))
-        return fail(ev, "cannot add %s and %s ('+' adds numbers or joins strings)", type_name(a),
-                    type_name(b));
+        return fail(ev, "cannot add %s and %s ('+' adds numbers or joins strings)",
+                    nx_json_type_name(a), nx_json_type_name(b));
     sbuf_t s;
     sb_init(&s);
     if (to_text(&s, a) < 0 || to_text(&s, b) < 0) {
@@ -1249,7 +1232,7 @@ static json_t *compare(ev_t *ev, const node_t *n, const json_t *a, const json_t 
         c = cmp_strings(a, b);
     else
         return fail(ev, "cannot compare %s and %s with '%s' (only numbers or strings)",
-                    type_name(a), type_name(b), TOK_TEXT[n->op]);
+                    nx_json_type_name(a), nx_json_type_name(b), TOK_TEXT[n->op]);
     switch (n->op) {
     case TK_LT:
         return json_boolean(c < 0);
@@ -1277,10 +1260,11 @@ static json_t *fn_contains(ev_t *ev, const json_t *h, const json_t *needle) {
         return json_false();
     }
     if (!json_is_string(h) && !json_is_object(h))
-        return fail(ev, "contains() needs a string, array or object, got %s", type_name(h));
+        return fail(ev, "contains() needs a string, array or object, got %s", nx_json_type_name(h));
     if (!json_is_string(needle))
         return fail(ev, "contains() on %s %s needs a string to look for, got %s",
-                    json_is_string(h) ? "a" : "an", type_name(h), type_name(needle));
+                    json_is_string(h) ? "a" : "an", nx_json_type_name(h),
+                    nx_json_type_name(needle));
     if (json_is_object(h))
         return json_boolean(
             json_object_getn(h, json_string_value(needle), json_string_length(needle)) != NULL);
@@ -1291,9 +1275,9 @@ static json_t *fn_contains(ev_t *ev, const json_t *h, const json_t *needle) {
 
 static json_t *fn_join(ev_t *ev, const json_t *a, const json_t *sep) {
     if (sep != NULL && !json_is_string(sep))
-        return fail(ev, "join() separator must be a string, got %s", type_name(sep));
+        return fail(ev, "join() separator must be a string, got %s", nx_json_type_name(sep));
     if (json_is_null(a)) return json_string("");
-    if (!json_is_array(a)) return fail(ev, "join() needs an array, got %s", type_name(a));
+    if (!json_is_array(a)) return fail(ev, "join() needs an array, got %s", nx_json_type_name(a));
     const char *s = sep != NULL ? json_string_value(sep) : ",";
     size_t slen = sep != NULL ? json_string_length(sep) : 1;
     sbuf_t b;
@@ -1347,7 +1331,7 @@ static json_t *call(ev_t *ev, const node_t *n) {
         else if (json_is_null(a))
             r = json_integer(0);
         else
-            r = fail(ev, "length() needs a string, array or object, got %s", type_name(a));
+            r = fail(ev, "length() needs a string, array or object, got %s", nx_json_type_name(a));
         break;
     case F_CONTAINS:
         r = fn_contains(ev, a, b);
@@ -1419,7 +1403,7 @@ static json_t *eval(ev_t *ev, const node_t *n) {
         else if (json_is_number(a))
             r = json_real(-json_number_value(a));
         else
-            r = fail(ev, "unary '-' needs a number, got %s", type_name(a));
+            r = fail(ev, "unary '-' needs a number, got %s", nx_json_type_name(a));
         json_decref(a);
         return r;
     case N_ADD:

@@ -1468,7 +1468,7 @@ static int eval_quietly(vctx_t *c, const node_t *n, json_t *v, nx_schema_error_t
     return rc;
 }
 
-static const char *type_name(const json_t *v) {
+const char *nx_json_type_name(const json_t *v) {
     switch (json_typeof(v)) {
     case JSON_OBJECT:
         return "object";
@@ -1523,7 +1523,7 @@ static int report_type(vctx_t *c, unsigned types, const json_t *v) {
         else if (left == 1)
             buf_str(&b, " or ");
     }
-    return report(c, NULL, "type", "must be %s, got %s", want, type_name(v));
+    return report(c, NULL, "type", "must be %s, got %s", want, nx_json_type_name(v));
 }
 
 static bool has_prop(const node_t *n, const char *k, size_t len) {

@@ -45,6 +45,8 @@ typedef struct nx_schema_error {
 /** Compiles <schema> (borrowed: a deep copy is kept) or returns NULL with <err> (may be NULL)
  *  naming the offending location; NULL with "out of memory" on ENOMEM. */
 nx_schema_t *nx_schema_compile(json_t *schema, nx_schema_error_t *err);
+/** The JSON type of <v> as messages name it: object, array, string, number, boolean, null. */
+const char *nx_json_type_name(const json_t *v);
 /** Frees <s>. NULL-safe. */
 void nx_schema_free(nx_schema_t *s);
 /** Validates <instance> (borrowed) against <s>: 0 if valid, NX_EPROTO with the first violation in

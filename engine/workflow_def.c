@@ -138,48 +138,17 @@ static void got_node(char *out, size_t cap, const nx_cfg_node_t *n) {
         quote(out, cap, text, len);
 }
 
-/* Optimal string alignment distance, ignoring case; SIZE_MAX for long words. */
-static size_t edit_distance(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b), d[66][66];
-    if (la > 64 || lb > 64) return SIZE_MAX;
-    for (size_t i = 0; i <= la; i++)
-        d[i][0] = i;
-    for (size_t j = 0; j <= lb; j++)
-        d[0][j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        for (size_t j = 1; j <= lb; j++) {
-            int ai = tolower((unsigned char)a[i - 1]), bj = tolower((unsigned char)b[j - 1]);
-            size_t best = d[i - 1][j - 1] + (ai != bj);
-            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
-            if (i > 1 && j > 1 && ai == tolower((unsigned char)b[j - 2]) &&
-                tolower((unsigned char)a[i - 2]) == bj && d[i - 2][j - 2] + 1 < best)
-                best = d[i - 2][j - 2] + 1;
-            d[i][j] = best;
-        }
-    }
-    return d[la][lb];
-}
-
-/* The closest candidate to a misspelt word, as config.c suggests keys. */
-typedef struct suggest {
-    const char *word;
-    size_t best_d;
-    const char *best;
-} suggest_t;
+/* Did-you-mean suggestions come from config.c (one notion of "close" for every message). */
+typedef nx_cfg_suggest_t suggest_t;
 
 static void suggest_try(suggest_t *sg, const char *cand) {
-    size_t n = strlen(cand), d = edit_distance(sg->word, cand);
-    if (d <= (n <= 4 ? 1u : 2u) && d < sg->best_d) {
-        sg->best_d = d;
-        sg->best = cand;
-    }
+    nx_cfg_suggest_try(sg, cand, strlen(cand));
 }
 
 /* " (did you mean 'x'?)" or "". */
 static void suggest_tail(char *out, size_t cap, const suggest_t *sg) {
-    if (sg->best != NULL)
-        snprintf(out, cap, " (did you mean '%.64s'?)", sg->best);
+    if (sg->best[0] != '\0')
+        snprintf(out, cap, " (did you mean '%.63s'?)", sg->best);
     else if (cap > 0)
         out[0] = '\0';
 }
@@ -501,7 +470,8 @@ static int resolve_call(const nx_config_t *c, const char *const *native, const c
     const nx_servers_config_t *sv = &c->servers;
     const char *dot = strchr(target, '.');
     char name[NX_SERVER_NAME_MAX + 1], tail[96], q[64];
-    suggest_t sg = {target, SIZE_MAX, NULL};
+    suggest_t sg;
+    nx_cfg_suggest_init(&sg, target);
     memset(r, 0, sizeof(*r));
     if (dot != NULL) {
         size_t n = (size_t)(dot - target);
@@ -572,7 +542,7 @@ static int resolve_call(const nx_config_t *c, const char *const *native, const c
             if (sv->items[i].transport == NX_SERVER_REST) suggest_try(&sg, sv->items[i].name);
         for (const char *const *p = native; p != NULL && *p != NULL; p++)
             suggest_try(&sg, *p);
-        if (native != NULL || sg.best != NULL) {
+        if (native != NULL || sg.best[0] != '\0') {
             suggest_tail(tail, sizeof(tail), &sg);
             snprintf(msg, cap, "no rest backend or native tool %s%s", q, tail);
             return -1;
@@ -1193,7 +1163,8 @@ static void check_ref(void *arg, const char *id) {
     int t = find_id(x, r->sorted, id);
     if (t < 0) {
         char tail[96];
-        suggest_t sg = {id, SIZE_MAX, NULL};
+        suggest_t sg;
+        nx_cfg_suggest_init(&sg, id);
         for (size_t i = 0; i < x->nsteps; i++)
             suggest_try(&sg, x->steps[i]->id);
         suggest_tail(tail, sizeof(tail), &sg);
