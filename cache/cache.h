@@ -62,6 +62,10 @@ int nx_cache_key_make(const char *target, const json_t *args, nx_cache_key_t *ou
 /** Writes the canonical JSON of <v> into a new string (for tests and the key); NULL on ENOMEM. */
 char *nx_cache_canonical_json(const json_t *v);
 
+/* What a leader that went away (its caller cancelled) completes its flight with (ok false):
+ * followers that receive it should look the key up again rather than fail. */
+#define NX_CACHE_LEADER_GONE "{\"io.nexus/leaderGone\":true}"
+
 typedef enum nx_cache_outcome {
     NX_CACHE_HIT,
     NX_CACHE_LEAD,

@@ -4,13 +4,29 @@
 
 #include "cache.h"
 
+#include <pthread.h>
+
+/* Shards stop one by one while others still answer /health: a shard's cache is detached and
+ * freed under this lock, and the sums read under it. Neither is on a request's path. */
+static pthread_mutex_t view_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static void sum_stats(const nx_engine_t *e, nx_cache_stats_t *st) {
     *st = (nx_cache_stats_t){0};
     st->redis_up = true;
+    pthread_mutex_lock(&view_mu);
     for (uint32_t i = 0; i < e->shard_count; i++) {
         const nx_engine_shard_t *es = e->shards ? e->shards[i] : NULL;
         if (es != NULL && es->cache != NULL) nx_cache_stats_add(es->cache, st);
     }
+    pthread_mutex_unlock(&view_mu);
+}
+
+void nx_cache_view_detach(nx_engine_shard_t *es) {
+    pthread_mutex_lock(&view_mu);
+    struct nx_cache *c = es->cache;
+    es->cache = NULL;
+    nx_cache_free(c);
+    pthread_mutex_unlock(&view_mu);
 }
 
 json_t *nx_cache_health(const nx_engine_t *e) {

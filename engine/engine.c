@@ -18,6 +18,7 @@
 
 #include "events.h"
 #include "cache.h"
+#include "cache_view.h"
 #include "executions.h"
 #include "tool_cache.h"
 
@@ -308,6 +309,12 @@ static void on_shard_stop(nx_shard_t *s) {
     nx_events_shard_close_all(es);
     for (int i = 0; i < 100 && !nx_list_empty(&s->conns); i++)
         nx_loop_run_once(s->loop, 10);
+    /* The cache last (calls waiting on it are gone with their connections); its Redis client
+     * cancels its polls, whose completions free the connection: let them arrive. */
+    bool had_cache = es->cache != NULL;
+    nx_cache_view_detach(es);
+    for (int i = 0; had_cache && i < 3; i++)
+        nx_loop_run_once(s->loop, 2);
     nx_http_server_dispose(&es->rest.http);
     nx_http_server_dispose(&es->mcp.http);
     nx_events_shard_stop(es);
@@ -315,8 +322,6 @@ static void on_shard_stop(nx_shard_t *s) {
     nx_mcp_tasks_dispose();
     nx_mcp_sessions_dispose(&es->sessions);
     nx_mcp_http_free_outbox(es);
-    nx_cache_free(es->cache);
-    es->cache = NULL;
     t_current_shard = NULL;
 }
 

@@ -25,6 +25,12 @@
 #include <time.h>
 
 #define BUCKETS 16384u
+/* Running asynchronous executions publish their record for other shards at most this often. */
+#define SNAPSHOT_EVERY_MS 100u
+/* Expired records are looked for at most this often (or when the store is full). */
+#define SWEEP_EVERY_MS 1000u
+/* Workflows calling workflows (through their MCP tools) nest at most this deep. */
+#define MAX_NESTING 8u
 
 /* One execution in the store; owned by the store. */
 typedef struct entry {
@@ -34,9 +40,10 @@ typedef struct entry {
     uint32_t shard;
     nx_exec_t *x; /* running: only its shard touches it; ended: immutable */
     bool ended;
-    bool publish_steps; /* asynchronous: snapshot at every step */
-    uint64_t ended_ms;  /* monotonic */
-    char *snapshot;     /* the last published record while running (JSON text) */
+    bool publish_steps;    /* asynchronous: snapshot as steps finish */
+    uint64_t published_ms; /* when the last snapshot was taken (monotonic) */
+    uint64_t ended_ms;     /* monotonic */
+    char *snapshot;        /* the last published record while running (JSON text) */
     nx_engine_t *e;
     nx_run_hooks_t hooks; /* the channel's; cleared when it goes away */
     void *hooks_arg;
@@ -47,8 +54,9 @@ typedef struct nx_exec_store {
     entry_t *buckets[BUCKETS];
     nx_list_t order;
     size_t count, running;
-    size_t max;       /* executions.max_stored */
-    uint64_t keep_ms; /* executions.keep */
+    size_t max;        /* executions.max_stored */
+    uint64_t swept_ms; /* when expired records were last looked for */
+    uint64_t keep_ms;  /* executions.keep */
     /* Shard 0 checks the call steps against the backends' catalogs once they are listed. */
     nx_timer_t catalog_check;
     nx_engine_shard_t *checker;
@@ -138,13 +146,25 @@ static void publish_snapshot(entry_t *en, nx_exec_t *x) {
 static void on_exec_event(void *arg, nx_exec_t *x, const char *type, const json_t *data) {
     entry_t *en = arg;
     nx_events_publish(en->e, type, data);
-    if (en->publish_steps && strcmp(type, "step.finished") == 0) publish_snapshot(en, x);
+    /* At most one snapshot per SNAPSHOT_EVERY_MS: a record is O(steps), and a map may finish
+     * thousands of steps at once. */
+    if (en->publish_steps && strcmp(type, "step.finished") == 0) {
+        uint64_t now = mono_ms();
+        if (now - en->published_ms >= SNAPSHOT_EVERY_MS) {
+            en->published_ms = now;
+            publish_snapshot(en, x);
+        }
+    }
     if (en->hooks.event != NULL) en->hooks.event(en->hooks_arg, x, type, data);
 }
 
 static void on_exec_done(void *arg, nx_exec_t *x) {
     entry_t *en = arg;
     nx_exec_store_t *st = en->e->executions;
+    /* The channel first: once the entry is marked ended, any shard may evict and free it. */
+    nx_run_hooks_t hooks = en->hooks;
+    memset(&en->hooks, 0, sizeof(en->hooks));
+    if (hooks.done != NULL) hooks.done(en->hooks_arg, x);
     pthread_mutex_lock(&st->mu);
     en->ended = true;
     en->ended_ms = mono_ms();
@@ -152,10 +172,7 @@ static void on_exec_done(void *arg, nx_exec_t *x) {
     char *old = en->snapshot;
     en->snapshot = NULL; /* the execution itself answers from now on */
     pthread_mutex_unlock(&st->mu);
-    free(old);
-    nx_run_hooks_t hooks = en->hooks;
-    memset(&en->hooks, 0, sizeof(en->hooks));
-    if (hooks.done != NULL) hooks.done(en->hooks_arg, x);
+    free(old); /* the last access to <en> and <x> on this path */
 }
 
 static void make_id(char out[40]) {
@@ -176,8 +193,8 @@ static void make_id(char out[40]) {
 }
 
 int nx_run_start(nx_engine_shard_t *es, const char *name, unsigned channel, const json_t *inputs,
-                 const nx_run_hooks_t *hooks, void *arg, nx_exec_t **out, json_t **errors,
-                 const char **why) {
+                 uint32_t depth, const nx_run_hooks_t *hooks, void *arg, nx_exec_t **out,
+                 json_t **errors, const char **why) {
     nx_engine_t *e = es->engine;
     *out = NULL;
     if (errors != NULL) *errors = NULL;
@@ -190,6 +207,10 @@ int nx_run_start(nx_engine_shard_t *es, const char *name, unsigned channel, cons
         if (why) *why = "the workflow may not be started from this channel";
         return NX_ENOTFOUND;
     }
+    if (depth >= MAX_NESTING) {
+        if (why) *why = "workflows call each other too deeply (a workflow calling itself?)";
+        return NX_ELIMIT;
+    }
     nx_exec_store_t *st = e->executions;
     entry_t *en = calloc(1, sizeof(*en));
     if (en == NULL) return -ENOMEM;
@@ -199,9 +220,19 @@ int nx_run_start(nx_engine_shard_t *es, const char *name, unsigned channel, cons
     if (hooks != NULL) en->hooks = *hooks;
     en->hooks_arg = arg;
     en->publish_steps = hooks == NULL || hooks->done == NULL;
+    /* The slot is taken under the same lock as the check, so shards cannot overshoot. */
     pthread_mutex_lock(&st->mu);
-    entry_t *gone = sweep_locked(st, true);
+    entry_t *gone = NULL;
+    uint64_t now = mono_ms();
+    if (st->count >= st->max || now - st->swept_ms >= SWEEP_EVERY_MS) {
+        st->swept_ms = now;
+        gone = sweep_locked(st, true);
+    }
     bool full = st->count >= st->max;
+    if (!full) {
+        st->count++;
+        st->running++;
+    }
     pthread_mutex_unlock(&st->mu);
     free_list(gone);
     if (full) {
@@ -210,8 +241,12 @@ int nx_run_start(nx_engine_shard_t *es, const char *name, unsigned channel, cons
     }
     nx_exec_hooks_t xh = {.event = on_exec_event, .done = on_exec_done};
     nx_exec_t *x = NULL;
-    int rc = nx_exec_start(es, e->workflows, wf, en->id, inputs, &xh, en, &x, errors);
+    int rc = nx_exec_start(es, e->workflows, wf, en->id, inputs, depth, &xh, en, &x, errors);
     if (rc < 0) {
+        pthread_mutex_lock(&st->mu);
+        st->count--;
+        st->running--;
+        pthread_mutex_unlock(&st->mu);
         free(en);
         return rc;
     }
@@ -221,8 +256,6 @@ int nx_run_start(nx_engine_shard_t *es, const char *name, unsigned channel, cons
     en->next_in_bucket = st->buckets[b];
     st->buckets[b] = en;
     nx_list_insert_tail(&st->order, &en->order);
-    st->count++;
-    st->running++;
     pthread_mutex_unlock(&st->mu);
     publish_snapshot(en, x);
     *out = x;
@@ -359,7 +392,12 @@ static void workflow_tool(nx_mcp_call_t *call, json_t *args, void *data) {
     nx_run_hooks_t hooks = {.event = tool_event, .done = tool_done};
     json_t *errors = NULL;
     const char *why = NULL;
-    int rc = nx_run_start(es, wf->name, NX_WF_CHANNEL_MCP, args, &hooks, tr, &tr->x, &errors, &why);
+    json_t *depth =
+        json_object_get(json_object_get(nx_mcp_call_params(call), "_meta"), NX_EXEC_META_DEPTH);
+    json_int_t d = json_is_integer(depth) ? json_integer_value(depth) : 0;
+    uint32_t nesting = d <= 0 ? 0u : d > 1000 ? 1000u : (uint32_t)d;
+    int rc = nx_run_start(es, wf->name, NX_WF_CHANNEL_MCP, args, nesting, &hooks, tr, &tr->x,
+                          &errors, &why);
     if (rc < 0) {
         free(tr);
         if (rc == -EINVAL)
@@ -519,7 +557,7 @@ void nx_executions_shard_stop(nx_engine_shard_t *es) {
         }
         pthread_mutex_unlock(&st->mu);
         if (x == NULL) break;
-        nx_run_abandon(x, true);
+        nx_exec_cancel(x); /* the starters hear "cancelled" through their hooks */
     }
 }
 
@@ -627,7 +665,8 @@ static void run_rest(nx_engine_shard_t *es, nx_http_conn_t *hc, const char *name
     json_t *errors = NULL;
     const char *why = NULL;
     nx_exec_t *x = NULL;
-    int rc = nx_run_start(es, name, channel, inputs, wait ? &hooks : NULL, sr, &x, &errors, &why);
+    int rc =
+        nx_run_start(es, name, channel, inputs, 0, wait ? &hooks : NULL, sr, &x, &errors, &why);
     if (rc < 0) {
         free(sr);
         if (rc == NX_ENOTFOUND) {

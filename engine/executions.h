@@ -31,12 +31,13 @@ typedef struct nx_run_hooks {
 } nx_run_hooks_t;
 
 /** Starts workflow <name> for channel <channel> (NX_WF_CHANNEL_*) with <inputs> on the calling
- *  shard and stores its record. Returns 0 with the execution in <*out> (the store owns it;
+ *  shard and stores its record; <depth> counts the workflows it runs inside (0 for a
+ *  client's run), refused with NX_ELIMIT from 8 on. Returns 0 with the execution in <*out> (the store owns it;
  *  <hooks> run until done, after which the execution may be gone); NX_ENOTFOUND (no such
  *  workflow, or not on that channel: <*why> says which), -EINVAL (inputs invalid: <*errors>),
  *  NX_EFULL (the store is full of running executions), -ENOMEM. */
 int nx_run_start(nx_engine_shard_t *es, const char *name, unsigned channel, const json_t *inputs,
-                 const nx_run_hooks_t *hooks, void *arg, nx_exec_t **out, json_t **errors,
+                 uint32_t depth, const nx_run_hooks_t *hooks, void *arg, nx_exec_t **out, json_t **errors,
                  const char **why);
 /** Stops the hooks of an execution (its starter went away) and, when <cancel>, cancels it. */
 void nx_run_abandon(nx_exec_t *x, bool cancel);

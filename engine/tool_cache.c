@@ -38,6 +38,7 @@ typedef struct cached_call {
     nx_cache_wait_t *wait;
     nx_invoke_t *inv;
     bool leading;
+    uint32_t relooks; /* lookups repeated after a cancelled leader */
 } cached_call_t;
 
 static uint64_t ttl_of(const nx_tool_cache_t *tc, const char *tool) {
@@ -137,12 +138,19 @@ static void on_lead_done(void *arg, const json_t *result, const json_t *error, u
 static void on_cc_cancelled(nx_mcp_call_t *call, void *arg) {
     cached_call_t *cc = arg;
     (void)call;
-    if (cc->wait != NULL) nx_cache_lookup_cancel(cc->wait);
-    if (cc->inv != NULL) nx_invoke_cancel(cc->inv);
-    if (cc->leading) {
-        static const char gone[] = "{\"code\":-32603,\"message\":\"the leading call was "
-                                   "cancelled\"}";
-        nx_cache_complete(cc->cache, &cc->key, gone, sizeof(gone) - 1, false, 0);
+    /* Forget what is in flight before calling out: cancelling may call back. */
+    nx_cache_wait_t *wait = cc->wait;
+    nx_invoke_t *inv = cc->inv;
+    bool leading = cc->leading;
+    cc->wait = NULL;
+    cc->inv = NULL;
+    cc->leading = false;
+    if (wait != NULL) nx_cache_lookup_cancel(wait);
+    if (inv != NULL) nx_invoke_cancel(inv);
+    if (leading) {
+        /* Its followers look the key up again (one of them leads) rather than fail. */
+        nx_cache_complete(cc->cache, &cc->key, NX_CACHE_LEADER_GONE,
+                          sizeof(NX_CACHE_LEADER_GONE) - 1, false, 0);
     }
     cc_free(cc);
 }
@@ -152,6 +160,15 @@ static void on_lookup(void *arg, nx_cache_outcome_t outcome, const char *value, 
     cached_call_t *cc = arg;
     nx_mcp_call_t *call = cc->call;
     cc->wait = NULL;
+    if (outcome == NX_CACHE_SHARED && !(flags & NX_CACHE_OK) &&
+        len == sizeof(NX_CACHE_LEADER_GONE) - 1 && memcmp(value, NX_CACHE_LEADER_GONE, len) == 0 &&
+        cc->relooks < 3) {
+        /* The call this one waited for was cancelled: look again (this one may lead now). */
+        cc->relooks++;
+        nx_cache_wait_t *w = nx_cache_lookup(cc->cache, &cc->key, on_lookup, cc);
+        if (w != NULL) cc->wait = w;
+        return;
+    }
     if (outcome == NX_CACHE_LEAD) {
         cc->leading = true;
         nx_invoke_opts_t opts = {.note = on_lead_note, .no_cache = true};

@@ -65,7 +65,8 @@
  *   result       the tool's structuredContent, else its text content (parsed as JSON when the
  *                whole text is JSON), the REST response body (JSON when it parses), the
  *                aggregate of a parallel/map/fallback/switch/group
- *   error        {message, code?, data?} when failed (null otherwise)
+ *   error        {message, code?, data?} when failed, or the error that on_error: {value}
+ *                recovered from (the step then succeeded with that value); null otherwise
  *   cached       true when the result came from the cache (stale: also "stale": true)
  *   attempts     tries made (calls), 0 for steps that made none
  *   duration_ms  from start to end

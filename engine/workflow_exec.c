@@ -59,6 +59,8 @@ struct nx_exec {
     step_record_t *records; /* wf->step_count */
     uint32_t finished_steps;
     uint64_t event_seq;
+    uint32_t depth;      /* workflows this one runs inside */
+    bool cancel_pending; /* nx_exec_cancel while the executor was busy */
 };
 
 typedef enum frame_op {
@@ -102,10 +104,27 @@ struct frame {
     const char *status;
     json_t *out, *err;
     uint32_t iteration; /* map iterations: the position in the parent's results */
+    uint32_t relooks;   /* cache lookups repeated after a cancelled leader */
 };
 
 static void pump(nx_exec_t *x);
 static void start_list_next(frame_t *f);
+
+/* Every way into the executor from outside (a timer, a call's answer, the cache, a cancel)
+ * holds deliveries while it works and delivers when it is done: so nothing it touches can be
+ * delivered and freed under it, whatever callbacks run inline meanwhile (a cache completion
+ * wakes followers inline; cancelling a call may answer another). Nested holds deliver once,
+ * at the outermost release, which must be the entry point's last access to <x>. */
+static bool hold(nx_exec_t *x) {
+    bool held = x->pumping;
+    x->pumping = true;
+    return held;
+}
+
+static void release(nx_exec_t *x, bool held) {
+    x->pumping = held;
+    if (!held) pump(x);
+}
 static void on_step_timeout(nx_timer_t *t);
 static void deliver(frame_t *f);
 
@@ -204,34 +223,46 @@ static json_t *steps_of(const frame_t *f) {
 
 /* Stops what <f> has in flight (not its children). */
 static void frame_stop_op(frame_t *f) {
-    switch (f->op) {
+    /* Forget what is in flight before calling out: a cancel may call back into us. */
+    frame_op_t op = f->op;
+    nx_invoke_t *inv = f->inv;
+    nx_backends_http_call_t *http = f->http;
+    nx_cache_wait_t *wait = f->wait;
+    bool leading = f->leading;
+    f->op = OP_NONE;
+    f->inv = NULL;
+    f->http = NULL;
+    f->wait = NULL;
+    f->leading = false;
+    nx_timer_stop(&f->timeout);
+    switch (op) {
     case OP_INVOKE:
-        nx_invoke_cancel(f->inv);
-        f->inv = NULL;
+        nx_invoke_cancel(inv);
         break;
     case OP_HTTP:
-        nx_backends_http_cancel(f->http);
-        f->http = NULL;
+        nx_backends_http_cancel(http);
         break;
     case OP_CACHE:
-        nx_cache_lookup_cancel(f->wait);
-        f->wait = NULL;
+        nx_cache_lookup_cancel(wait);
         break;
     case OP_NONE:
         break;
     }
-    f->op = OP_NONE;
-    /* A leader that goes away still ends its flight, so that followers do not wait forever. */
-    if (f->leading && f->x->es->cache != NULL) {
-        static const char gone[] =
-            "{\"message\":\"the call leading this cache fill was cancelled\"}";
-        nx_cache_complete(f->x->es->cache, &f->key, gone, sizeof(gone) - 1, false, 0);
-    }
-    f->leading = false;
-    nx_timer_stop(&f->timeout);
+    /* A leader that goes away still ends its flight; its followers look the key up again
+     * (one of them leads) rather than fail with it. */
+    if (leading && f->x->es->cache != NULL)
+        nx_cache_complete(f->x->es->cache, &f->key, NX_CACHE_LEADER_GONE,
+                          sizeof(NX_CACHE_LEADER_GONE) - 1, false, 0);
 }
 
 static void record_step(frame_t *f, const char *status);
+static void frame_cancel(frame_t *f);
+
+/* Cancels the children of <f> still running (a join was decided, or <f> fails). */
+static void cancel_kids(frame_t *f) {
+    while (!nx_list_empty(&f->kids))
+        frame_cancel(nx_container_of(f->kids.next, frame_t, link));
+}
 
 /* Cancels <f> and its subtree (depth first); records cancelled steps; frees them. */
 static void frame_cancel(frame_t *f) {
@@ -286,6 +317,7 @@ static void record_step(frame_t *f, const char *status) {
 /* Ends frame <f> with an outcome (<out> and <err> stolen) and queues it for its parent. Steps
  * apply on_error here and record themselves. */
 static void finish(frame_t *f, bool ok, json_t *out, json_t *err) {
+    cancel_kids(f); /* none, except when a composite step fails early (out of memory) */
     frame_stop_op(f);
     json_decref(f->out);
     json_decref(f->err);
@@ -304,7 +336,7 @@ static void finish(frame_t *f, bool ok, json_t *out, json_t *err) {
                 ok = true;
                 status = "succeeded";
                 json_decref(f->out);
-                f->out = v;
+                f->out = v; /* the error it recovered from stays in the record */
             }
         }
     }
@@ -398,9 +430,7 @@ static void call_outcome(frame_t *f, bool ok, json_t *value, json_t *err) {
     finish(f, ok, value, err);
 }
 
-static void on_invoke_done(void *arg, const json_t *result, const json_t *error,
-                           uint32_t attempts) {
-    frame_t *f = arg;
+static void invoke_done(frame_t *f, const json_t *result, const json_t *error, uint32_t attempts) {
     f->inv = NULL;
     f->op = OP_NONE;
     f->attempts = attempts;
@@ -422,9 +452,16 @@ static void on_invoke_done(void *arg, const json_t *result, const json_t *error,
     call_outcome(f, true, tool_value(result), NULL);
 }
 
-static void on_http_done(void *arg, const json_t *response, const json_t *error,
-                         uint32_t attempts) {
+static void on_invoke_done(void *arg, const json_t *result, const json_t *error,
+                           uint32_t attempts) {
     frame_t *f = arg;
+    nx_exec_t *x = f->x;
+    bool held = hold(x);
+    invoke_done(f, result, error, attempts);
+    release(x, held);
+}
+
+static void http_done(frame_t *f, const json_t *response, const json_t *error, uint32_t attempts) {
     f->http = NULL;
     f->op = OP_NONE;
     f->attempts = attempts;
@@ -448,9 +485,19 @@ static void on_http_done(void *arg, const json_t *response, const json_t *error,
     call_outcome(f, true, body ? json_incref(body) : json_null(), NULL);
 }
 
+static void on_http_done(void *arg, const json_t *response, const json_t *error,
+                         uint32_t attempts) {
+    frame_t *f = arg;
+    nx_exec_t *x = f->x;
+    bool held = hold(x);
+    http_done(f, response, error, attempts);
+    release(x, held);
+}
+
 /* The _meta of a call: what is left of the deadline, and the step's retry policy. */
 static json_t *call_meta(const frame_t *f) {
     json_t *meta = json_object();
+    json_object_set_new(meta, NX_EXEC_META_DEPTH, json_integer((json_int_t)f->x->depth + 1));
     uint64_t left = remaining_ms(f);
     json_object_set_new(meta, NX_BACKENDS_META_TIMEOUT,
                         json_integer((json_int_t)(left ? left : 1)));
@@ -541,7 +588,13 @@ static void send_call(frame_t *f, json_t *req) {
     nx_buf_dispose(&path);
     if (call == NULL) {
         f->op = OP_NONE;
-        call_outcome(f, false, NULL, error_fmt(s, "no rest backend %s", s->server));
+        call_outcome(f, false, NULL,
+                     rc == -EINVAL   ? error_fmt(s,
+                                                 "step %s: the request to %s has a CR, LF or NUL in "
+                                                   "its method, path or a header",
+                                                 s->id, s->server)
+                     : rc == -ENOMEM ? error_new("out of memory", s)
+                                     : error_fmt(s, "no rest backend %s", s->server));
         return;
     }
     f->http = call;
@@ -569,7 +622,7 @@ static void append_encoded(nx_buf_t *b, const char *s) {
 static void append_query(nx_buf_t *b, const json_t *query) {
     const char *k;
     json_t *v;
-    bool first = memchr(b->data, '?', b->len) == NULL;
+    bool first = b->len == 0 || memchr(b->data, '?', b->len) == NULL;
     json_object_foreach((json_t *)query, k, v) {
         if (json_is_null(v)) continue;
         nx_buf_append(b, first ? "?" : "&", 1);
@@ -652,11 +705,20 @@ static void start_call(frame_t *f) {
     if (w != NULL) f->wait = w;
 }
 
-static void on_cache(void *arg, nx_cache_outcome_t outcome, const char *value, size_t len,
-                     unsigned flags) {
-    frame_t *f = arg;
+static void cache_answer(frame_t *f, nx_cache_outcome_t outcome, const char *value, size_t len,
+                         unsigned flags) {
     f->wait = NULL;
     f->op = OP_NONE;
+    if (outcome == NX_CACHE_SHARED && !(flags & NX_CACHE_OK) &&
+        len == sizeof(NX_CACHE_LEADER_GONE) - 1 && memcmp(value, NX_CACHE_LEADER_GONE, len) == 0 &&
+        f->relooks < 3) {
+        /* The call this one waited for was cancelled: look again (this one may lead now). */
+        f->relooks++;
+        f->op = OP_CACHE;
+        nx_cache_wait_t *w = nx_cache_lookup(f->x->es->cache, &f->key, on_cache, f);
+        if (w != NULL) f->wait = w;
+        return;
+    }
     if (outcome == NX_CACHE_LEAD) {
         f->leading = true;
         json_t *req = f->acc;
@@ -670,9 +732,8 @@ static void on_cache(void *arg, nx_cache_outcome_t outcome, const char *value, s
         finish(f, false, NULL, error_new("a cached value could not be read", f->step));
         return;
     }
-    f->cached = true;
     if (outcome == NX_CACHE_SHARED && !(flags & NX_CACHE_OK)) {
-        /* The leader's call failed: so does this one, with its error. */
+        /* The leader's call failed: so does this one, with its error (not from the cache). */
         if (!json_is_object(v)) {
             json_decref(v);
             v = error_new("the call failed", f->step);
@@ -680,7 +741,17 @@ static void on_cache(void *arg, nx_cache_outcome_t outcome, const char *value, s
         finish(f, false, NULL, v);
         return;
     }
+    f->cached = true;
     finish(f, true, v, NULL);
+}
+
+static void on_cache(void *arg, nx_cache_outcome_t outcome, const char *value, size_t len,
+                     unsigned flags) {
+    frame_t *f = arg;
+    nx_exec_t *x = f->x;
+    bool held = hold(x);
+    cache_answer(f, outcome, value, len, flags);
+    release(x, held);
 }
 
 /* ---- composite steps ---- */
@@ -781,13 +852,15 @@ static void start_fallback_next(frame_t *f) {
 
 static void on_step_timeout(nx_timer_t *t) {
     frame_t *f = nx_container_of(t, frame_t, timeout);
-    while (!nx_list_empty(&f->kids))
-        frame_cancel(nx_container_of(f->kids.next, frame_t, link));
+    nx_exec_t *x = f->x;
+    bool held = hold(x);
+    cancel_kids(f);
     json_t *e =
         error_fmt(f->step, "step %s timed out after %u ms", f->step->id, f->step->timeout_ms);
     json_object_set_new(e, "reason", json_string("timeout"));
     /* A call step that leads a cache fill may still answer from a stale entry. */
     call_outcome(f, false, NULL, e);
+    release(x, held);
 }
 
 /* Starts step <s> under <parent> in <scope>; NULL on ENOMEM (nothing started). */
@@ -896,12 +969,6 @@ static frame_t *start_step(frame_t *parent, const nx_step_t *s, json_t *scope) {
 
 /* ---- delivery: a finished child reaches its parent ---- */
 
-/* Cancels the children of <f> still running (a join was decided). */
-static void cancel_kids(frame_t *f) {
-    while (!nx_list_empty(&f->kids))
-        frame_cancel(nx_container_of(f->kids.next, frame_t, link));
-}
-
 static void child_done(frame_t *p, frame_t *c) {
     bool ok = c->ok;
     bool skipped = c->status != NULL; /* the only status set before finishing */
@@ -936,9 +1003,12 @@ static void child_done(frame_t *p, frame_t *c) {
     switch (s->kind) {
     case NX_STEP_PARALLEL: {
         p->running--;
-        if (ok) {
+        if (ok && skipped && s->join != NX_JOIN_ALL) {
+            /* A branch whose if: was false did not run: it cannot win any or quorum. */
+            p->failed++;
+        } else if (ok) {
             p->succeeded++;
-            json_object_set(p->acc, cs->id, out);
+            if (!skipped) json_object_set(p->acc, cs->id, out);
         } else {
             p->failed++;
             if (p->first_error == NULL) p->first_error = json_incref(err);
@@ -1073,6 +1143,11 @@ static void pump(nx_exec_t *x) {
         deliver(f);
     }
     x->pumping = false;
+    if (x->cancel_pending && !x->ended) {
+        x->cancel_pending = false;
+        nx_exec_cancel(x); /* pumps again, and tells the hooks */
+        return;
+    }
     if (x->ended && !x->done_told) {
         x->done_told = true;
         if (x->freed_when_done) {
@@ -1086,6 +1161,7 @@ static void pump(nx_exec_t *x) {
 
 static void on_deadline(nx_timer_t *t) {
     nx_exec_t *x = nx_container_of(t, nx_exec_t, deadline_timer);
+    bool held = hold(x);
     if (x->root != NULL) {
         frame_cancel(x->root);
         x->root = NULL;
@@ -1094,7 +1170,7 @@ static void on_deadline(nx_timer_t *t) {
                           x->wf->name, x->wf->deadline_ms);
     json_object_set_new(e, "reason", json_string("deadline"));
     end_execution(x, NX_EXEC_FAILED, NULL, e);
-    pump(x);
+    release(x, held);
 }
 
 static void on_start(nx_timer_t *t) {
@@ -1118,8 +1194,8 @@ static void on_start(nx_timer_t *t) {
 }
 
 int nx_exec_start(nx_engine_shard_t *es, nx_workflows_t *wfs, const nx_workflow_t *wf,
-                  const char *id, const json_t *inputs, const nx_exec_hooks_t *hooks, void *arg,
-                  nx_exec_t **out, json_t **errors) {
+                  const char *id, const json_t *inputs, uint32_t depth,
+                  const nx_exec_hooks_t *hooks, void *arg, nx_exec_t **out, json_t **errors) {
     *out = NULL;
     if (errors != NULL) *errors = NULL;
     json_t *in = inputs ? json_deep_copy(inputs) : json_object();
@@ -1146,6 +1222,7 @@ int nx_exec_start(nx_engine_shard_t *es, nx_workflows_t *wfs, const nx_workflow_
         return -ENOMEM;
     }
     x->es = es;
+    x->depth = depth;
     x->wfs = nx_workflows_ref(wfs);
     x->wf = wf;
     snprintf(x->id, sizeof(x->id), "%s", id);
@@ -1167,6 +1244,13 @@ int nx_exec_start(nx_engine_shard_t *es, nx_workflows_t *wfs, const nx_workflow_
 
 void nx_exec_cancel(nx_exec_t *x) {
     if (x == NULL || x->ended) return;
+    if (x->pumping) {
+        /* Called from inside the executor (an event hook): frames up the stack are in use;
+         * the cancel happens when the current work unwinds. */
+        x->cancel_pending = true;
+        return;
+    }
+    bool held = hold(x);
     if (x->root != NULL) {
         frame_cancel(x->root);
         x->root = NULL;
@@ -1174,7 +1258,7 @@ void nx_exec_cancel(nx_exec_t *x) {
     json_t *e = error_new("the execution was cancelled", NULL);
     json_object_set_new(e, "reason", json_string("cancelled"));
     end_execution(x, NX_EXEC_CANCELLED, NULL, e);
-    pump(x);
+    release(x, held);
 }
 
 void nx_exec_detach(nx_exec_t *x) {
@@ -1241,7 +1325,8 @@ const json_t *nx_exec_error(const nx_exec_t *x) {
 }
 
 void nx_exec_progress(const nx_exec_t *x, uint32_t *finished, uint32_t *total) {
-    *finished = x->finished_steps;
+    /* Steps inside a map run once per item: progress never passes the total. */
+    *finished = x->finished_steps < x->wf->step_count ? x->finished_steps : x->wf->step_count;
     *total = x->wf->step_count;
 }
 

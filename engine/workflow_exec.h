@@ -34,15 +34,19 @@ typedef struct nx_exec_hooks {
 } nx_exec_hooks_t;
 
 /** Validates <inputs> (borrowed) against <wf>'s schema and starts an execution with id <id>
- *  (copied) on the calling shard <es>; <wfs> (the set <wf> belongs to) is referenced while it
+ *  (copied) on the calling shard <es>, nested <depth> workflows deep; <wfs> (the set <wf> belongs to) is referenced while it
  *  runs. Returns 0 and the execution in <*out>; -EINVAL with the schema errors as a JSON array
  *  in <*errors> (new reference) when the inputs do not fit; -ENOMEM. Hooks run later, never
  *  inline. */
 int nx_exec_start(nx_engine_shard_t *es, nx_workflows_t *wfs, const nx_workflow_t *wf,
-                  const char *id, const json_t *inputs, const nx_exec_hooks_t *hooks, void *arg,
-                  nx_exec_t **out, json_t **errors);
-/** Cancels a running execution: outstanding calls are cancelled, it ends as cancelled (hooks
- *  run later). No effect once ended. */
+                  const char *id, const json_t *inputs, uint32_t depth,
+                  const nx_exec_hooks_t *hooks, void *arg, nx_exec_t **out, json_t **errors);
+/* The _meta member carrying how many workflows a call runs inside: each call a step makes
+ * says its execution's depth + 1, so workflows calling workflows are bounded. */
+#define NX_EXEC_META_DEPTH "io.nexus/depth"
+/** Cancels a running execution: outstanding calls are cancelled and it ends as cancelled; the
+ *  hooks (the cancelled event, then done) run before this returns — or, when called from one
+ *  of the execution's own hooks, as soon as that work unwinds. No effect once ended. */
 void nx_exec_cancel(nx_exec_t *x);
 /** Frees an ended execution, or cancels a running one and frees it when it ends (hooks no
  *  longer run). NULL-safe. */

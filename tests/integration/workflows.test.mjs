@@ -209,6 +209,9 @@ workflows:
   - name: typo
     steps:
       - {id: t, call: mock.ech, with: {message: x}}
+  - name: rec
+    steps:
+      - {id: again, call: workflow_rec}
   - name: api_only
     channels: [api]
     steps:
@@ -595,4 +598,15 @@ test('a call step naming a tool its backend does not list is reported once the c
   const r = await run('typo');
   assert.equal(r.status, 502);
   assert.equal(step(r.data, 't').status, 'failed');
+});
+
+test('a workflow calling itself through its MCP tool is stopped at a bounded depth', async () => {
+  const before = (await request(nx.restPort, { path: '/api/executions' })).json().count;
+  const t0 = Date.now();
+  const r = await run('rec');
+  assert.equal(r.status, 502, JSON.stringify(r.data));
+  assert.ok(Date.now() - t0 < 3000);
+  assert.match(JSON.stringify(r.data.error), /too deeply/);
+  const after = (await request(nx.restPort, { path: '/api/executions' })).json().count;
+  assert.ok(after - before <= 9, `${after - before} executions for one request`);
 });
