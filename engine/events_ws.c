@@ -11,65 +11,33 @@
 
 #include "events_internal.h"
 #include "executions.h"
-#include "mcp_rules.h"
 #include "nexus/errors.h"
-#include "ws.h"
+#include "ws_server.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define WS_MAX_MESSAGE (64u << 10) /* control messages are small */
-#define WS_CLOSE_LINGER_MS 2000u
 #define WS_CLOSE_DEADLINE_MS 5000u /* a peer that never reads our close is dropped */
 #define SUBPROTOCOL "nexus.events"
 
-/* One WebSocket event client; owned by its nx_conn_t (freed in on_free). */
+/* One WebSocket event client; owned by its nx_conn_t (freed in ws_free). */
 typedef struct ev_ws {
+    nx_ws_conn_t ws;
     nx_event_sub_t sub; /* attached from the handshake on, with no filter until subscribe */
     nx_list_t link;     /* in the shard's ws_conns */
-    nx_conn_t *conn;
     nx_engine_shard_t *es;
-    nx_ws_parser_t parser;
-    nx_buf_t in; /* bytes of a frame not yet complete, kept as the parser left them */
-    nx_timer_t keepalive;
-    nx_timer_t close_deadline;
-    bool ping_outstanding;
-    bool close_sent;
 } ev_ws_t;
 
-static const nx_mcp_limits_t *limits(const ev_ws_t *ws) {
-    return &ws->es->config->config.mcp_limits;
-}
-
-static void arm_keepalive(ev_ws_t *ws) {
-    uint32_t every = limits(ws)->ws_ping_interval_ms;
-    if (every > 0) nx_shard_timer_start(ws->es->shard, &ws->keepalive, every);
-}
-
-static void send_frame(ev_ws_t *ws, nx_ws_opcode_t op, const void *p, size_t n) {
-    if (ws->close_sent || ws->conn->state != NX_CONN_OPEN) return;
-    nx_ws_encode_frame(nx_conn_out(ws->conn), op, true, p, n, NULL);
-    nx_conn_flush(ws->conn);
-}
-
-/* Starts the close handshake; the connection closes when the peer answers, after the linger,
- * or at the deadline if the peer does not even read. */
-static void send_close(ev_ws_t *ws, uint16_t code, const char *reason) {
-    if (ws->close_sent || ws->conn->state != NX_CONN_OPEN) return;
-    nx__events_detach(&ws->sub);
-    nx_ws_encode_close(nx_conn_out(ws->conn), code, reason, NULL);
-    ws->close_sent = true;
-    nx_timer_stop(&ws->keepalive);
-    nx_shard_timer_start(ws->es->shard, &ws->close_deadline, WS_CLOSE_DEADLINE_MS);
-    nx_conn_close_graceful(ws->conn, WS_CLOSE_LINGER_MS);
+static ev_ws_t *of_conn(nx_ws_conn_t *ws) {
+    return nx_container_of(ws, ev_ws_t, ws);
 }
 
 static void send_json(ev_ws_t *ws, json_t *msg) {
     char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
     json_decref(msg);
-    if (text != NULL) send_frame(ws, NX_WS_OP_TEXT, text, strlen(text));
+    if (text != NULL) nx_ws_conn_send_text(&ws->ws, text, strlen(text));
     free(text);
 }
 
@@ -84,20 +52,20 @@ static void send_error(ev_ws_t *ws, json_t *ref, const char *message) {
 }
 
 static size_t ws_unsent(const nx_event_sub_t *s) {
-    return nx_conn_unsent(nx_container_of(s, ev_ws_t, sub)->conn);
+    return nx_conn_unsent(nx_container_of(s, ev_ws_t, sub)->ws.conn);
 }
 
 static void ws_overflow(nx_event_sub_t *s, uint64_t next_id) {
     (void)next_id;
-    send_close(nx_container_of(s, ev_ws_t, sub), NX_WS_CLOSE_POLICY,
-               "subscriber too slow: events dropped; resume with last_event_id");
+    nx_ws_conn_close(&nx_container_of(s, ev_ws_t, sub)->ws, NX_WS_CLOSE_POLICY,
+                     "subscriber too slow: events dropped; resume with last_event_id");
 }
 
 static void ws_deliver(nx_event_sub_t *s, const nx_event_t *ev) {
     ev_ws_t *ws = nx_container_of(s, ev_ws_t, sub);
     size_t n;
     const char *p = nx_event_ws_payload(ev, &n);
-    send_frame(ws, NX_WS_OP_TEXT, p, n);
+    nx_ws_conn_send_text(&ws->ws, p, n);
     /* An execution subscription is complete with its terminal event. */
     if (ev->terminal && nx__events_sub_has_exec(s, ev->execution)) {
         nx__events_unsubscribe(s, ev->execution);
@@ -119,7 +87,8 @@ static void ws_lost(nx_event_sub_t *s, uint64_t after, uint64_t oldest) {
 }
 
 static void ws_drain(nx_event_sub_t *s) {
-    send_close(nx_container_of(s, ev_ws_t, sub), NX_WS_CLOSE_GOING_AWAY, "server shutting down");
+    nx_ws_conn_close(&nx_container_of(s, ev_ws_t, sub)->ws, NX_WS_CLOSE_GOING_AWAY,
+                     "server shutting down");
 }
 
 static const nx_event_sub_ops_t ws_sub_ops = {.deliver = ws_deliver,
@@ -254,103 +223,26 @@ static void handle_text(ev_ws_t *ws, const char *text, size_t len) {
     json_decref(msg);
 }
 
-static void handle_event(ev_ws_t *ws, const nx_ws_event_t *ev) {
-    switch (ev->type) {
-    case NX_WS_TEXT:
-        handle_text(ws, ev->payload.p, ev->payload.n);
-        break;
-    case NX_WS_BINARY:
-        send_error(ws, NULL, "binary frames are not understood: send JSON text frames");
-        break;
-    case NX_WS_PING:
-        send_frame(ws, NX_WS_OP_PONG, ev->payload.p, ev->payload.n);
-        break;
-    case NX_WS_PONG:
-        ws->ping_outstanding = false;
-        break;
-    case NX_WS_CLOSE:
-        if (!ws->close_sent) {
-            uint16_t code =
-                ev->close_code == NX_WS_CLOSE_NO_STATUS ? NX_WS_CLOSE_NORMAL : ev->close_code;
-            send_close(ws, code, "");
-        } else {
-            nx_conn_close(ws->conn);
-        }
-        break;
-    case NX_WS_NONE:
-        break;
-    }
+static void ws_text(nx_ws_conn_t *ws, const char *data, size_t len) {
+    handle_text(of_conn(ws), data, len);
 }
 
-static void on_data(nx_conn_t *c, char *data, size_t len) {
-    ev_ws_t *ws = c->codec;
-    char *buf = data;
-    size_t n = len;
-    bool from_in = ws->in.len > 0;
-    if (from_in) {
-        if (nx_buf_append(&ws->in, data, len) < 0) {
-            send_close(ws, NX_WS_CLOSE_INTERNAL, "out of memory");
-            return;
-        }
-        buf = ws->in.data;
-        n = ws->in.len;
-    }
-    size_t off = 0;
-    while (off < n && !ws->close_sent && c->state == NX_CONN_OPEN) {
-        nx_ws_event_t ev;
-        int rc = nx_ws_parse(&ws->parser, buf + off, n - off, &ev);
-        if (rc == NX_AGAIN) break;
-        if (rc < 0) {
-            if (rc == NX_EPROTO)
-                send_close(ws, ws->parser.close_code, ws->parser.error_message);
-            else if (rc != NX_ECLOSED)
-                send_close(ws, NX_WS_CLOSE_INTERNAL, "out of memory");
-            off = n;
-            break;
-        }
-        off += (size_t)rc;
-        handle_event(ws, &ev);
-    }
-    if (c->state != NX_CONN_OPEN || ws->close_sent) {
-        nx_buf_clear(&ws->in);
-        return;
-    }
-    ws->ping_outstanding = false;
-    arm_keepalive(ws);
-    if (from_in) {
-        nx_buf_consume(&ws->in, off);
-    } else if (off < n && nx_buf_append(&ws->in, buf + off, n - off) < 0) {
-        send_close(ws, NX_WS_CLOSE_INTERNAL, "out of memory");
-    }
+static void ws_binary(nx_ws_conn_t *ws, const char *data, size_t len) {
+    send_error(of_conn(ws), NULL, "binary frames are not understood: send JSON text frames");
 }
 
-static void on_keepalive(nx_timer_t *t) {
-    ev_ws_t *ws = nx_container_of(t, ev_ws_t, keepalive);
-    if (ws->ping_outstanding) {
-        send_close(ws, NX_WS_CLOSE_GOING_AWAY, "no pong: peer presumed dead");
-        return;
-    }
-    ws->ping_outstanding = true;
-    send_frame(ws, NX_WS_OP_PING, "nx", 2);
-    nx_shard_timer_start(ws->es->shard, &ws->keepalive, limits(ws)->ws_pong_timeout_ms);
+static void ws_keepalive(nx_ws_conn_t *ws, uint32_t *interval_ms, uint32_t *timeout_ms) {
+    nx_ws_server_keepalive(of_conn(ws)->es, interval_ms, timeout_ms);
 }
 
-static void on_close_deadline(nx_timer_t *t) {
-    nx_conn_close(nx_container_of(t, ev_ws_t, close_deadline)->conn);
+/* No event may follow our close frame. */
+static void ws_closing(nx_ws_conn_t *ws) {
+    nx__events_detach(&of_conn(ws)->sub);
 }
 
-static void on_eof(nx_conn_t *c, int err) {
-    (void)err;
-    nx_conn_close(c);
-}
-
-static void on_free(nx_conn_t *c) {
-    ev_ws_t *ws = c->codec;
+static void ws_free(nx_ws_conn_t *c) {
+    ev_ws_t *ws = of_conn(c);
     nx__events_detach(&ws->sub);
-    nx_timer_stop(&ws->keepalive);
-    nx_timer_stop(&ws->close_deadline);
-    nx_ws_parser_dispose(&ws->parser);
-    nx_buf_dispose(&ws->in);
     nx_list_remove(&ws->link);
     nx_engine_shard_t *es = ws->es;
     nx__events_shard(es)->ws_count--;
@@ -358,12 +250,16 @@ static void on_free(nx_conn_t *c) {
     nx_engine_shard_maybe_stop(es);
 }
 
-static const nx_conn_ops_t ws_ops = {.on_data = on_data, .on_eof = on_eof, .on_free = on_free};
+static const nx_ws_conn_ops_t ws_ops = {.on_text = ws_text,
+                                        .on_binary = ws_binary,
+                                        .keepalive = ws_keepalive,
+                                        .on_closing = ws_closing,
+                                        .on_free = ws_free};
 
 void nx__events_ws_close_all(nx_engine_shard_t *es) {
     nx_list_t *pos, *tmp;
     nx_list_foreach_safe(pos, tmp, &nx__events_shard(es)->ws_conns) {
-        nx_conn_close(nx_container_of(pos, ev_ws_t, link)->conn);
+        nx_conn_close(nx_container_of(pos, ev_ws_t, link)->ws.conn);
     }
 }
 
@@ -399,44 +295,11 @@ bool nx_events_ws_wanted(const nx_http_request_t *req) {
 }
 
 void nx_events_ws_accept(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req) {
-    /* Browsers send Origin on WebSocket handshakes and no CORS check applies: the same
-     * DNS-rebinding protection as /mcp keeps a foreign page from reading the events. */
-    char msg[256];
-    nx_mcp_origin_policy_t policy = {.allowed_hosts = es->engine->mcp_allowed_hosts};
-    int status = nx_mcp_check_origin(&policy, nx_http_request_header(req, "Origin"), req->host, msg,
-                                     sizeof(msg));
-    if (status != 0) {
-        nx_http_respond_error(hc, status, msg, NULL);
-        return;
-    }
-    if (es->draining) {
-        nx_http_respond_error(hc, 503, "draining: not accepting new WebSocket clients",
-                              "Retry-After: 1\r\n");
-        return;
-    }
     static const char *const protocols[] = {SUBPROTOCOL, NULL};
-    nx_ws_handshake_req_t hreq;
-    nx_ws_handshake_from_http(req, &hreq);
-    nx_ws_handshake_t hs;
-    nx_buf_t scratch;
-    nx_buf_init(&scratch);
-    int rc = nx_ws_handshake(&hreq, protocols, &hs, &scratch);
-    nx_buf_dispose(&scratch);
-    if (rc < 0) {
-        char extra[96] = "";
-        if (hs.extra_header) snprintf(extra, sizeof(extra), "%s\r\n", hs.extra_header);
-        nx_http_respond_error(hc, rc == -ENOMEM ? 503 : hs.status,
-                              hs.error ? hs.error : "out of memory", extra);
-        return;
-    }
-    char accept[NX_WS_ACCEPT_LEN + 1];
-    ev_ws_t *ws = calloc(1, sizeof(*ws));
-    if (ws == NULL || nx_ws_accept_key(hreq.key, accept) < 0) {
-        free(ws);
-        nx_http_respond_error(hc, 503, "cannot accept the WebSocket now", "Retry-After: 1\r\n");
-        return;
-    }
-    rc = nx__events_attach(&ws->sub, &ws_sub_ops, es);
+    nx_ws_upgrade_t up;
+    ev_ws_t *ws = nx_ws_server_admit(es, hc, req, protocols, sizeof(*ws), &up);
+    if (ws == NULL) return;
+    int rc = nx__events_attach(&ws->sub, &ws_sub_ops, es);
     if (rc < 0) {
         free(ws);
         nx_http_respond_error(hc, 503,
@@ -447,19 +310,9 @@ void nx_events_ws_accept(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_requ
         return;
     }
     ws->es = es;
-    ws->conn = hc->conn;
-    nx_ws_parser_init(&ws->parser, NX_WS_SERVER, WS_MAX_MESSAGE);
-    nx_timer_init(&ws->keepalive, on_keepalive);
-    nx_timer_init(&ws->close_deadline, on_close_deadline);
+    nx_ws_conn_init(&ws->ws, &ws_ops, WS_MAX_MESSAGE, WS_CLOSE_DEADLINE_MS);
     nx_events_shard_t *sh = nx__events_shard(es);
     nx_list_insert_tail(&sh->ws_conns, &ws->link);
     sh->ws_count++;
-    char extra[256];
-    snprintf(extra, sizeof(extra),
-             "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%.*s%s",
-             accept, hs.protocol.n ? "Sec-WebSocket-Protocol: " : "", (int)hs.protocol.n,
-             hs.protocol.n ? hs.protocol.p : "", hs.protocol.n ? "\r\n" : "");
-    nx_http_respond(hc, 101, NULL, NULL, 0, extra);
-    nx_http_upgrade(hc, &ws_ops, ws);
-    arm_keepalive(ws);
+    nx_ws_conn_accept(&ws->ws, hc, &up);
 }
