@@ -1074,7 +1074,7 @@ static const key_def_t keys[] = {
     {"federation.list_budget", KT_DURATION, FIELD(servers.list_budget_ms), 1, NX_MAX_DURATION_MS,
      NULL},
     {"cache.enabled", KT_BOOL, FIELD(cache.enabled), 0, 0, NULL},
-    {"cache.max_bytes", KT_SIZE, FIELD(cache.max_bytes), 0, 1ull << 40, NULL},
+    {"cache.max_bytes", KT_SIZE, FIELD(cache.max_bytes), 1, 1ull << 40, NULL},
     {"cache.max_entry", KT_SIZE, FIELD(cache.max_entry), 1, 1u << 30, NULL},
     {"cache.eviction", KT_CHOICE, FIELD(cache.eviction), 0, 1, "lru|clock"},
     {"cache.stale_grace", KT_DURATION, FIELD(cache.stale_grace_ms), 0, NX_MAX_DURATION_MS, NULL},

@@ -177,8 +177,8 @@ typedef struct nx_servers_config {
 /* cache.*: the TTL cache of tool calls and workflow steps (L1 per shard, Redis L2). */
 typedef struct nx_cache_settings {
     bool enabled;              /* cache.enabled: default true */
-    uint64_t max_bytes;        /* cache.max_bytes: L1 budget per shard; 0 = no L1 (Redis
-                                  only); default 64 MiB */
+    uint64_t max_bytes;        /* cache.max_bytes: L1 budget per shard, at least 1 B;
+                                    default 64 MiB */
     uint64_t max_entry;        /* cache.max_entry: larger values are not cached; 1 MiB */
     uint32_t eviction;         /* cache.eviction: 0 lru (default), 1 clock */
     uint32_t stale_grace_ms;   /* cache.stale_grace: expired entries may still answer a

@@ -103,14 +103,17 @@ static void entry_free(entry_t *en) {
 
 /* Drops expired records, and when <need_room> the oldest ended one if the store is full.
  * Returns the entries to free outside the lock (linked through next_in_bucket). */
-static entry_t *sweep_locked(nx_exec_store_t *st, bool need_room) {
+static entry_t *sweep_locked(nx_exec_store_t *st, bool expire, bool need_room) {
     entry_t *gone = NULL;
     uint64_t now = mono_ms();
     nx_list_t *it = st->order.next;
     while (it != &st->order) {
+        /* Making room alone stops at the first free slot: the oldest ended records go first,
+         * and a start with a full store does not walk all of it. */
+        if (!expire && (!need_room || st->count < st->max)) break;
         entry_t *en = nx_container_of(it, entry_t, order);
         it = it->next;
-        bool expired = en->ended && now - en->ended_ms >= st->keep_ms;
+        bool expired = expire && en->ended && now - en->ended_ms >= st->keep_ms;
         bool evict = need_room && en->ended && st->count >= st->max;
         if (!expired && !evict) continue;
         unlink_locked(st, en);
@@ -224,10 +227,9 @@ int nx_run_start(nx_engine_shard_t *es, const char *name, unsigned channel, cons
     pthread_mutex_lock(&st->mu);
     entry_t *gone = NULL;
     uint64_t now = mono_ms();
-    if (st->count >= st->max || now - st->swept_ms >= SWEEP_EVERY_MS) {
-        st->swept_ms = now;
-        gone = sweep_locked(st, true);
-    }
+    bool expire = now - st->swept_ms >= SWEEP_EVERY_MS;
+    if (expire) st->swept_ms = now;
+    if (expire || st->count >= st->max) gone = sweep_locked(st, expire, true);
     bool full = st->count >= st->max;
     if (!full) {
         st->count++;
