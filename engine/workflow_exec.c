@@ -105,6 +105,7 @@ struct frame {
     json_t *out, *err;
     uint32_t iteration; /* map iterations: the position in the parent's results */
     uint32_t relooks;   /* cache lookups repeated after a cancelled leader */
+    bool dying;         /* a cancel of this frame's subtree is under way */
 };
 
 static void pump(nx_exec_t *x);
@@ -258,14 +259,31 @@ static void frame_stop_op(frame_t *f) {
 static void record_step(frame_t *f, const char *status);
 static void frame_cancel(frame_t *f);
 
+/* Marks <f>'s subtree as being cancelled, before any of it is: a cache follower in it that
+ * hears its leader went away then waits for its own cancel instead of calling the backend. */
+static void mark_dying(frame_t *f) {
+    f->dying = true;
+    for (nx_list_t *it = f->kids.next; it != &f->kids; it = it->next)
+        mark_dying(nx_container_of(it, frame_t, link));
+}
+
+static bool is_dying(const frame_t *f) {
+    for (; f != NULL; f = f->parent)
+        if (f->dying) return true;
+    return false;
+}
+
 /* Cancels the children of <f> still running (a join was decided, or <f> fails). */
 static void cancel_kids(frame_t *f) {
+    for (nx_list_t *it = f->kids.next; it != &f->kids; it = it->next)
+        mark_dying(nx_container_of(it, frame_t, link));
     while (!nx_list_empty(&f->kids))
         frame_cancel(nx_container_of(f->kids.next, frame_t, link));
 }
 
 /* Cancels <f> and its subtree (depth first); records cancelled steps; frees them. */
 static void frame_cancel(frame_t *f) {
+    if (!f->dying) mark_dying(f);
     while (!nx_list_empty(&f->kids)) {
         frame_t *k = nx_container_of(f->kids.next, frame_t, link);
         frame_cancel(k);
@@ -709,9 +727,11 @@ static void cache_answer(frame_t *f, nx_cache_outcome_t outcome, const char *val
                          unsigned flags) {
     f->wait = NULL;
     f->op = OP_NONE;
-    if (outcome == NX_CACHE_SHARED && !(flags & NX_CACHE_OK) &&
-        len == sizeof(NX_CACHE_LEADER_GONE) - 1 && memcmp(value, NX_CACHE_LEADER_GONE, len) == 0 &&
-        f->relooks < 3) {
+    bool leader_gone = outcome == NX_CACHE_SHARED && !(flags & NX_CACHE_OK) &&
+                       len == sizeof(NX_CACHE_LEADER_GONE) - 1 &&
+                       memcmp(value, NX_CACHE_LEADER_GONE, len) == 0;
+    if (leader_gone && is_dying(f)) return; /* its own cancel is on the way */
+    if (leader_gone && f->relooks < 3) {
         /* The call this one waited for was cancelled: look again (this one may lead now). */
         f->relooks++;
         f->op = OP_CACHE;

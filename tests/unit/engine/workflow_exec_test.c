@@ -4,8 +4,7 @@
  * the workflow deadline, cancellation and freeing from the hooks, a map of 20000 inline steps
  * (the pump keeps the stack flat), the events and the record, and the step cache (hit,
  * single-flight, stale-if-error, a cancelled leader), re-entrant callbacks (a cache completion
- * or a hook that cancels or frees). One test marked BUG is disabled: a cancelled execution whose
- * cache leader and follower are both in it still makes one wasted backend call.
+ * or a hook that cancels or frees).
  *
  * Definitions come from YAML through nx_config_load_string. Tools are native tools of a real
  * nx_mcp_server_t: "echo" and "raw" answer inline, "later" answers from a shard timer and counts
@@ -1388,8 +1387,7 @@ Test(workflow_exec, calls_carry_the_nesting_depth) {
 }
 
 /* ================= re-entrancy: callbacks that run inline =================
- * The test still marked BUG states what should happen and fails today; it is disabled so the
- * suite stays green until the fix lands (enable it then). */
+ * Each of these failed (a use-after-free, a wasted call, a wrong winner) before its fix. */
 
 static const char *const map_cached_doc =
     WF("w") "    steps:\n"
@@ -1436,8 +1434,7 @@ Test(workflow_exec, cached_leader_timing_out_under_a_follower_of_the_same_execut
  * cancelled too) looks the key up again, leads and starts a new backend call, which the next
  * step of the teardown cancels: 2 calls made and 2 cancelled instead of 1 and 1. (Before the
  * hold/release change this was a heap-use-after-free in frame_stop_op.) */
-Test(workflow_exec, cancel_with_a_cached_leader_and_follower_in_the_same_execution,
-     .disabled = true) {
+Test(workflow_exec, cancel_with_a_cached_leader_and_follower_in_the_same_execution) {
     use_cache(0);
     T.later_ms = 100;
     const nx_workflow_t *wf = load(map_cached_doc, "w");
