@@ -83,38 +83,12 @@ ok=0
 
 # ---- processes: each target and what it spawned, stopped by PID only ----
 
-# tree_pids PID: PID and all its descendants, parents first.
-tree_pids() {
-    local c
-    echo "$1"
-    for c in $(pgrep -P "$1" 2>/dev/null || true); do tree_pids "$c"; done
-}
-
-# tree_ticks PID: utime+stime (clock ticks) of PID and every live descendant (the backend
-# processes a gateway spawned are part of the cost of its answers).
-tree_ticks() {
-    local total=0 p stat rest
-    for p in $(tree_pids "$1"); do
-        stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-        rest=${stat##*) }
-        # shellcheck disable=SC2086
-        set -- $rest
-        total=$((total + ${12} + ${13}))
-    done
-    echo "$total"
-}
-
-# cpu_ticks CPU: "busy total" clock ticks of one CPU so far (/proc/stat).
-cpu_ticks() {
-    awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat
-}
-
 # stop_target NAME: SIGTERM (then SIGKILL) to the target, then SIGKILL to any backend process
 # it spawned that outlived it (only nxmock processes found under it before the stop).
 stop_target() {
     local p=${pid[$1]-} kids k
     [ -n "$p" ] || return 0
-    kids=$(tree_pids "$p" | tail -n +2 || true)
+    kids=$(nxb_tree_pids "$p" | tail -n +2 || true)
     nxb_stop "$p"
     for k in $kids; do
         if grep -qa nxmock "/proc/$k/cmdline" 2>/dev/null; then
@@ -287,7 +261,7 @@ done
 sg_children=""
 if [ -z "${failed[supergateway]-}" ]; then
     sg_children=0
-    for k in $(tree_pids "${pid[supergateway]}"); do
+    for k in $(nxb_tree_pids "${pid[supergateway]}"); do
         if [ "$(cat "/proc/$k/comm" 2>/dev/null)" = nxmock ]; then sg_children=$((sg_children + 1)); fi
     done
     nxb_log "supergateway runs $sg_children nxmock processes for $CONNS sessions"
@@ -327,24 +301,24 @@ measure() {
         return 0
     fi
     out=$tmp/run.$key.$t.$round
-    read -r c0_busy c0_all <<<"$(cpu_ticks "$NXB_SERVER_CPU")"
+    read -r c0_busy c0_all <<<"$(nxb_cpu_ticks "$NXB_SERVER_CPU")"
     declare -A idle0=()
     for o in "${targets[@]}"; do
-        if [ "$o" != "$t" ] && [ -n "${pid[$o]-}" ]; then idle0[$o]=$(tree_ticks "${pid[$o]}"); fi
+        if [ "$o" != "$t" ] && [ -n "${pid[$o]-}" ]; then idle0[$o]=$(nxb_tree_ticks "${pid[$o]}"); fi
     done
-    t0=$(tree_ticks "${pid[$t]}")
+    t0=$(nxb_tree_ticks "${pid[$t]}")
     if ! nxload_run "$t" "$c" "$secs" "$out" "$@"; then
         case "$t" in nexus | direct) nxb_die "$t: nxload failed: $(tail -n 3 "$out" "$out.err")" ;; esac
         peer_fail "$t" "no successful answer in round $round ($key): $(tail -c 300 "$out")"
         return 0
     fi
-    t1=$(tree_ticks "${pid[$t]}")
-    read -r c1_busy c1_all <<<"$(cpu_ticks "$NXB_SERVER_CPU")"
+    t1=$(nxb_tree_ticks "${pid[$t]}")
+    read -r c1_busy c1_all <<<"$(nxb_cpu_ticks "$NXB_SERVER_CPU")"
     # The other targets should be idle meanwhile: name any that was not.
     busy_others=""
     for o in "${!idle0[@]}"; do
         [ -n "${pid[$o]-}" ] || continue
-        d=$(($(tree_ticks "${pid[$o]}") - ${idle0[$o]}))
+        d=$(($(nxb_tree_ticks "${pid[$o]}") - ${idle0[$o]}))
         pct=$(awk -v d="$d" -v a=$((c1_all - c0_all)) \
             'BEGIN {printf "%.0f", (a > 0 ? d * 100 / a : 0)}')
         [ "$pct" -lt 2 ] || busy_others="$busy_others $o ${pct}%"

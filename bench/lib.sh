@@ -187,3 +187,33 @@ nxb_machine_md() {
     echo "- kernel \`$kernel\`, CPU ${cpu:-unknown} ($(nproc) CPUs), server on CPU $NXB_SERVER_CPU, load on CPU $NXB_LOAD_CPU"
     echo "- liburing-dev $uring, $nginx_v, wrk $wrk_v, gcc $(gcc -dumpfullversion 2>/dev/null || echo '?'), nexus commit $commit"
 }
+
+
+# ---- process accounting: what a target and the processes it spawned cost ----
+# nxb_tree_pids PID: PID and all its descendants, parents first.
+nxb_tree_pids() {
+    local c
+    echo "$1"
+    for c in $(pgrep -P "$1" 2>/dev/null || true); do nxb_tree_pids "$c"; done
+}
+# nxb_proc_ticks PID...: utime+stime (clock ticks) of the given processes (threads included).
+nxb_proc_ticks() {
+    local total=0 p stat rest
+    for p in "$@"; do
+        stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+        rest=${stat##*) }
+        # shellcheck disable=SC2086
+        set -- $rest
+        total=$((total + ${12} + ${13}))
+    done
+    echo "$total"
+}
+# nxb_tree_ticks PID: ticks of PID and every live descendant (nexus and the nxmock it spawned).
+nxb_tree_ticks() {
+    # shellcheck disable=SC2046
+    nxb_proc_ticks $(nxb_tree_pids "$1")
+}
+# nxb_cpu_ticks CPU: "busy total" clock ticks of one CPU so far (/proc/stat).
+nxb_cpu_ticks() {
+    awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat
+}

@@ -133,40 +133,12 @@ ok=0
 
 # ---- processes, stopped by PID only ----
 
-# tree_pids PID: PID and all its descendants, parents first.
-tree_pids() {
-    local c
-    echo "$1"
-    for c in $(pgrep -P "$1" 2>/dev/null || true); do tree_pids "$c"; done
-}
-# proc_ticks PID...: utime+stime (clock ticks) of the given processes (threads included).
-proc_ticks() {
-    local total=0 p stat rest
-    for p in "$@"; do
-        stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-        rest=${stat##*) }
-        # shellcheck disable=SC2086
-        set -- $rest
-        total=$((total + ${12} + ${13}))
-    done
-    echo "$total"
-}
-# tree_ticks PID: ticks of PID and every live descendant (nexus and the nxmock it spawned).
-tree_ticks() {
-    # shellcheck disable=SC2046
-    proc_ticks $(tree_pids "$1")
-}
-# cpu_ticks CPU: "busy total" clock ticks of one CPU so far (/proc/stat).
-cpu_ticks() {
-    awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat
-}
-
 # stop NAME: SIGTERM (then SIGKILL) to the process, then SIGKILL to any nxmock it spawned
 # that outlived it (only processes found under it before the stop).
 stop() {
     local p=${pid[$1]-} kids k
     [ -n "$p" ] || return 0
-    kids=$(tree_pids "$p" | tail -n +2 || true)
+    kids=$(nxb_tree_pids "$p" | tail -n +2 || true)
     nxb_stop "$p" 10
     for k in $kids; do
         if grep -qa nxmock "/proc/$k/cmdline" 2>/dev/null; then
@@ -294,17 +266,17 @@ measure() {
     h0=$(health_nums "$srv")
     l1h0=$(metric "$srv" nexus_cache_l1_hits_total)
     g0=$(redis_gets)
-    [ -z "${pid[redis]-}" ] || rt0=$(proc_ticks "${pid[redis]}")
-    tt0=$(tree_ticks "${pid[$srv]}")
-    ts0=$(proc_ticks "${pid[$srv]}")
-    read -r c0b c0a <<<"$(cpu_ticks "$NXB_SERVER_CPU")"
-    read -r c1b c1a <<<"$(cpu_ticks "$NXB_LOAD_CPU")"
+    [ -z "${pid[redis]-}" ] || rt0=$(nxb_proc_ticks "${pid[redis]}")
+    tt0=$(nxb_tree_ticks "${pid[$srv]}")
+    ts0=$(nxb_proc_ticks "${pid[$srv]}")
+    read -r c0b c0a <<<"$(nxb_cpu_ticks "$NXB_SERVER_CPU")"
+    read -r c1b c1a <<<"$(nxb_cpu_ticks "$NXB_LOAD_CPU")"
     load "$t" "$c" "$secs" "$out" || nxb_die "$t: nxload failed: $(tail -n 3 "$out" "$out.err")"
-    read -r c0b2 c0a2 <<<"$(cpu_ticks "$NXB_SERVER_CPU")"
-    read -r c1b2 c1a2 <<<"$(cpu_ticks "$NXB_LOAD_CPU")"
-    tt1=$(tree_ticks "${pid[$srv]}")
-    ts1=$(proc_ticks "${pid[$srv]}")
-    [ -z "${pid[redis]-}" ] || rt1=$(proc_ticks "${pid[redis]}")
+    read -r c0b2 c0a2 <<<"$(nxb_cpu_ticks "$NXB_SERVER_CPU")"
+    read -r c1b2 c1a2 <<<"$(nxb_cpu_ticks "$NXB_LOAD_CPU")"
+    tt1=$(nxb_tree_ticks "${pid[$srv]}")
+    ts1=$(nxb_proc_ticks "${pid[$srv]}")
+    [ -z "${pid[redis]-}" ] || rt1=$(nxb_proc_ticks "${pid[redis]}")
     g1=$(redis_gets)
     l1h1=$(metric "$srv" nexus_cache_l1_hits_total)
     h1=$(health_nums "$srv")

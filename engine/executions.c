@@ -13,6 +13,7 @@
 #include "events.h"
 #include "jsonrpc.h"
 #include "log.h"
+#include "rest_tools.h"
 #include "nexus/errors.h"
 #include "nexus/list.h"
 
@@ -306,27 +307,6 @@ static void on_cancel_msg(nx_shard_t *s, nx_msg_t *m) {
     free(cm);
 }
 
-/* ---- setup ---- */
-
-static void send_json(nx_http_conn_t *hc, int status, json_t *j, const char *headers) {
-    char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (body == NULL) {
-        nx_http_respond_error(hc, 500, "could not encode the response", NULL);
-        return;
-    }
-    nx_http_respond(hc, status, "application/json", body, strlen(body), headers);
-    free(body);
-}
-
-static void send_error(nx_http_conn_t *hc, int status, const char *message, json_t *extra,
-                       const char *headers) {
-    json_t *error = json_pack("{s:i, s:s}", "code", status, "message", message);
-    if (error != NULL && extra != NULL) json_object_update(error, extra);
-    json_decref(extra);
-    send_json(hc, status, error ? json_pack("{s:o}", "error", error) : NULL, headers);
-}
-
 /* ---- MCP: one tool per workflow ---- */
 
 typedef struct tool_run {
@@ -612,7 +592,7 @@ static void sync_done(void *arg, nx_exec_t *x) {
     sync_run_t *sr = arg;
     nx_http_conn_t *hc = sr->hc;
     free(sr);
-    send_json(hc, status_of(x), nx_exec_record(x), NULL);
+    nx_rest_send_json(hc, status_of(x), nx_exec_record(x), NULL);
 }
 
 static void sync_client_gone(nx_http_conn_t *hc, void *arg) {
@@ -642,7 +622,7 @@ static json_t *read_object(nx_http_conn_t *hc, nx_str_t body, const char *what) 
     json_decref(j);
     for (char *p = m; *p; p++)
         if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) *p = '?';
-    send_error(hc, 400, m, NULL, NULL);
+    nx_rest_send_error(hc, 400, m, NULL, NULL);
     return NULL;
 }
 
@@ -674,13 +654,13 @@ static void run_rest(nx_engine_shard_t *es, nx_http_conn_t *hc, const char *name
         if (rc == NX_ENOTFOUND) {
             char m[200];
             snprintf(m, sizeof(m), "workflow '%s': %s", name, why ? why : "not found");
-            send_error(hc, 404, m, json_pack("{s:s}", "workflow", name), NULL);
+            nx_rest_send_error(hc, 404, m, json_pack("{s:s}", "workflow", name), NULL);
         } else if (rc == -EINVAL) {
-            send_error(hc, 400, "the inputs do not fit the workflow's input schema",
-                       json_pack("{s:o}", "errors", errors ? errors : json_array()), NULL);
+            nx_rest_send_error(hc, 400, "the inputs do not fit the workflow's input schema",
+                               json_pack("{s:o}", "errors", errors ? errors : json_array()), NULL);
         } else if (rc == NX_EFULL) {
-            send_error(hc, 503, "too many executions are running; retry later", NULL,
-                       "Retry-After: 1\r\n");
+            nx_rest_send_error(hc, 503, "too many executions are running; retry later", NULL,
+                               "Retry-After: 1\r\n");
         } else {
             nx_http_respond_error(hc, 503, "out of memory", "Retry-After: 1\r\n");
         }
@@ -697,10 +677,10 @@ static void run_rest(nx_engine_shard_t *es, nx_http_conn_t *hc, const char *name
     char self[80], events[96];
     snprintf(self, sizeof(self), "/api/executions/%s", nx_exec_id(x));
     snprintf(events, sizeof(events), "/events?execution=%s", nx_exec_id(x));
-    send_json(hc, 202,
-              json_pack("{s:s, s:s, s:s, s:{s:s, s:s}}", "id", nx_exec_id(x), "workflow", name,
-                        "status", "running", "links", "self", self, "events", events),
-              headers);
+    nx_rest_send_json(hc, 202,
+                      json_pack("{s:s, s:s, s:s, s:{s:s, s:s}}", "id", nx_exec_id(x), "workflow",
+                                name, "status", "running", "links", "self", self, "events", events),
+                      headers);
 }
 
 static bool copy_param(nx_str_t p, char *out, size_t cap) {
@@ -718,16 +698,16 @@ void nx_route_workflows_list(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_
     json_t *list = json_array();
     for (size_t i = 0; w != NULL && i < w->count; i++)
         json_array_append_new(list, nx_workflow_describe(w->items[i]));
-    send_json(hc, 200,
-              json_pack("{s:o, s:I}", "workflows", list, "count", (json_int_t)(w ? w->count : 0)),
-              NULL);
+    nx_rest_send_json(
+        hc, 200,
+        json_pack("{s:o, s:I}", "workflows", list, "count", (json_int_t)(w ? w->count : 0)), NULL);
 }
 
 void nx_route_workflow_run(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
                            const nx_route_match_t *m) {
     char name[80];
     if (!copy_param(m->params[0], name, sizeof(name))) {
-        send_error(hc, 404, "no such workflow", NULL, NULL);
+        nx_rest_send_error(hc, 404, "no such workflow", NULL, NULL);
         return;
     }
     json_t *inputs = read_object(hc, req->body, "the workflow's inputs");
@@ -762,7 +742,7 @@ void nx_route_executions_start(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_htt
         }
     }
     if (problem != NULL) {
-        send_error(hc, 400, problem, NULL, NULL);
+        nx_rest_send_error(hc, 400, problem, NULL, NULL);
         json_decref(body);
         return;
     }
@@ -796,11 +776,12 @@ void nx_route_execution_get(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_r
     char id[40];
     json_t *rec = copy_param(m->params[0], id, sizeof(id)) ? record_of(es, id) : NULL;
     if (rec == NULL) {
-        send_error(hc, 404, "no such execution (records expire executions.keep after the end)",
-                   NULL, NULL);
+        nx_rest_send_error(hc, 404,
+                           "no such execution (records expire executions.keep after the end)", NULL,
+                           NULL);
         return;
     }
-    send_json(hc, 200, rec, NULL);
+    nx_rest_send_json(hc, 200, rec, NULL);
 }
 
 void nx_route_executions_list(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
@@ -821,10 +802,10 @@ void nx_route_executions_list(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http
     }
     size_t total = st->count, running = st->running;
     pthread_mutex_unlock(&st->mu);
-    send_json(hc, 200,
-              json_pack("{s:o, s:I, s:I}", "executions", list, "count", (json_int_t)total,
-                        "running", (json_int_t)running),
-              NULL);
+    nx_rest_send_json(hc, 200,
+                      json_pack("{s:o, s:I, s:I}", "executions", list, "count", (json_int_t)total,
+                                "running", (json_int_t)running),
+                      NULL);
 }
 
 void nx_route_execution_cancel(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
@@ -833,7 +814,7 @@ void nx_route_execution_cancel(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_htt
     char id[40];
     nx_exec_store_t *st = es->engine->executions;
     if (!copy_param(m->params[0], id, sizeof(id))) {
-        send_error(hc, 404, "no such execution", NULL, NULL);
+        nx_rest_send_error(hc, 404, "no such execution", NULL, NULL);
         return;
     }
     pthread_mutex_lock(&st->mu);
@@ -843,13 +824,13 @@ void nx_route_execution_cancel(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_htt
     const char *status = ended ? nx_exec_status_name(nx_exec_status(en->x)) : "running";
     pthread_mutex_unlock(&st->mu);
     if (!found) {
-        send_error(hc, 404, "no such execution", NULL, NULL);
+        nx_rest_send_error(hc, 404, "no such execution", NULL, NULL);
         return;
     }
     if (ended) {
         char msg[120];
         snprintf(msg, sizeof(msg), "the execution already ended (%s)", status);
-        send_error(hc, 409, msg, json_pack("{s:s}", "status", status), NULL);
+        nx_rest_send_error(hc, 409, msg, json_pack("{s:s}", "status", status), NULL);
         return;
     }
     if (owner == (uint32_t)es->shard->id) {
@@ -869,5 +850,5 @@ void nx_route_execution_cancel(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_htt
             return;
         }
     }
-    send_json(hc, 202, json_pack("{s:s, s:s}", "id", id, "status", "cancelling"), NULL);
+    nx_rest_send_json(hc, 202, json_pack("{s:s, s:s}", "id", id, "status", "cancelling"), NULL);
 }

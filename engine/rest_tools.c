@@ -24,7 +24,7 @@
 
 /* Sends <j> (stolen) with <status> and <headers> (NULL or "Name: value\r\n" lines). Numbers
  * keep their full precision: a tool result is passed on as the tool wrote it. */
-static void send_json(nx_http_conn_t *hc, int status, json_t *j, const char *headers) {
+void nx_rest_send_json(nx_http_conn_t *hc, int status, json_t *j, const char *headers) {
     char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (body == NULL) {
@@ -37,12 +37,12 @@ static void send_json(nx_http_conn_t *hc, int status, json_t *j, const char *hea
 
 /* Answers the house error body {"error": {"code": <status>, "message": ...}} with the members of
  * <extra> (stolen, may be NULL) added to "error". */
-static void send_error(nx_http_conn_t *hc, int status, const char *message, json_t *extra,
-                       const char *headers) {
+void nx_rest_send_error(nx_http_conn_t *hc, int status, const char *message, json_t *extra,
+                        const char *headers) {
     json_t *error = json_pack("{s:i, s:s}", "code", status, "message", message);
     if (error != NULL && extra != NULL) json_object_update(error, extra);
     json_decref(extra);
-    send_json(hc, status, error ? json_pack("{s:o}", "error", error) : NULL, headers);
+    nx_rest_send_json(hc, status, error ? json_pack("{s:o}", "error", error) : NULL, headers);
 }
 
 /* ---- GET /tools ---- */
@@ -92,12 +92,12 @@ void nx_rest_route_tools_list(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http
     json_decref(id);
     if (failure != NULL) {
         json_decref(tools);
-        send_error(hc, 500, failure, NULL, NULL);
+        nx_rest_send_error(hc, 500, failure, NULL, NULL);
         return;
     }
-    send_json(hc, 200,
-              json_pack("{s:o, s:I}", "tools", tools, "count", (json_int_t)json_array_size(tools)),
-              NULL);
+    nx_rest_send_json(
+        hc, 200,
+        json_pack("{s:o, s:I}", "tools", tools, "count", (json_int_t)json_array_size(tools)), NULL);
 }
 
 /* ---- POST /tools/{name} ---- */
@@ -115,7 +115,7 @@ static void respond_call(nx_http_conn_t *hc, const json_t *response, const char 
     json_t *result = json_object_get(response, "result");
     if (result != NULL) {
         /* Tool failures are results too (isError: true): the call worked, the tool said no. */
-        send_json(hc, 200, json_incref(result), NULL);
+        nx_rest_send_json(hc, 200, json_incref(result), NULL);
         return;
     }
     json_t *error = json_object_get(response, "error");
@@ -127,8 +127,8 @@ static void respond_call(nx_http_conn_t *hc, const json_t *response, const char 
     if (tool != NULL && code == NX_RPC_INVALID_PARAMS) {
         /* Built whole rather than cut to a buffer, which could split a UTF-8 sequence. */
         json_t *text = json_sprintf("no tool named \"%s\" (GET /tools lists them)", tool);
-        send_error(hc, 404, text ? json_string_value(text) : "no such tool",
-                   json_pack("{s:s}", "tool", tool), NULL);
+        nx_rest_send_error(hc, 404, text ? json_string_value(text) : "no such tool",
+                           json_pack("{s:s}", "tool", tool), NULL);
         json_decref(text);
         return;
     }
@@ -145,8 +145,8 @@ static void respond_call(nx_http_conn_t *hc, const json_t *response, const char 
     }
     json_t *extra = json_pack("{s:I}", "jsonrpc_code", code);
     if (extra != NULL && data != NULL) json_object_set(extra, "data", data);
-    send_error(hc, status, message ? message : "the tool call failed", extra,
-               headers[0] ? headers : NULL);
+    nx_rest_send_error(hc, status, message ? message : "the tool call failed", extra,
+                       headers[0] ? headers : NULL);
 }
 
 static void on_call_reply(void *transport, json_t *response) {
@@ -261,7 +261,7 @@ static json_t *read_arguments(nx_http_conn_t *hc, nx_str_t body) {
      * UTF-8 whatever the body held, and not cut inside a sequence). */
     for (char *p = text; *p != '\0'; p++)
         if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) *p = '?';
-    send_error(hc, 400, text, NULL, NULL);
+    nx_rest_send_error(hc, 400, text, NULL, NULL);
     return NULL;
 }
 

@@ -4,6 +4,14 @@
 
 #include "engine.h"
 
+/** Sends <j> (stolen) as application/json with <status> and <headers> (NULL or "Name: value\r\n"
+ *  lines); numbers keep their full precision. 500 when it cannot be encoded. */
+void nx_rest_send_json(nx_http_conn_t *hc, int status, json_t *j, const char *headers);
+/** Answers the house error body {"error": {"code": <status>, "message", ...<extra>}} (<extra>
+ *  stolen, may be NULL). */
+void nx_rest_send_error(nx_http_conn_t *hc, int status, const char *message, json_t *extra,
+                        const char *headers);
+
 /** GET /tools: 200 {"tools": [every Tool object, native then federated], "count": N}. */
 void nx_rest_route_tools_list(nx_engine_shard_t *es, nx_http_conn_t *hc, nx_http_request_t *req,
                               const nx_route_match_t *m);
