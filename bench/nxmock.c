@@ -157,31 +157,28 @@ static outcome_t draw_outcome(void) {
     return OUTCOME_OK;
 }
 
-/* Whole milliseconds for the timer wheel (1 ms ticks): the fraction rounds up with its own
- * probability, so that the mean of a fractional distribution survives. */
-static uint64_t to_ticks(double ms) {
+/* Nanoseconds of a wait of <ms> (0 for none or a non-positive one), at most MAX_MS. */
+static uint64_t to_ns(double ms) {
     if (!(ms > 0)) return 0;
     if (ms > MAX_MS) ms = MAX_MS;
-    double whole = floor(ms);
-    if (ms > whole && rng_uniform() < ms - whole) whole += 1;
-    return (uint64_t)whole;
+    return (uint64_t)(ms * 1e6);
 }
 
 /* The wait before answering a call with <args>: its latency_ms when given, else a draw. */
-static uint64_t call_latency(const json_t *args) {
+static uint64_t call_latency_ns(const json_t *args) {
     const json_t *own = json_object_get(args, "latency_ms");
-    if (json_is_number(own)) return to_ticks(json_number_value(own));
+    if (json_is_number(own)) return to_ns(json_number_value(own));
     switch (mock.latency) {
     case LATENCY_NONE:
         return 0;
     case LATENCY_FIXED:
-        return to_ticks(mock.lat_a);
+        return to_ns(mock.lat_a);
     case LATENCY_UNIFORM:
-        return to_ticks(mock.lat_a + (mock.lat_b - mock.lat_a) * rng_uniform());
+        return to_ns(mock.lat_a + (mock.lat_b - mock.lat_a) * rng_uniform());
     case LATENCY_EXP:
-        return to_ticks(-mock.lat_a * log(1.0 - rng_uniform()));
+        return to_ns(-mock.lat_a * log(1.0 - rng_uniform()));
     case LATENCY_LOGNORMAL:
-        return to_ticks(exp(mock.lat_a + mock.lat_b * rng_normal()));
+        return to_ns(exp(mock.lat_a + mock.lat_b * rng_normal()));
     }
     return 0;
 }
@@ -215,19 +212,95 @@ static void answer(nx_mcp_call_t *call, outcome_t outcome, json_t *result) {
         nx_mcp_call_error(call, INJECTED_ERROR, "nxmock: out of memory", NULL);
 }
 
-/* A call answered from the shard's timer wheel: <steps> progress steps <step_ms> apart, then
- * <delay_ms>, then the answer. Owned by the call until it is answered or cancelled. */
+/* A call answered later: <steps> progress steps <step_ms> apart on the shard's timer wheel,
+ * then a precise wait of <delay_ns> (see the waits below), then the answer. Owned by the call
+ * until it is answered or cancelled. */
 typedef struct pending {
     nx_timer_t timer;
+    nx_list_t wait_link; /* in the shard's waits while the final wait runs */
+    uint64_t due_ns;
     nx_mcp_call_t *call;
     outcome_t outcome;
     json_t *result; /* the answer of a success, or NULL */
     uint32_t step, steps;
-    uint64_t step_ms, delay_ms;
+    uint64_t step_ms, delay_ns;
 } pending_t;
+
+/* ---- precise waits ----
+ * The latency of a benchmark backend is the baseline that nexus's overheads (tens of
+ * microseconds) are measured against, so it must not carry the timer wheel's whole-millisecond
+ * ticks, which fire up to a tick early or late depending on where in a tick the call came.
+ * Each shard keeps its waiting answers in order of deadline and one io_uring timeout armed at
+ * the earliest: the answers leave within microseconds of their deadline. */
+typedef struct waits {
+    nx_list_t queue; /* pending_t by due_ns, earliest first */
+    nx_op_t op;      /* the timeout, while armed */
+    bool ready, armed, cancelling;
+    uint64_t armed_ns; /* the deadline the armed timeout was set for */
+} waits_t;
+
+/* Per shard thread: its op is only ever completed on the loop of the thread that armed it. */
+static _Thread_local waits_t waits;
+
+static void pending_next(pending_t *p);
+static void waits_arm(void);
+
+/* Answers every wait that is due, then arms the timeout for the next one. */
+static void on_waits_timeout(nx_op_t *op, int res, unsigned flags, unsigned buf_id) {
+    waits.armed = waits.cancelling = false;
+    uint64_t now = nx_loop_clock_ns();
+    while (!nx_list_empty(&waits.queue)) {
+        pending_t *p = nx_container_of(waits.queue.next, pending_t, wait_link);
+        if (p->due_ns > now) break;
+        nx_list_remove(&p->wait_link);
+        pending_next(p);
+    }
+    waits_arm();
+}
+
+/* Arms the timeout for the earliest wait; an armed one set for later is cancelled, and its
+ * completion re-arms. */
+static void waits_arm(void) {
+    if (nx_list_empty(&waits.queue)) return;
+    nx_loop_t *loop = nx_engine_current_shard()->shard->loop;
+    uint64_t first = nx_container_of(waits.queue.next, pending_t, wait_link)->due_ns;
+    if (waits.armed) {
+        if (first < waits.armed_ns && !waits.cancelling && nx_loop_cancel(loop, &waits.op) == 0)
+            waits.cancelling = true;
+        return;
+    }
+    if (nx_loop_timeout_at(loop, &waits.op, first) == 0) {
+        waits.armed = true;
+        waits.armed_ns = first;
+        return;
+    }
+    /* No SQE to be had (the ring could not submit): answer the due ones late rather than never. */
+    nx_log_warn("nxmock: cannot arm a timeout: answering waits now");
+    uint64_t now = nx_loop_clock_ns();
+    for (nx_list_t *n = waits.queue.next; n != &waits.queue; n = n->next)
+        nx_container_of(n, pending_t, wait_link)->due_ns = now;
+    on_waits_timeout(&waits.op, 0, 0, 0);
+}
+
+/* Queues <p> to go on at <p->due_ns>, in order of deadline (searched from the end: waits of one
+ * latency arrive in order). */
+static void waits_add(pending_t *p) {
+    if (!waits.ready) {
+        nx_list_init(&waits.queue);
+        waits.op.cb = on_waits_timeout;
+        waits.ready = true;
+    }
+    nx_list_t *after = waits.queue.prev;
+    while (after != &waits.queue &&
+           nx_container_of(after, pending_t, wait_link)->due_ns > p->due_ns)
+        after = after->prev;
+    nx_list_insert_head(after, &p->wait_link);
+    waits_arm();
+}
 
 static void pending_free(pending_t *p) {
     nx_timer_stop(&p->timer);
+    if (nx_list_linked(&p->wait_link)) nx_list_remove(&p->wait_link);
     json_decref(p->result);
     free(p);
 }
@@ -239,9 +312,10 @@ static void pending_next(pending_t *p) {
         nx_shard_timer_start(es->shard, &p->timer, p->step_ms);
         return;
     }
-    if (p->delay_ms > 0) {
-        nx_shard_timer_start(es->shard, &p->timer, p->delay_ms);
-        p->delay_ms = 0;
+    if (p->delay_ns > 0) {
+        p->due_ns = nx_loop_clock_ns() + p->delay_ns;
+        p->delay_ns = 0;
+        waits_add(p);
         return;
     }
     json_t *result = p->result;
@@ -268,9 +342,9 @@ static void on_pending_cancelled(nx_mcp_call_t *call, void *arg) {
 
 /* Answers <call> with <outcome> and <result> (stolen) after the steps and the delay: inline
  * when there is nothing to wait for, the benchmark's path. */
-static void serve(nx_mcp_call_t *call, outcome_t outcome, json_t *result, uint64_t delay_ms,
+static void serve(nx_mcp_call_t *call, outcome_t outcome, json_t *result, uint64_t delay_ns,
                   uint32_t steps, uint64_t step_ms) {
-    if (delay_ms == 0 && steps == 0) {
+    if (delay_ns == 0 && steps == 0) {
         answer(call, outcome, result);
         return;
     }
@@ -285,7 +359,7 @@ static void serve(nx_mcp_call_t *call, outcome_t outcome, json_t *result, uint64
     p->result = result;
     p->steps = steps;
     p->step_ms = step_ms;
-    p->delay_ms = delay_ms;
+    p->delay_ns = delay_ns;
     nx_timer_init(&p->timer, on_pending_timer);
     nx_mcp_call_on_cancel(call, on_pending_cancelled, p);
     pending_next(p);
@@ -325,7 +399,7 @@ static void tool_echo(nx_mcp_call_t *call, json_t *args, void *data) {
     const json_t *m = json_object_get(args, "message");
     json_t *result =
         o == OUTCOME_OK ? text_result(json_string_value(m), json_string_length(m)) : NULL;
-    serve(call, o, result, call_latency(args), 0, 0);
+    serve(call, o, result, call_latency_ns(args), 0, 0);
 }
 
 /* The shortest of %.15g..%.17g that reads back as <v>, as JavaScript prints numbers. */
@@ -361,7 +435,7 @@ static void tool_add(nx_mcp_call_t *call, json_t *args, void *data) {
         format_number(json_real_value(sum), text, sizeof(text));
     json_t *result = json_pack("{s:[{s:s, s:s}], s:{s:o}}", "content", "type", "text", "text", text,
                                "structuredContent", "sum", sum);
-    serve(call, o, result, call_latency(args), 0, 0);
+    serve(call, o, result, call_latency_ns(args), 0, 0);
 }
 
 static void tool_progress(nx_mcp_call_t *call, json_t *args, void *data) {
@@ -370,7 +444,7 @@ static void tool_progress(nx_mcp_call_t *call, json_t *args, void *data) {
     if (take_fault(call, &o)) return;
     json_int_t steps = json_integer_value(json_object_get(args, "steps"));
     json_int_t ms = json_integer_value(json_object_get(args, "ms"));
-    serve(call, o, textf_result("done after %lld steps", (long long)steps), call_latency(args),
+    serve(call, o, textf_result("done after %lld steps", (long long)steps), call_latency_ns(args),
           (uint32_t)steps, (uint64_t)ms);
 }
 
@@ -378,7 +452,7 @@ static void tool_sleep(nx_mcp_call_t *call, json_t *args, void *data) {
     begin_call(TOOL_SLEEP);
     count(&my_counters()->outcomes[OUTCOME_OK]);
     json_int_t ms = json_integer_value(json_object_get(args, "ms"));
-    serve(call, OUTCOME_OK, textf_result("slept %lld ms", (long long)ms), (uint64_t)ms, 0, 0);
+    serve(call, OUTCOME_OK, textf_result("slept %lld ms", (long long)ms), to_ns((double)ms), 0, 0);
 }
 
 static void tool_fail(nx_mcp_call_t *call, json_t *args, void *data) {
@@ -660,7 +734,7 @@ static const char about[] =
     "Tools: echo {message}, add {a, b}, progress {steps, ms}, sleep {ms}, fail {mode}, stats {}.\n"
     "Each call of echo, add or progress draws one outcome: a JSON-RPC error, an isError result,\n"
     "a connection reset, a hang, else success - in that order of the cumulative rates. Latency\n"
-    "applies to the answered ones (1 ms timer resolution; fractions round up by probability).\n"
+    "applies to the answered ones, to the microsecond (progress steps: 1 ms timer ticks).\n"
     "On stdio there is no connection to reset: a reset exits the process with status 3, as a\n"
     "crash would, and so does the call after the last one --crash-after allows.";
 

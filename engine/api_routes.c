@@ -2,6 +2,7 @@
  * the OpenAPI document generated from the route table, the docs page, a plaintext route for
  * benchmarks, and test-only /debug routes. */
 #include "engine.h"
+#include "json_write.h"
 
 #include "backends.h"
 #include "cache_view.h"
@@ -21,13 +22,14 @@
 #include <unistd.h>
 
 void nx_respond_json(nx_http_conn_t *hc, int status, json_t *j) {
-    char *body = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    size_t len = 0;
+    char *body = nx_json_write(j, 10, &len);
     json_decref(j);
     if (body == NULL) {
         nx_http_respond_error(hc, 500, "could not encode the response", NULL);
         return;
     }
-    nx_http_respond(hc, status, "application/json", body, strlen(body), NULL);
+    nx_http_respond(hc, status, "application/json", body, len, NULL);
     free(body);
 }
 

@@ -13,6 +13,7 @@
  * picks the retained events to replay: events up to L come from the replay, later ones from the
  * doorbells, so nothing is missed or sent twice. */
 #include "events.h"
+#include "json_write.h"
 
 #include "backends.h"
 #include "events_internal.h"
@@ -170,9 +171,9 @@ static void unref_list(nx_event_t *ev) {
  * inputs, error details) and says so, so one huge result cannot evict the whole ring or cut
  * every subscriber. */
 static char *serialize(const json_t *data, size_t *len) {
-    char *text = data ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
+    char *text = data ? nx_json_write(data, 17, len) : strdup("{}");
     if (text == NULL) return NULL;
-    *len = strlen(text);
+    if (data == NULL) *len = 2;
     if (*len <= NX_EVENTS_MAX_DATA || !json_is_object(data)) return text;
     size_t full = *len;
     free(text);
@@ -186,9 +187,8 @@ static char *serialize(const json_t *data, size_t *len) {
     }
     json_object_set_new(small, "truncated", json_true());
     json_object_set_new(small, "data_bytes", json_integer((json_int_t)full));
-    text = json_dumps(small, JSON_COMPACT);
+    text = nx_json_write(small, 17, len);
     json_decref(small);
-    if (text != NULL) *len = strlen(text);
     return text;
 }
 

@@ -2,6 +2,7 @@
  * message strictly, bounds nesting with a walk limited by max_depth (jansson itself only stops
  * at 2048), and builds one-line messages for the newline-delimited stdio transport. */
 #include "jsonrpc.h"
+#include "json_write.h"
 
 #include "nexus/errors.h"
 
@@ -393,9 +394,7 @@ json_t *nx_rpc_notification_new(const char *method, json_t *params) {
 }
 
 char *nx_rpc_encode(const json_t *msg, size_t *len) {
-    char *s = json_dumps(msg, ENCODE_FLAGS);
-    if (s != NULL && len != NULL) *len = strlen(s);
-    return s;
+    return nx_json_write(msg, 17, len);
 }
 
 size_t nx_rpc_encode_into(const json_t *msg, char *buf, size_t cap) {

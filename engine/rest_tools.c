@@ -7,6 +7,7 @@
  * A call the core answers later keeps its HTTP request deferred; if the client goes away first
  * the call is cancelled, as mcp_http.c does for a request whose connection is gone. */
 #include "rest_tools.h"
+#include "json_write.h"
 
 #include "jsonrpc.h"
 #include "mcp_server.h"
@@ -25,13 +26,14 @@
 /* Sends <j> (stolen) with <status> and <headers> (NULL or "Name: value\r\n" lines). Numbers
  * keep their full precision: a tool result is passed on as the tool wrote it. */
 void nx_rest_send_json(nx_http_conn_t *hc, int status, json_t *j, const char *headers) {
-    char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    size_t len = 0;
+    char *body = j ? nx_json_write(j, 17, &len) : NULL;
     json_decref(j);
     if (body == NULL) {
         nx_http_respond_error(hc, 500, "could not encode the response", NULL);
         return;
     }
-    nx_http_respond(hc, status, "application/json", body, strlen(body), headers);
+    nx_http_respond(hc, status, "application/json", body, len, headers);
     free(body);
 }
 

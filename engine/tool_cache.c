@@ -6,6 +6,7 @@
  * it to the calls that waited; a failed call may be answered from an entry that expired less
  * than the stale grace ago (stale-if-error), marked in _meta. Everything else passes through. */
 #include "tool_cache.h"
+#include "json_write.h"
 
 #include "cache.h"
 #include "engine.h"
@@ -114,13 +115,13 @@ static void on_lead_done(void *arg, const json_t *result, const json_t *error, u
         }
     }
     const json_t *what = result ? result : error;
-    char *text = json_dumps(what, JSON_COMPACT);
+    size_t len = 0;
+    char *text = nx_json_write(what, 17, &len);
     /* An isError result is shared with the waiting calls as the result it is. */
     bool shared_ok = result != NULL;
     bool store = ok || (result != NULL && cc->tc->cache_errors);
     if (text != NULL)
-        nx_cache_complete(cc->cache, &cc->key, text, strlen(text), shared_ok,
-                          store ? cc->ttl_ms : 0);
+        nx_cache_complete(cc->cache, &cc->key, text, len, shared_ok, store ? cc->ttl_ms : 0);
     else
         nx_cache_complete(cc->cache, &cc->key, "{}", 2, false, 0);
     free(text);

@@ -141,13 +141,25 @@ static int64_t wall_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* "2026-11-23T20:07:24.779Z". Every event carries one: the text up to the seconds is kept per
+ * thread and reused while the second lasts, so only the milliseconds are written. */
 static json_t *iso_time(int64_t ms) {
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    char buf[64];
-    snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    static _Thread_local int64_t cached_s = -1;
+    static _Thread_local char buf[64];
+    int64_t sec = ms / 1000;
+    if (sec != cached_s) {
+        time_t t = (time_t)sec;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.000Z", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached_s = sec;
+    }
+    int milli = (int)(ms % 1000);
+    size_t at = strlen(buf) - 4; /* the three digits before the Z */
+    buf[at] = (char)('0' + milli / 100);
+    buf[at + 1] = (char)('0' + milli / 10 % 10);
+    buf[at + 2] = (char)('0' + milli % 10);
     return json_string(buf);
 }
 

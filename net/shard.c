@@ -9,26 +9,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static void on_wake(nx_op_t *op, int res, unsigned flags, unsigned buf_id) {
-    nx_shard_t *s = nx_container_of(op, nx_shard_t, wake_op);
-    /* Clear the flag before draining: a producer that pushes after our last pop then sends
+static void drain(nx_shard_t *s) {
+    /* Clear the flags before draining: a producer that pushes after our last pop then sends
      * a fresh wake-up instead of assuming one is on its way. */
+    s->self_posted = false;
     nx_mailbox_wake_done(&s->mailbox);
     nx_msg_t *m;
     while ((m = nx_mailbox_pop(&s->mailbox)) != NULL)
         m->fn(s, m);
 }
 
-/* The loop's phases: wait (bounded by the next timer), dispatch completions, fire timers. */
+static void on_wake(nx_op_t *op, int res, unsigned flags, unsigned buf_id) {
+    drain(nx_container_of(op, nx_shard_t, wake_op));
+}
+
+/* The loop's phases: wait (bounded by the next timer; not at all when the shard has posted to
+ * itself), dispatch completions, fire timers, run what the shard posted to itself. */
 static void nx_shard_run(nx_shard_t *s) {
     while (!s->stop) {
-        int64_t wait_ms = nx_timer_wheel_next_ms(&s->wheel, nx_loop_now_ms(s->loop));
+        int64_t wait_ms =
+            s->self_posted ? 0 : nx_timer_wheel_next_ms(&s->wheel, nx_loop_now_ms(s->loop));
         int rc = nx_loop_run_once(s->loop, wait_ms);
         if (rc < 0) {
             fprintf(stderr, "shard %d: io_uring wait failed: %d\n", s->id, rc);
             break;
         }
         nx_timer_wheel_advance(&s->wheel, nx_loop_now_ms(s->loop));
+        if (s->self_posted) drain(s);
     }
 }
 
@@ -109,6 +116,12 @@ fail:
 int nx_shard_post(nx_shard_t *to, nx_loop_t *from, nx_msg_t *m) {
     int rc = nx_mailbox_push(&to->mailbox, m);
     if (rc < 0) return rc;
+    if (from == to->loop) {
+        /* Posted on the shard's own thread (its loop is used nowhere else): no wake-up through
+         * the kernel, the loop drains before it next waits. */
+        to->self_posted = true;
+        return 0;
+    }
     if (nx_mailbox_need_wake(&to->mailbox)) {
         rc = nx_loop_msg_ring(from, nx_loop_ring_fd(to->loop), &to->wake_op, 0);
         if (rc < 0) {

@@ -65,6 +65,9 @@ struct nx_shard {
     nx_list_t conns; /* every nx_conn_t of this shard */
     void *user;      /* the engine's per-shard state */
     bool stop;       /* leave the loop after this iteration */
+    /* A message was posted to this shard from its own thread: the loop drains the mailbox at
+     * the end of this iteration instead of ringing itself through the kernel. */
+    bool self_posted;
 
     nx_shard_opts_t opts;
     pthread_t thread;

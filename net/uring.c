@@ -254,6 +254,12 @@ int nx_loop_write(nx_loop_t *l, nx_op_t *op, int fd, const void *buf, size_t len
     return 0;
 }
 
+/* Timespec storage for timeouts (nx_loop_connect, nx_loop_timeout_at): the kernel reads one when
+ * its SQE is submitted. */
+static struct __kernel_timespec *next_timespec(nx_loop_t *l) {
+    return &l->timeouts[l->timeout_next++ % l->timeout_count];
+}
+
 int nx_loop_connect(nx_loop_t *l, nx_op_t *op, int fd, const struct sockaddr *addr,
                     socklen_t addrlen, uint32_t timeout_ms) {
     /* Reserve both SQEs up front so a link is never split across a flush. */
@@ -269,12 +275,23 @@ int nx_loop_connect(nx_loop_t *l, nx_op_t *op, int fd, const struct sockaddr *ad
     /* The kernel reads the timespec when the SQE is submitted, not when it is prepared. At most
      * one SQ's worth of SQEs is ever pending (get_sqe flushes when full), so a ring of as many
      * slots as SQ entries is never overwritten before the kernel has read it. */
-    struct __kernel_timespec *ts = &l->timeouts[l->timeout_next++ % l->timeout_count];
+    struct __kernel_timespec *ts = next_timespec(l);
     ts->tv_sec = timeout_ms / 1000;
     ts->tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
     io_uring_prep_link_timeout(tsqe, ts, 0);
     io_uring_sqe_set_data(tsqe, NULL);
     tsqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    return 0;
+}
+
+int nx_loop_timeout_at(nx_loop_t *l, nx_op_t *op, uint64_t deadline_ns) {
+    struct io_uring_sqe *sqe = get_sqe(l);
+    if (sqe == NULL) return -EBUSY;
+    struct __kernel_timespec *ts = next_timespec(l);
+    ts->tv_sec = (long long)(deadline_ns / 1000000000u);
+    ts->tv_nsec = (long long)(deadline_ns % 1000000000u);
+    io_uring_prep_timeout(sqe, ts, 0, IORING_TIMEOUT_ABS);
+    set_op(sqe, op);
     return 0;
 }
 

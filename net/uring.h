@@ -74,6 +74,10 @@ int nx_loop_close(nx_loop_t *l, nx_op_t *op, int fd);
 int nx_loop_cancel(nx_loop_t *l, nx_op_t *target);
 /** Asks the kernel to cancel every operation on <fd>. */
 int nx_loop_cancel_fd(nx_loop_t *l, int fd);
+/** Completes <op> with -ETIME at <deadline_ns> on the nx_loop_clock_ns clock (CLOCK_MONOTONIC),
+ *  to the nanosecond rather than the timer wheel's millisecond ticks; nx_loop_cancel ends it
+ *  early with -ECANCELED. */
+int nx_loop_timeout_at(nx_loop_t *l, nx_op_t *op, uint64_t deadline_ns);
 /** One-shot poll for <events> (POLLIN, …) on <fd>. */
 int nx_loop_poll(nx_loop_t *l, nx_op_t *op, int fd, unsigned events);
 /** Posts a completion (res = <res>) for <target_op> onto the ring <ring_fd> of another thread;

@@ -139,3 +139,30 @@ Test(uring, connect_refused_and_accept) {
     close(lfd);
     nx_loop_free(l);
 }
+
+/* A timeout fires at its deadline to well under the timer wheel's 1 ms tick, and a cancelled
+ * one completes at once with -ECANCELED. */
+Test(uring, timeout_at_fires_at_its_deadline_and_cancels) {
+    nx_loop_t *l = new_loop(0);
+    recorder_t r = {.op.cb = on_record, .loop = l};
+    uint64_t start = nx_loop_clock_ns(), deadline = start + 2500000; /* 2.5 ms */
+    cr_assert_eq(nx_loop_timeout_at(l, &r.op, deadline), 0);
+    while (r.calls == 0)
+        nx_loop_run_once(l, 100);
+    uint64_t fired = nx_loop_clock_ns();
+    cr_assert_eq(r.last_res, -ETIME);
+    cr_assert_geq(fired, deadline, "fired %llu ns early", (unsigned long long)(deadline - fired));
+    /* A loaded machine may wake it late, never early; a 1 ms tick would round 2.5 to 2 or 3. */
+    cr_assert_lt(fired - start, 100000000u);
+
+    recorder_t c = {.op.cb = on_record, .loop = l};
+    cr_assert_eq(nx_loop_timeout_at(l, &c.op, nx_loop_clock_ns() + 10000000000ull), 0);
+    nx_loop_run_once(l, 0);
+    cr_assert_eq(c.calls, 0);
+    cr_assert_eq(nx_loop_cancel(l, &c.op), 0);
+    for (int i = 0; i < 100 && c.calls == 0; i++)
+        nx_loop_run_once(l, 10);
+    cr_assert_eq(c.calls, 1);
+    cr_assert_eq(c.last_res, -ECANCELED);
+    nx_loop_free(l);
+}

@@ -1,0 +1,204 @@
+/* Compact JSON writer over jansson values: one growing buffer, runs of plain string bytes
+ * copied at once, integers without printf. See json_write.h for the exact output contract. */
+#include "json_write.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct out {
+    char *p;
+    size_t len, cap;
+    bool failed;
+} out_t;
+
+/* Makes room for <n> more bytes (and a NUL); false, once and for good, on ENOMEM. */
+static bool reserve(out_t *o, size_t n) {
+    if (o->failed) return false;
+    if (o->len + n + 1 <= o->cap) return true;
+    size_t cap = o->cap ? o->cap : 256;
+    while (cap < o->len + n + 1)
+        cap *= 2;
+    char *p = realloc(o->p, cap);
+    if (p == NULL) {
+        o->failed = true;
+        return false;
+    }
+    o->p = p;
+    o->cap = cap;
+    return true;
+}
+
+static void put(out_t *o, const char *s, size_t n) {
+    if (!reserve(o, n)) return;
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+
+static void put_char(out_t *o, char c) {
+    if (!reserve(o, 1)) return;
+    o->p[o->len++] = c;
+}
+
+/* Bytes a JSON string must escape: the quote, the backslash and the C0 controls. */
+static bool needs_escape(unsigned char c) {
+    return c < 0x20 || c == '"' || c == '\\';
+}
+
+static void put_string(out_t *o, const char *s, size_t n) {
+    static const char hex[] = "0123456789ABCDEF";
+    put_char(o, '"');
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!needs_escape(c)) continue;
+        put(o, s + run, i - run);
+        run = i + 1;
+        char esc[6] = {'\\', 0};
+        size_t len = 2;
+        switch (c) {
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            len = 6;
+        }
+        put(o, esc, len);
+    }
+    put(o, s + run, n - run);
+    put_char(o, '"');
+}
+
+static void put_integer(out_t *o, json_int_t v) {
+    char digits[24];
+    size_t at = sizeof(digits);
+    /* Through unsigned: the most negative value has no positive counterpart. */
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        digits[--at] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0) digits[--at] = '-';
+    put(o, digits + at, sizeof(digits) - at);
+}
+
+/* %.<precision>g, then as jansson: a ".0" when neither '.' nor 'e' would make it read back as
+ * a real, and no '+' or leading zeros in the exponent. */
+static void put_real(out_t *o, double v, int precision) {
+    char text[64];
+    int n = snprintf(text, sizeof(text), "%.*g", precision, v);
+    if (n < 0 || (size_t)n >= sizeof(text) - 3) {
+        o->failed = true;
+        return;
+    }
+    size_t len = (size_t)n;
+    for (size_t i = 0; i < len; i++)
+        if (text[i] == ',') text[i] = '.'; /* a locale's decimal comma */
+    if (memchr(text, '.', len) == NULL && memchr(text, 'e', len) == NULL) {
+        memcpy(text + len, ".0", 3);
+        len += 2;
+    }
+    char *e = memchr(text, 'e', len);
+    if (e != NULL) {
+        char *digits = e + 1;
+        if (*digits == '-') digits++;
+        char *first = digits;
+        if (*first == '+') first++;
+        while (*first == '0' && first[1] != '\0')
+            first++;
+        if (first != digits) {
+            memmove(digits, first, (size_t)(text + len - first) + 1);
+            len -= (size_t)(first - digits);
+        }
+    }
+    put(o, text, len);
+}
+
+static void put_value(out_t *o, const json_t *v, int precision, int depth) {
+    if (o->failed) return;
+    if (depth > NX_JSON_WRITE_MAX_DEPTH) {
+        o->failed = true;
+        return;
+    }
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        put_char(o, '{');
+        const char *key;
+        size_t key_len;
+        json_t *member;
+        bool first = true;
+        json_object_keylen_foreach((json_t *)v, key, key_len, member) {
+            if (!first) put_char(o, ',');
+            first = false;
+            put_string(o, key, key_len);
+            put_char(o, ':');
+            put_value(o, member, precision, depth + 1);
+        }
+        put_char(o, '}');
+        break;
+    }
+    case JSON_ARRAY: {
+        put_char(o, '[');
+        size_t n = json_array_size(v);
+        for (size_t i = 0; i < n; i++) {
+            if (i > 0) put_char(o, ',');
+            put_value(o, json_array_get(v, i), precision, depth + 1);
+        }
+        put_char(o, ']');
+        break;
+    }
+    case JSON_STRING:
+        put_string(o, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        put_integer(o, json_integer_value(v));
+        break;
+    case JSON_REAL:
+        put_real(o, json_real_value(v), precision);
+        break;
+    case JSON_TRUE:
+        put(o, "true", 4);
+        break;
+    case JSON_FALSE:
+        put(o, "false", 5);
+        break;
+    case JSON_NULL:
+        put(o, "null", 4);
+        break;
+    }
+}
+
+char *nx_json_write(const json_t *v, int real_precision, size_t *len) {
+    if (v == NULL) return NULL;
+    out_t o = {0};
+    put_value(&o, v, real_precision > 0 ? real_precision : 17, 1);
+    if (!reserve(&o, 0)) {
+        free(o.p);
+        return NULL;
+    }
+    o.p[o.len] = '\0';
+    if (len != NULL) *len = o.len;
+    return o.p;
+}
