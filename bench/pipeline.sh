@@ -9,19 +9,23 @@
 #            b8, the slowest and the last one started, with latency_ms SLOW_MS (5)
 #      one   a single call step: mock.echo with b8's arguments
 #    and the slowest branch alone through nexus's REST tool route: POST /tools/mock__echo with
-#    b8's arguments. 1 connection, closed loop (a pure round trip, no queueing), FAN_ROUNDS
-#    interleaved rounds of FAN_DUR s over fan8, one and the tool; per round:
+#    b8's arguments. Beside them, a second nxmock serving Streamable HTTP on its own (also on
+#    the server CPU) gives the backend's side without nexus: direct8, the same 8 calls sent to
+#    it as one JSON-RPC batch (protocol 2025-03-26, answered when all 8 are), and direct1, b8
+#    alone. 1 connection, closed loop (a pure round trip, no queueing), FAN_ROUNDS interleaved
+#    rounds of FAN_DUR s over fan8, one, tool, direct8 and direct1; per round:
 #      fan-out overhead      = p50(fan8) - p50(tool alone)   (goal: <= 50 us)
+#      the backend's part    = p50(direct8) - p50(direct1): what one backend process takes to
+#                              take in 7 more calls before the slowest (it reads them in order)
+#      nexus's part          = the fan-out overhead - the backend's part
 #      workflow fixed cost   = p50(one)  - p50(tool alone)
 #    (and the same for p99 and the mean). Every start walks the execution store, which keeps
 #    ended runs (1 h, up to its cap): the rounds run with it full, as on a server that has been
 #    running workflows a while (a `prefill` workflow fills it first; PREFILL=0 skips that).
-#    nxmock answers latency_ms from its 1 ms timer wheel,
-#    so the slow call takes 5-6 ms with up to ~1 ms of tick jitter that is the same for the
-#    three targets: the p50 differences carry its sampling noise (tens of us per round at
-#    ~160 req/s), which is why the median over the rounds is the number to read; and nxload's
-#    histogram buckets are 1/128 of a power of two wide (33 us at 4-8 ms), so one p50 is
-#    known to +-33 us (the mean, from the exact sum, is not quantised).
+#    nxmock answers latency_ms to the microsecond (an io_uring
+#    timeout, not timer wheel ticks), and nxload's histogram buckets are 4 us wide at 4-8 ms;
+#    what noise is left (wake-ups of idle CPUs, the machine's neighbours) is why the median over
+#    the rounds is the number to read.
 # B. Cached vs uncached tools/call. Three nexus instances, each with its own mock backend:
 #      uncached  no cache
 #      L1 hit    servers[].cache: {tools: {echo: 1h}} (every call after the first is an L1 hit)
@@ -151,7 +155,7 @@ stop() {
 
 cleanup() {
     local t
-    for t in wf un l1 l2 redis; do stop "$t"; done
+    for t in wf dm un l1 l2 redis; do stop "$t"; done
     if [ "${KEEP_TMP:-0}" = 1 ] || [ "$ok" != 1 ]; then
         nxb_log "logs kept in $tmp"
     else
@@ -237,14 +241,14 @@ parse() {
 }
 
 # The load of each target: URL, body and headers ("NAME" -> files in $tmp).
-declare -A url=() body=() hdrs=()
+declare -A url=() body=() hdrs=() pv=()
 # load NAME CONNS SECS OUT [nxload options]: nxload from the load CPU.
 load() {
     local t=$1 c=$2 secs=$3 out=$4
     shift 4
     local -a h=(-H 'Content-Type: application/json')
     if [ -n "${hdrs[$t]-}" ]; then
-        h+=(-H 'Accept: application/json, text/event-stream' -H "MCP-Protocol-Version: $PV"
+        h+=(-H 'Accept: application/json, text/event-stream' -H "MCP-Protocol-Version: ${pv[$t]:-$PV}"
             --conn-headers "${hdrs[$t]}")
     fi
     "${NXB_PIN_LOAD[@]}" "$NXLOAD_BIN" -c "$c" -d "${secs}s" --timeout 5000 --json "${h[@]}" \
@@ -356,7 +360,15 @@ if [ "$do_fan" = 1 ]; then
         echo "      - {id: p, call: mock.echo, with: {message: \"prefill\"}}"
     } >"$tmp/wf.yaml"
     start_nexus wf "$tmp/wf.yaml"
+    # The backend on its own: nxmock serving Streamable HTTP, pinned like nexus's own nxmock.
+    rest[dm]=$(nxb_free_port)
+    mcp[dm]=$(nxb_free_port)
+    "${NXB_PIN_SERVER[@]}" "$NXMOCK_BIN" --port "${rest[dm]}" --mcp-port "${mcp[dm]}" --shards 1 \
+        --log-level warn >"$tmp/dm.log" 2>&1 &
+    pid[dm]=$!
     ready wf
+    for _ in $(seq 1 100); do listening "${mcp[dm]}" && break; sleep 0.1; done
+    listening "${mcp[dm]}" || nxb_die "direct nxmock did not listen: $(tail -n 5 "$tmp/dm.log")"
     wr=http://127.0.0.1:${rest[wf]}
     url[fan8]=$wr/api/workflows/fan8
     url[one]=$wr/api/workflows/one
@@ -366,6 +378,33 @@ if [ "$do_fan" = 1 ]; then
     body[fan8]=$tmp/body.wf
     body[one]=$tmp/body.wf
     body[tool]=$tmp/body.tool
+    # The direct targets: one 2025-03-26 session (the last protocol with JSON-RPC batches).
+    dmu=http://127.0.0.1:${mcp[dm]}/mcp
+    dsid=$(curl -fsS -D - -o /dev/null --max-time 10 -X POST "$dmu" -H 'Content-Type: application/json' \
+        -H 'Accept: application/json, text/event-stream' \
+        -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"nxload","version":"1"}}}' |
+        tr -d '\r' | awk -F': ' 'tolower($1) == "mcp-session-id" {print $2}')
+    [ -n "$dsid" ] || nxb_die "direct nxmock: initialize gave no session"
+    curl -fsS -o /dev/null --max-time 10 -X POST "$dmu" -H 'Content-Type: application/json' \
+        -H 'Accept: application/json, text/event-stream' -H "Mcp-Session-Id: $dsid" \
+        -H 'MCP-Protocol-Version: 2025-03-26' -d '{"jsonrpc":"2.0","method":"notifications/initialized"}' ||
+        nxb_die "direct nxmock: notifications/initialized failed"
+    echo "Mcp-Session-Id: $dsid" >"$tmp/dm.sessions"
+    dcall() { # ID MESSAGE LATENCY
+        printf '{"jsonrpc":"2.0","id":%s,"method":"tools/call","params":{"name":"echo","arguments":{"message":"%s","latency_ms":%s}}}' "$1" "$2" "$3"
+    }
+    {
+        printf '['
+        for i in 1 2 3 4 5 6 7; do printf '%s,' "$(dcall "$i" "branch $i" "$FAST_MS")"; done
+        printf '%s]' "$(dcall 8 slowest "$SLOW_MS")"
+    } >"$tmp/body.direct8"
+    dcall 8 slowest "$SLOW_MS" >"$tmp/body.direct1"
+    for t in direct8 direct1; do
+        url[$t]=$dmu
+        body[$t]=$tmp/body.$t
+        hdrs[$t]=$tmp/dm.sessions
+        pv[$t]=2025-03-26
+    done
 
     # The answers: 200 with the expected result, before anything is measured.
     post() { curl -sS --max-time 10 -o "$2" -w '%{http_code}' -X POST -H 'Content-Type: application/json' --data-binary "@${body[$1]}" "${url[$1]}"; }
@@ -383,7 +422,17 @@ if [ "$do_fan" = 1 ]; then
     code=$(post tool "$tmp/tool.sample") || true
     { [ "$code" = 200 ] && grep -q '"text":"slowest"' "$tmp/tool.sample"; } ||
         nxb_die "POST /tools/mock__echo answered $code: $(head -c 400 "$tmp/tool.sample")"
-    for t in fan8 one tool; do nxb_log "$t answers: $(head -c 160 "$tmp/$t.sample")…"; done
+    dpost() { curl -sS --max-time 10 -o "$2" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+        -H 'Accept: application/json, text/event-stream' -H "Mcp-Session-Id: $dsid" \
+        -H 'MCP-Protocol-Version: 2025-03-26' --data-binary "@${body[$1]}" "${url[$1]}"; }
+    code=$(dpost direct8 "$tmp/direct8.sample") || true
+    [ "$code" = 200 ] && [ "$(grep -o '"result":{' "$tmp/direct8.sample" | wc -l)" = 8 ] &&
+        grep -q '"text":"slowest"' "$tmp/direct8.sample" ||
+        nxb_die "direct8 answered $code: $(head -c 600 "$tmp/direct8.sample")"
+    code=$(dpost direct1 "$tmp/direct1.sample") || true
+    { [ "$code" = 200 ] && grep -q '"text":"slowest"' "$tmp/direct1.sample"; } ||
+        nxb_die "direct1 answered $code: $(head -c 400 "$tmp/direct1.sample")"
+    for t in fan8 one tool direct8 direct1; do nxb_log "$t answers: $(head -c 160 "$tmp/$t.sample")…"; done
 
     # The execution store keeps every ended run (1 h, up to a cap of records) and each start
     # walks it: a server that has run workflows for a while has it full, so the rounds run with
@@ -402,34 +451,41 @@ if [ "$do_fan" = 1 ]; then
         nxb_log "execution store filled: $stored records"
     fi
     if [ "$WARMUP" != 0 ]; then
-        for t in fan8 one tool; do load "$t" 1 1 "$tmp/warmup.$t" || true; done
+        for t in fan8 one tool direct8 direct1; do load "$t" 1 1 "$tmp/warmup.$t" || true; done
     fi
     stored_before=$(wf_stored)
     for round in $(seq 1 "$FAN_ROUNDS"); do
         for t in fan8 one tool; do measure wf "$t" fan "$round" 1 "$FAN_DUR"; done
+        for t in direct8 direct1; do measure dm "$t" fan "$round" 1 "$FAN_DUR"; done
     done
     stored_after=$(wf_stored)
     fan_health=$(curl -fsS --max-time 5 "$wr/health" | grep -o '"workflows":{[^}]*}' || true)
     stop wf
+    stop dm
 
     {
-        echo "| 1 connection, closed loop | fan8: 8 parallel mock.echo (7 × ${FAST_MS} ms, 1 × ${SLOW_MS} ms) | one: 1 mock.echo (${SLOW_MS} ms) | the ${SLOW_MS} ms call alone: POST /tools/mock__echo |"
-        echo "|---|---:|---:|---:|"
-        names=("req/s" "p50 µs" "p99 µs" "mean µs" "server CPU µs/req (nexus + nxmock)" "nexus CPU µs/req")
+        echo "| 1 connection, closed loop | fan8: 8 parallel mock.echo (7 × ${FAST_MS} ms, 1 × ${SLOW_MS} ms) | one: 1 mock.echo (${SLOW_MS} ms) | tool: the ${SLOW_MS} ms call alone, POST /tools/mock__echo | direct8: the 8 calls straight to nxmock (one batch) | direct1: the ${SLOW_MS} ms call straight to nxmock |"
+        echo "|---|---:|---:|---:|---:|---:|"
+        names=("req/s" "p50 µs" "p99 µs" "mean µs" "server CPU µs/req (nexus + its nxmock; direct: nxmock)" "nexus CPU µs/req")
         for f in 1 2 3 4 5 6; do
             fmt=%.1f
             [ "$f" = 1 ] && fmt=%.0f
-            printf '| %s | %s | %s | %s |\n' "${names[$((f - 1))]}" "$(cell "$tmp/res.fan.fan8" "$f" "$fmt")" \
-                "$(cell "$tmp/res.fan.one" "$f" "$fmt")" "$(cell "$tmp/res.fan.tool" "$f" "$fmt")"
+            d8=$(cell "$tmp/res.fan.direct8" "$f" "$fmt")
+            d1=$(cell "$tmp/res.fan.direct1" "$f" "$fmt")
+            [ "$f" = 6 ] && d8=— && d1=—
+            printf '| %s | %s | %s | %s | %s | %s |\n' "${names[$((f - 1))]}" "$(cell "$tmp/res.fan.fan8" "$f" "$fmt")" \
+                "$(cell "$tmp/res.fan.one" "$f" "$fmt")" "$(cell "$tmp/res.fan.tool" "$f" "$fmt")" "$d8" "$d1"
         done
-        printf '| backend calls per answer | %s | %s | %s |\n' "$(cell "$tmp/res.fan.fan8" 10 %.2f)" \
+        printf '| backend calls per answer | %s | %s | %s | 8 | 1 |\n' "$(cell "$tmp/res.fan.fan8" 10 %.2f)" \
             "$(cell "$tmp/res.fan.one" 10 %.2f)" "$(cell "$tmp/res.fan.tool" 10 %.2f)"
-        printf '| errors | %s | %s | %s |\n' "$(cell "$tmp/res.fan.fan8" 7)" "$(cell "$tmp/res.fan.one" 7)" "$(cell "$tmp/res.fan.tool" 7)"
+        printf '| errors | %s | %s | %s | %s | %s |\n' "$(cell "$tmp/res.fan.fan8" 7)" "$(cell "$tmp/res.fan.one" 7)" \
+            "$(cell "$tmp/res.fan.tool" 7)" "$(cell "$tmp/res.fan.direct8" 7)" "$(cell "$tmp/res.fan.direct1" 7)"
     } >"$fan_table"
     {
         echo "| per-round difference, µs: median (min–max) over $FAN_ROUNDS rounds | p50 | p99 | mean |"
         echo "|---|---:|---:|---:|"
-        for pair in "fan8 tool fan-out overhead: fan8 − the slowest call alone" \
+        for pair in "fan8 tool fan-out overhead: fan8 − the slowest call alone (tool)" \
+            "direct8 direct1 of it the backend's part: direct8 − direct1 (one process taking in 7 more calls first)" \
             "one tool workflow engine fixed cost: one − the call alone" \
             "fan8 one the parallel step over a one-step workflow: fan8 − one"; do
             read -r a b label <<<"$pair"
@@ -439,10 +495,19 @@ if [ "$do_fan" = 1 ]; then
                 row="$row | $(cell "$tmp/d.$a.$b.$f" 1 %.1f)"
             done
             echo "$row |"
+            if [ "$a" = direct8 ]; then
+                row="| of it nexus's part: (fan8 − tool) − (direct8 − direct1)"
+                for f in 2 3 4; do
+                    per_round diff "$tmp/d.fan8.tool.$f" "$tmp/d.direct8.direct1.$f" 1 "$tmp/d.nexus.$f"
+                    row="$row | $(cell "$tmp/d.nexus.$f" 1 %.1f)"
+                done
+                echo "$row |"
+            fi
         done
     } >"$fan_diff"
     ov=$(median "$tmp/d.fan8.tool.2" 1)
-    fan_summary=$(awk -v o="$ov" -v a="$stored_before" -v b="$stored_after" 'BEGIN {printf "fan-out overhead p50 (median of the per-round differences): %.1f µs — goal (≤ 50 µs) %s; execution store: %s records at the first round, %s after the last", o, (o <= 50 ? "met" : "NOT met"), a, b}')
+    ovn=$(median "$tmp/d.nexus.2" 1)
+    fan_summary=$(awk -v o="$ov" -v n="$ovn" -v a="$stored_before" -v b="$stored_after" 'BEGIN {printf "fan-out overhead p50 (median of the per-round differences): %.1f µs — goal (≤ 50 µs) %s; nexus'"'"'s part of it (less what the backend takes to take in the 7 other calls): %.1f µs; execution store: %s records at the first round, %s after the last", o, (o <= 50 ? "met" : "NOT met"), n, a, b}')
 fi
 
 # ================= B. cached vs uncached =================
@@ -663,7 +728,7 @@ if [ -n "$RESULTS" ]; then
         echo
         echo "- nexus, nxmock and nxload from \`$build_dir\` ($build_kind); nexus \`--shards 1\` and the \`nxmock --stdio\` backend it spawns on CPU $NXB_SERVER_CPU, nxload on CPU $NXB_LOAD_CPU; ${elapsed}s in all"
         if [ "$do_fan" = 1 ]; then
-            echo "- fan-out: workflow \`fan8\` = one \`parallel\` step of 8 \`mock.echo\` branches, b1–b7 \`latency_ms: $FAST_MS\`, b8 (the slowest, started last) \`latency_ms: $SLOW_MS\`; \`one\` = b8 alone as a one-step workflow; \"the call alone\" = \`POST /tools/mock__echo\` with b8's arguments (nexus's REST tool route). $FAN_ROUNDS interleaved rounds of ${FAN_DUR}s, 1 connection closed loop; overheads are per-round differences of p50/p99/mean. nxmock answers latency_ms on a 1 ms timer wheel: the slow call takes ${SLOW_MS}–$((SLOW_MS + 1)) ms with up to ~1 ms of tick jitter, the same for all three, so each round's p50 difference carries tens of µs of sampling noise, and nxload's histogram buckets are 1/128 of a power of two wide (33 µs at 4–8 ms); the workflow answers carry the execution record (~0.5–1 KB), the tool route the bare CallToolResult; $([ "$PREFILL" = 1 ] && echo "the execution store (every start walks it) was filled to its cap by a \`prefill\` workflow before the rounds" || echo "the execution store started empty and grew through the rounds (PREFILL=0)")"
+            echo "- fan-out: workflow \`fan8\` = one \`parallel\` step of 8 \`mock.echo\` branches, b1–b7 \`latency_ms: $FAST_MS\`, b8 (the slowest, started last) \`latency_ms: $SLOW_MS\`; \`one\` = b8 alone as a one-step workflow; \"tool\" = \`POST /tools/mock__echo\` with b8's arguments (nexus's REST tool route); direct8/direct1 = the 8 calls as one JSON-RPC batch / b8 alone sent straight to a second nxmock serving Streamable HTTP on the server CPU (protocol 2025-03-26), no nexus. $FAN_ROUNDS interleaved rounds of ${FAN_DUR}s, 1 connection closed loop; overheads are per-round differences of p50/p99/mean. nxmock answers latency_ms to the microsecond (an io_uring timeout); nxload's histogram buckets are 4 µs wide at 4–8 ms; the workflow answers carry the execution record (~0.5–1 KB), the tool route the bare CallToolResult; $([ "$PREFILL" = 1 ] && echo "the execution store (every start walks it) was filled to its cap by a \`prefill\` workflow before the rounds" || echo "the execution store started empty and grew through the rounds (PREFILL=0)")"
         fi
         if [ "$do_cache" = 1 ]; then
             echo "- cache: three nexus instances (uncached; \`servers[].cache: {tools: {echo: 1h}}\`; the same plus \`cache.redis\` with L1 off) each with its own nxmock; MCP \`tools/call mock__echo {\"message\", \"latency_ms\": L}\` over Streamable HTTP, one session per connection, the same arguments on every connection; $ROUNDS interleaved rounds of ${DUR}s at $CONNS connections closed loop$([ "$LAT_DUR" = 0 ] || echo ", then $ROUNDS of ${LAT_DUR}s at 1 connection"); redis-server $redis_v on CPU $redis_cpu (REDIS_CPU=$REDIS_CPU), \`--save '' --appendonly no\`"

@@ -51,6 +51,7 @@ nx_events_shard_t *nx__events_shard(nx_engine_shard_t *es) {
 static void on_wake(nx_shard_t *s, nx_msg_t *m);
 static void on_poll(nx_timer_t *t);
 static void on_health_watch(nx_timer_t *t);
+static void flush_soon(nx_later_t *l);
 
 /* The doorbell is part of the shard state: nothing to free when a stopped shard drops it. */
 static void dispose_wake(nx_msg_t *m) {
@@ -89,6 +90,7 @@ int nx_events_new(nx_engine_t *e) {
         nx_list_init(&sh->ws_conns);
         nx_timer_init(&sh->poll, on_poll);
         nx_buf_init(&sh->out);
+        nx_later_init(&sh->flush, flush_soon);
     }
     e->events = b;
     return 0;
@@ -231,6 +233,56 @@ void nx_events_publish(nx_engine_t *e, const char *type, const json_t *data) {
     /* Read after the unlock: a subscriber that registered before our append sees the count;
      * one that registers later finds the event in its replay. */
     ring_doorbells(b);
+}
+
+/* One publication waiting for its shard's I/O to be submitted. */
+struct nx_events_soon {
+    char type[NX_EVENT_TYPE_MAX];
+    json_t *data;
+};
+
+static void flush_soon(nx_later_t *l) {
+    nx_events_shard_t *sh = nx_container_of(l, nx_events_shard_t, flush);
+    /* Publishing cannot queue more here (it only appends to the ring), but a count taken
+     * first keeps that true even if it ever did. */
+    size_t n = sh->soon_count;
+    if (n == 0) return;
+    for (size_t i = 0; i < n; i++) {
+        nx_events_publish(sh->bus->e, sh->soon[i].type, sh->soon[i].data);
+        json_decref(sh->soon[i].data);
+    }
+    memmove(sh->soon, sh->soon + n, (sh->soon_count - n) * sizeof(*sh->soon));
+    sh->soon_count -= n;
+    if (sh->soon_count == 0 && sh->soon_cap > 64) {
+        free(sh->soon); /* a burst (a map of thousands) does not keep its peak */
+        sh->soon = NULL;
+        sh->soon_cap = 0;
+    }
+}
+
+void nx_events_publish_soon(nx_engine_t *e, const char *type, json_t *data) {
+    nx_events_t *b = e ? e->events : NULL;
+    nx_engine_shard_t *es = nx_engine_current_shard();
+    if (b == NULL || type == NULL) return;
+    nx_events_shard_t *sh = es != NULL && es->engine == e ? nx__events_shard(es) : NULL;
+    if (sh == NULL || !sh->started || sh->stopped || strlen(type) >= NX_EVENT_TYPE_MAX) {
+        nx_events_publish(e, type, data);
+        return;
+    }
+    if (sh->soon_count == sh->soon_cap) {
+        size_t cap = sh->soon_cap ? sh->soon_cap * 2 : 16;
+        struct nx_events_soon *grown = realloc(sh->soon, cap * sizeof(*grown));
+        if (grown == NULL) {
+            nx_events_publish(e, type, data);
+            return;
+        }
+        sh->soon = grown;
+        sh->soon_cap = cap;
+    }
+    struct nx_events_soon *p = &sh->soon[sh->soon_count++];
+    memcpy(p->type, type, strlen(type) + 1);
+    p->data = json_incref(data);
+    nx_shard_after_submit(es->shard, &sh->flush);
 }
 
 json_t *nx_events_health(const nx_engine_t *e) {
@@ -579,6 +631,11 @@ void nx_events_shard_close_all(nx_engine_shard_t *es) {
 
 void nx_events_shard_stop(nx_engine_shard_t *es) {
     nx_events_shard_t *sh = nx__events_shard(es);
+    nx_later_cancel(&sh->flush);
+    flush_soon(&sh->flush); /* what is still waiting goes out before the shard does */
+    free(sh->soon);
+    sh->soon = NULL;
+    sh->soon_cap = 0;
     nx__events_ws_close_all(es);
     sh->stopped = true;
     nx_timer_stop(&sh->poll);

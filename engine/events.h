@@ -32,6 +32,11 @@ void nx_events_free(nx_engine_t *e);
  *  from the calling shard to the subscribers on every shard. Cheap when nobody listens: one
  *  serialization and a short locked append to the ring. */
 void nx_events_publish(nx_engine_t *e, const char *type, const json_t *data);
+/** nx_events_publish, later in the calling shard's loop turn: once the I/O it has queued (the
+ *  calls a workflow step just sent, the answer to its client) has gone to the kernel, so that
+ *  serializing and appending events never delays them. Events keep their order; <data> is
+ *  kept by reference and must not change afterwards. Off the shards: at once. */
+void nx_events_publish_soon(nx_engine_t *e, const char *type, json_t *data);
 
 /* Shard lifecycle (engine.c). */
 void nx_events_shard_start(nx_engine_shard_t *es);

@@ -103,6 +103,10 @@ typedef struct nx_events_shard {
     nx_buf_t out;         /* SSE framing scratch */
     nx_list_t ws_conns;   /* events_ws.c: WebSocket event clients */
     uint32_t ws_count;
+    /* nx_events_publish_soon: what this shard will publish once its I/O is submitted */
+    nx_later_t flush;
+    struct nx_events_soon *soon;
+    size_t soon_count, soon_cap;
 } nx_events_shard_t;
 
 /** The bus state of shard <es>. */

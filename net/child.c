@@ -225,13 +225,20 @@ int nx_child_write(nx_child_t *c, const void *p, size_t n) {
     if (c->stdin_closed || c->in_fd < 0 || c->exited) return NX_ECLOSED;
     if (c->queued.len + c->writing.len + n > c->max_queued) return NX_EFULL;
     if (nx_buf_append(&c->queued, p, n) < 0) return -ENOMEM;
-    start_write(c);
+    /* Not at once: the messages of one turn (a line and its newline, a fan-out's calls) then
+     * reach the child in one write, and it wakes once for them. */
+    if (!c->write_busy) nx_shard_at_turn_end(c->shard, &c->flush);
     return 0;
+}
+
+static void on_flush(nx_later_t *l) {
+    start_write(nx_container_of(l, nx_child_t, flush));
 }
 
 void nx_child_close_stdin(nx_child_t *c) {
     c->stdin_closed = true;
-    start_write(c); /* closes at once when nothing is queued */
+    nx_later_cancel(&c->flush); /* written now, before the close */
+    start_write(c);             /* closes at once when nothing is queued */
 }
 
 /* ---- exit and stopping ---- */
@@ -354,6 +361,7 @@ int nx_child_spawn(nx_shard_t *s, const nx_child_opts_t *o, const nx_child_ops_t
     c->err_op.cb = on_err;
     c->write_op.cb = on_write;
     c->exit_op.cb = on_exit_ready;
+    nx_later_init(&c->flush, on_flush);
     nx_timer_init(&c->stop_timer, on_stop_timer);
     nx_timer_init(&c->eof_timer, on_eof_grace);
     arm_read(c);
@@ -383,6 +391,7 @@ fail:
 void nx_child_free(nx_child_t *c) {
     if (c == NULL) return;
     c->freeing = true;
+    nx_later_cancel(&c->flush);
     nx_timer_stop(&c->stop_timer);
     nx_timer_stop(&c->eof_timer);
     if (!c->exited) {

@@ -50,6 +50,7 @@ struct nx_child {
     nx_buf_t queued, writing; /* stdin: waiting, and in the write in flight */
     size_t written;           /* bytes of <writing> already accepted */
     nx_op_t read_op, err_op, write_op, exit_op;
+    nx_later_t flush; /* queued writes start at the end of the loop turn, as one write */
     bool read_busy, err_busy, write_busy, exit_busy; /* operations in flight */
     char read_buf[16384], err_buf[4096];
     bool out_eof, err_eof, exited, reported, stdin_closed, freeing;

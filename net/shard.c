@@ -23,12 +23,53 @@ static void on_wake(nx_op_t *op, int res, unsigned flags, unsigned buf_id) {
     drain(nx_container_of(op, nx_shard_t, wake_op));
 }
 
-/* The loop's phases: wait (bounded by the next timer; not at all when the shard has posted to
- * itself), dispatch completions, fire timers, run what the shard posted to itself. */
+void nx_shard_at_turn_end(nx_shard_t *s, nx_later_t *l) {
+    if (!nx_later_queued(l)) nx_list_insert_tail(&s->turn_end, &l->link);
+}
+
+void nx_shard_after_submit(nx_shard_t *s, nx_later_t *l) {
+    if (!nx_later_queued(l)) nx_list_insert_tail(&s->after_submit, &l->link);
+}
+
+/* Runs what <queue> holds now; what that work queues again waits for the next turn. */
+static void run_queue(nx_list_t *queue) {
+    nx_list_t now;
+    nx_list_init(&now);
+    if (!nx_list_empty(queue)) {
+        now.next = queue->next;
+        now.prev = queue->prev;
+        now.next->prev = &now;
+        now.prev->next = &now;
+        nx_list_init(queue);
+    }
+    nx_list_t *n;
+    while ((n = nx_list_pop_head(&now)) != NULL) {
+        nx_later_t *l = nx_container_of(n, nx_later_t, link);
+        l->fn(l);
+    }
+}
+
+/* The end of a loop turn: the gathered writes are queued, then, when something waits for it,
+ * the turn's I/O is submitted and the bookkeeping runs. */
+static void end_turn(nx_shard_t *s) {
+    if (!nx_list_empty(&s->turn_end)) run_queue(&s->turn_end);
+    if (!nx_list_empty(&s->after_submit)) {
+        nx_loop_submit(s->loop);
+        run_queue(&s->after_submit);
+    }
+}
+
+static bool turn_work_queued(const nx_shard_t *s) {
+    return s->self_posted || !nx_list_empty(&s->turn_end) || !nx_list_empty(&s->after_submit);
+}
+
+/* The loop's phases: wait (bounded by the next timer; not at all while the shard has posted to
+ * itself or queued work for the end of a turn), dispatch completions, fire timers, run what
+ * the shard posted to itself, end the turn. */
 static void nx_shard_run(nx_shard_t *s) {
     while (!s->stop) {
         int64_t wait_ms =
-            s->self_posted ? 0 : nx_timer_wheel_next_ms(&s->wheel, nx_loop_now_ms(s->loop));
+            turn_work_queued(s) ? 0 : nx_timer_wheel_next_ms(&s->wheel, nx_loop_now_ms(s->loop));
         int rc = nx_loop_run_once(s->loop, wait_ms);
         if (rc < 0) {
             fprintf(stderr, "shard %d: io_uring wait failed: %d\n", s->id, rc);
@@ -36,6 +77,7 @@ static void nx_shard_run(nx_shard_t *s) {
         }
         nx_timer_wheel_advance(&s->wheel, nx_loop_now_ms(s->loop));
         if (s->self_posted) drain(s);
+        end_turn(s);
     }
 }
 
@@ -67,6 +109,8 @@ static void *shard_main(void *arg) {
     }
     signal_started(s, 0);
     nx_shard_run(s);
+    while (!nx_list_empty(&s->turn_end) || !nx_list_empty(&s->after_submit))
+        end_turn(s);
     if (s->opts.on_stop != NULL) s->opts.on_stop(s);
     /* Messages that arrived after the stop are drained so their senders' memory is released. */
     nx_mailbox_wake_done(&s->mailbox);
@@ -89,6 +133,8 @@ int nx_shard_start(int id, const nx_shard_opts_t *opts, nx_shard_t **out) {
     s->opts = *opts;
     s->user = opts->user;
     nx_list_init(&s->conns);
+    nx_list_init(&s->turn_end);
+    nx_list_init(&s->after_submit);
     pthread_mutex_init(&s->start_lock, NULL);
     pthread_cond_init(&s->start_cond, NULL);
     int rc = nx_mailbox_init(&s->mailbox, opts->mailbox_capacity ? opts->mailbox_capacity : 4096);

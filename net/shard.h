@@ -26,6 +26,29 @@ struct nx_msg {
     nx_msg_dispose_fn dispose;
 };
 
+/* Work a shard runs at the end of a loop turn, around the moment the I/O the turn queued goes
+ * to the kernel: before it (nx_shard_at_turn_end: a writer gathers what the whole turn
+ * produced into one write) or after it (nx_shard_after_submit: bookkeeping, such as a
+ * workflow's events, that must not delay the bytes a client or a backend waits for).
+ * Embedded in its owner, which cancels it before it goes away. */
+typedef struct nx_later nx_later_t;
+struct nx_later {
+    nx_list_t link; /* in one of the shard's queues while queued */
+    void (*fn)(nx_later_t *l);
+};
+
+static inline void nx_later_init(nx_later_t *l, void (*fn)(nx_later_t *l)) {
+    nx_list_init(&l->link);
+    l->fn = fn;
+}
+static inline bool nx_later_queued(const nx_later_t *l) {
+    return nx_list_linked(&l->link);
+}
+/** Takes <l> off its queue; a no-op when it is not queued. */
+static inline void nx_later_cancel(nx_later_t *l) {
+    if (nx_list_linked(&l->link)) nx_list_remove(&l->link);
+}
+
 /* Byte and connection counters of one shard's sockets. Written only by the owning shard with
  * relaxed atomics; any thread may read them (for /metrics and /stats). */
 typedef struct nx_net_stats {
@@ -68,6 +91,7 @@ struct nx_shard {
     /* A message was posted to this shard from its own thread: the loop drains the mailbox at
      * the end of this iteration instead of ringing itself through the kernel. */
     bool self_posted;
+    nx_list_t turn_end, after_submit; /* nx_later_t.link, in the order queued */
 
     nx_shard_opts_t opts;
     pthread_t thread;
@@ -82,6 +106,13 @@ int nx_shard_start(int id, const nx_shard_opts_t *opts, nx_shard_t **out);
 /** Posts <m> to <to>'s mailbox from a thread whose loop is <from> (used to send the wake-up);
  *  returns 0 or NX_EFULL. */
 int nx_shard_post(nx_shard_t *to, nx_loop_t *from, nx_msg_t *m);
+/** Runs <l> on <s> (call on its thread) at the end of this loop turn, before the turn's I/O is
+ *  submitted; a no-op while <l> is queued. */
+void nx_shard_at_turn_end(nx_shard_t *s, nx_later_t *l);
+/** Runs <l> on <s> (call on its thread) later in this loop turn, once the I/O queued so far
+ *  has been submitted; a no-op while <l> is queued. Both queues run in the order queued, and
+ *  what is still queued when the shard stops runs before its on_stop. */
+void nx_shard_after_submit(nx_shard_t *s, nx_later_t *l);
 /** Asks the shard's loop to end; call on the shard's own thread. */
 void nx_shard_stop(nx_shard_t *s);
 /** Waits for the shard thread to end (idempotent). Join every shard before freeing any: a
