@@ -794,7 +794,10 @@ static void answer_origin(owner_call_t *oc, const json_t *result, const json_t *
     backend_t *b = backend_of(oc->in);
     bmsg_t *bm = bmsg_new(M_ANSWER, b->all, b->index, oc->in->index, oc->origin, oc->seq);
     if (bm != NULL) {
-        bm->payload = json_deep_copy(result ? result : error);
+        /* Shared, not copied: nothing on this side reads the answer once it is posted (the
+         * client drops its message, whose release of it is an atomic decrement), so the origin
+         * owns it from here, to pass on or change as it likes. */
+        bm->payload = json_incref((json_t *)(result ? result : error));
         bm->is_error = result == NULL;
         post(b->all, oc->origin, bm);
     }
@@ -1522,7 +1525,11 @@ static backend_t *route(nx_backends_t *all, const char *method, const char *targ
                         const json_t *front, json_t **params) {
     const char *own = target;
     backend_t *b = NULL;
-    json_t *out = json_deep_copy(front);
+    /* The top level only: the members (the arguments above all, often the bulk of a call) are
+     * shared with the client's message, read-only on both sides (jansson's reference counts
+     * are atomic, so the owner shard may hold them); what is renamed here is replaced, never
+     * changed in place. A deep copy of every call was 4% of the CPU of a fan-out. */
+    json_t *out = json_copy((json_t *)front);
     json_object_del(out, "_meta");
     if (strcmp(method, "tools/call") == 0 || strcmp(method, "prompts/get") == 0) {
         b = route_name(all, method[0] == 't' ? 0 : 3, target, &own);
@@ -1530,7 +1537,8 @@ static backend_t *route(nx_backends_t *all, const char *method, const char *targ
     } else if (strcmp(method, "resources/read") == 0) {
         b = route_uri(all, target, false);
     } else if (strcmp(method, "completion/complete") == 0) {
-        json_t *ref = json_object_get(out, "ref");
+        json_t *ref = json_deep_copy(json_object_get(out, "ref")); /* renamed in place below */
+        json_object_set_new(out, "ref", ref);
         if (json_object_get(ref, "name") != NULL) {
             b = route_name(all, 3, target, &own);
             if (b != NULL) json_object_set_new(ref, "name", json_string(own));

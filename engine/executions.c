@@ -42,10 +42,11 @@ typedef struct entry {
     uint32_t shard;
     nx_exec_t *x; /* running: only its shard touches it; ended: immutable */
     bool ended;
-    bool publish_steps;    /* asynchronous: snapshot as steps finish */
-    uint64_t published_ms; /* when the last snapshot was taken (monotonic) */
-    uint64_t ended_ms;     /* monotonic */
-    char *snapshot;        /* the last published record while running (JSON text) */
+    bool publish_steps;        /* asynchronous: snapshot as steps finish */
+    uint64_t published_ms;     /* when the last snapshot was taken (monotonic) */
+    uint64_t ended_ms;         /* monotonic */
+    char *snapshot;            /* the last published record while running (JSON text) */
+    nx_later_t snapshot_later; /* the first snapshot, taken once the start's I/O is out */
     nx_engine_t *e;
     nx_run_hooks_t hooks; /* the channel's; cleared when it goes away */
     void *hooks_arg;
@@ -98,6 +99,7 @@ static void unlink_locked(nx_exec_store_t *st, entry_t *en) {
 }
 
 static void entry_free(entry_t *en) {
+    nx_later_cancel(&en->snapshot_later);
     nx_exec_free(en->x);
     free(en->snapshot);
     free(en);
@@ -156,7 +158,7 @@ static void on_exec_event(void *arg, nx_exec_t *x, const char *type, const json_
     nx_events_publish_soon(en->e, type, (json_t *)data);
     /* At most one snapshot per SNAPSHOT_EVERY_MS: a record is O(steps), and a map may finish
      * thousands of steps at once. */
-    if (en->publish_steps && strcmp(type, "step.finished") == 0) {
+    if (en->publish_steps && en->e->shard_count > 1 && strcmp(type, "step.finished") == 0) {
         uint64_t now = mono_ms();
         if (now - en->published_ms >= SNAPSHOT_EVERY_MS) {
             en->published_ms = now;
@@ -168,6 +170,7 @@ static void on_exec_event(void *arg, nx_exec_t *x, const char *type, const json_
 
 static void on_exec_done(void *arg, nx_exec_t *x) {
     entry_t *en = arg;
+    nx_later_cancel(&en->snapshot_later); /* the execution answers for itself from now on */
     nx_exec_store_t *st = en->e->executions;
     /* The channel first: once the entry is marked ended, any shard may evict and free it. */
     nx_run_hooks_t hooks = en->hooks;
@@ -198,6 +201,11 @@ static int random_id_bytes(unsigned char *out, size_t n) {
     memset(pool + sizeof(pool) - left, 0, n);
     left -= n;
     return 1;
+}
+
+static void on_snapshot_later(nx_later_t *l) {
+    entry_t *en = nx_container_of(l, entry_t, snapshot_later);
+    publish_snapshot(en, en->x);
 }
 
 static void make_id(char out[40]) {
@@ -240,6 +248,7 @@ int nx_run_start(nx_engine_shard_t *es, const char *name, unsigned channel, cons
     entry_t *en = calloc(1, sizeof(*en));
     if (en == NULL) return -ENOMEM;
     make_id(en->id);
+    nx_later_init(&en->snapshot_later, on_snapshot_later);
     en->shard = (uint32_t)es->shard->id;
     en->e = e;
     if (hooks != NULL) en->hooks = *hooks;
@@ -281,7 +290,9 @@ int nx_run_start(nx_engine_shard_t *es, const char *name, unsigned channel, cons
     st->buckets[b] = en;
     nx_list_insert_tail(&st->order, &en->order);
     pthread_mutex_unlock(&st->mu);
-    publish_snapshot(en, x);
+    /* Snapshots are how other shards read a running execution (its own shard reads it live):
+     * none with one shard, and the first one after the start's calls have gone out. */
+    if (e->shard_count > 1) nx_shard_after_submit(es->shard, &en->snapshot_later);
     *out = x;
     return 0;
 }
