@@ -77,8 +77,8 @@ nxb_stop() {
     wait "$pid" 2>/dev/null || true
 }
 
-# nxb_cpu_ticks PID: utime+stime (clock ticks) of PID and its direct children (NGINX workers).
-nxb_cpu_ticks() {
+# nxb_pid_ticks PID: utime+stime (clock ticks) of PID and its direct children (NGINX workers).
+nxb_pid_ticks() {
     local total=0 p stat rest
     for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
         stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue

@@ -136,9 +136,9 @@ measure() { # NAME URL PID ROUND
     local name=$1 url=$2 pid=$3 round=$4 out t0 t1 req rps p99 errs cpu
     kill -0 "$pid" 2>/dev/null || nxb_die "$name (pid $pid) died; logs in $tmp"
     out=$tmp/run.$name.$round
-    t0=$(nxb_cpu_ticks "$pid")
+    t0=$(nxb_pid_ticks "$pid")
     run_load "$name" "$url" "$DUR" "$out" || nxb_die "$name: nxload failed: $(tail -n 3 "$out")"
-    t1=$(nxb_cpu_ticks "$pid")
+    t1=$(nxb_pid_ticks "$pid")
     read -r req rps p99 errs <<<"$(nxb_parse_nxload "$out")"
     { [ -n "$req" ] && [ "$req" != 0 ]; } || nxb_die "$name: no requests ($out)"
     cpu=$(awk -v d=$((t1 - t0)) -v hz="$NXB_CLK_TCK" -v n="$req" 'BEGIN {printf "%.2f", d * 1e6 / hz / n}')

@@ -26,6 +26,11 @@
 #    timeout, not timer wheel ticks), and nxload's histogram buckets are 4 us wide at 4-8 ms;
 #    what noise is left (wake-ups of idle CPUs, the machine's neighbours) is why the median over
 #    the rounds is the number to read.
+#    Idle CPUs: a halted vCPU takes tens of microseconds, and a varying number of them, to wake
+#    for a packet or a timer - as much as the differences measured here - so during part A a
+#    busy loop at SCHED_IDLE priority runs on the server and on the load CPU (IDLE_SPIN=1, the
+#    default; 0 = none). It gives way at once to any other task, so it only keeps the CPUs out
+#    of the halt; its CPU time is left out of the "other work" and "load CPU busy" figures.
 # B. Cached vs uncached tools/call. Three nexus instances, each with its own mock backend:
 #      uncached  no cache
 #      L1 hit    servers[].cache: {tools: {echo: 1h}} (every call after the first is an L1 hit)
@@ -49,7 +54,7 @@
 #
 # env: PARTS ("fanout cache"), FAN_ROUNDS (5), FAN_DUR (5), FAST_MS (1), SLOW_MS (5),
 #      ROUNDS (3), DUR (10), CONNS (32), LATENCIES ("0 2"), LAT_DUR (5; 0 = no 1-connection
-#      rows), WARMUP s per target (2), PREFILL (1: fill the execution store first), REDIS_CPU (load | server), SMOKE=1 (one 1 s round of
+#      rows), WARMUP s per target (2), PREFILL (1: fill the execution store first), REDIS_CPU (load | server), IDLE_SPIN (1), SMOKE=1 (one 1 s round of
 #      everything, no RESULTS.md unless RESULTS is set), RESULTS (file to append to, empty =
 #      none), NEXUS_BIN, NXLOAD_BIN, NXMOCK_BIN (default: build/, built or brought up to date
 #      here), SERVER_CPU (0), LOAD_CPU (1), KEEP_TMP=1 (keep logs, configs, nxload outputs).
@@ -74,6 +79,7 @@ LAT_DUR=${LAT_DUR:-5}
 WARMUP=${WARMUP:-2}
 PREFILL=${PREFILL:-1}
 REDIS_CPU=${REDIS_CPU:-load}
+IDLE_SPIN=${IDLE_SPIN:-1}
 if [ "$SMOKE" = 1 ]; then
     FAN_ROUNDS=1 FAN_DUR=1 ROUNDS=1 DUR=1 WARMUP=0
     [ "$LAT_DUR" = 0 ] || LAT_DUR=1
@@ -94,7 +100,7 @@ case "$REDIS_CPU" in
     *) nxb_die "REDIS_CPU='$REDIS_CPU': expected load or server" ;;
 esac
 
-nxb_require taskset curl ss cmake pgrep getconf awk
+nxb_require taskset curl ss cmake pgrep getconf awk timeout chrt
 [ "$do_cache" = 0 ] || nxb_require redis-server redis-cli
 
 # The release build: build/ (RelWithDebInfo, jemalloc) is configured and built by nxb_build
@@ -155,7 +161,7 @@ stop() {
 
 cleanup() {
     local t
-    for t in wf dm un l1 l2 redis; do stop "$t"; done
+    for t in wf dm un l1 l2 redis spin.server spin.load; do stop "$t"; done
     if [ "${KEEP_TMP:-0}" = 1 ] || [ "$ok" != 1 ]; then
         nxb_log "logs kept in $tmp"
     else
@@ -166,6 +172,23 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 listening() { ss -Htln "sport = :$1" | grep -q .; }
+
+# spin_start SECONDS: the SCHED_IDLE busy loops of part A on the server and the load CPU,
+# each ending by itself after SECONDS at the latest.
+spin_start() {
+    [ "$IDLE_SPIN" = 1 ] || return 0
+    local c n
+    for n in server load; do
+        c=$NXB_SERVER_CPU
+        [ "$n" = load ] && c=$NXB_LOAD_CPU
+        timeout "$1" chrt --idle 0 taskset -c "$c" sh -c 'while :; do :; done' &
+        pid[spin.$n]=$!
+    done
+}
+# spin_ticks NAME: CPU ticks of that busy loop so far (0 without one).
+spin_ticks() {
+    if [ -n "${pid[spin.$1]-}" ]; then nxb_tree_ticks "${pid[spin.$1]}"; else echo 0; fi
+}
 
 # start_nexus NAME CONFIG: nexus --shards 1 on the server CPU, REST and MCP on loopback ports.
 start_nexus() {
@@ -273,11 +296,16 @@ measure() {
     [ -z "${pid[redis]-}" ] || rt0=$(nxb_proc_ticks "${pid[redis]}")
     tt0=$(nxb_tree_ticks "${pid[$srv]}")
     ts0=$(nxb_proc_ticks "${pid[$srv]}")
+    local s0=0 s1=0 s0b s1b
+    s0b=$(spin_ticks server)
+    s1b=$(spin_ticks load)
     read -r c0b c0a <<<"$(nxb_cpu_ticks "$NXB_SERVER_CPU")"
     read -r c1b c1a <<<"$(nxb_cpu_ticks "$NXB_LOAD_CPU")"
     load "$t" "$c" "$secs" "$out" || nxb_die "$t: nxload failed: $(tail -n 3 "$out" "$out.err")"
     read -r c0b2 c0a2 <<<"$(nxb_cpu_ticks "$NXB_SERVER_CPU")"
     read -r c1b2 c1a2 <<<"$(nxb_cpu_ticks "$NXB_LOAD_CPU")"
+    s0=$(($(spin_ticks server) - s0b))
+    s1=$(($(spin_ticks load) - s1b))
     tt1=$(nxb_tree_ticks "${pid[$srv]}")
     ts1=$(nxb_proc_ticks "${pid[$srv]}")
     [ -z "${pid[redis]-}" ] || rt1=$(nxb_proc_ticks "${pid[redis]}")
@@ -290,11 +318,11 @@ measure() {
     read -r -a hv0 <<<"$h0"
     read -r -a hv1 <<<"$h1"
     errs=$((errs + ${hv1[1]:-0} - ${hv0[1]:-0} + ${hv1[2]:-0} - ${hv0[2]:-0}))
-    own=$((tt1 - tt0))
+    own=$((tt1 - tt0 + s0))
     if [ "$REDIS_CPU" = server ] && [ "$srv" = l2 ]; then own=$((own + rt1 - rt0)); fi
     other=$(awk -v b=$((c0b2 - c0b)) -v a=$((c0a2 - c0a)) -v own="$own" \
         'BEGIN {o = a > 0 ? (b - own) * 100 / a : 0; printf "%.0f", (o < 0 ? 0 : o)}')
-    busy1=$(awk -v b=$((c1b2 - c1b)) -v a=$((c1a2 - c1a)) 'BEGIN {printf "%.0f", (a > 0 ? b * 100 / a : 0)}')
+    busy1=$(awk -v b=$((c1b2 - c1b - s1)) -v a=$((c1a2 - c1a)) 'BEGIN {printf "%.0f", (a > 0 ? b * 100 / a : 0)}')
     awk -v rps="$rps" -v p50="$p50" -v p99="$p99" -v mean="$mean" -v n="$req" -v ok2="$ok2" \
         -v tt=$((tt1 - tt0)) -v ts=$((ts1 - ts0)) -v hz="$NXB_CLK_TCK" -v errs="$errs" \
         -v other="$other" -v busy1="$busy1" -v calls=$((${hv1[0]:-0} - ${hv0[0]:-0})) \
@@ -454,6 +482,7 @@ if [ "$do_fan" = 1 ]; then
         for t in fan8 one tool direct8 direct1; do load "$t" 1 1 "$tmp/warmup.$t" || true; done
     fi
     stored_before=$(wf_stored)
+    spin_start $((FAN_ROUNDS * 5 * (FAN_DUR + 10) + 60))
     for round in $(seq 1 "$FAN_ROUNDS"); do
         for t in fan8 one tool; do measure wf "$t" fan "$round" 1 "$FAN_DUR"; done
         for t in direct8 direct1; do measure dm "$t" fan "$round" 1 "$FAN_DUR"; done
@@ -462,6 +491,8 @@ if [ "$do_fan" = 1 ]; then
     fan_health=$(curl -fsS --max-time 5 "$wr/health" | grep -o '"workflows":{[^}]*}' || true)
     stop wf
     stop dm
+    stop spin.server
+    stop spin.load
 
     {
         echo "| 1 connection, closed loop | fan8: 8 parallel mock.echo (7 × ${FAST_MS} ms, 1 × ${SLOW_MS} ms) | one: 1 mock.echo (${SLOW_MS} ms) | tool: the ${SLOW_MS} ms call alone, POST /tools/mock__echo | direct8: the 8 calls straight to nxmock (one batch) | direct1: the ${SLOW_MS} ms call straight to nxmock |"
@@ -728,7 +759,7 @@ if [ -n "$RESULTS" ]; then
         echo
         echo "- nexus, nxmock and nxload from \`$build_dir\` ($build_kind); nexus \`--shards 1\` and the \`nxmock --stdio\` backend it spawns on CPU $NXB_SERVER_CPU, nxload on CPU $NXB_LOAD_CPU; ${elapsed}s in all"
         if [ "$do_fan" = 1 ]; then
-            echo "- fan-out: workflow \`fan8\` = one \`parallel\` step of 8 \`mock.echo\` branches, b1–b7 \`latency_ms: $FAST_MS\`, b8 (the slowest, started last) \`latency_ms: $SLOW_MS\`; \`one\` = b8 alone as a one-step workflow; \"tool\" = \`POST /tools/mock__echo\` with b8's arguments (nexus's REST tool route); direct8/direct1 = the 8 calls as one JSON-RPC batch / b8 alone sent straight to a second nxmock serving Streamable HTTP on the server CPU (protocol 2025-03-26), no nexus. $FAN_ROUNDS interleaved rounds of ${FAN_DUR}s, 1 connection closed loop; overheads are per-round differences of p50/p99/mean. nxmock answers latency_ms to the microsecond (an io_uring timeout); nxload's histogram buckets are 4 µs wide at 4–8 ms; the workflow answers carry the execution record (~0.5–1 KB), the tool route the bare CallToolResult; $([ "$PREFILL" = 1 ] && echo "the execution store (every start walks it) was filled to its cap by a \`prefill\` workflow before the rounds" || echo "the execution store started empty and grew through the rounds (PREFILL=0)")"
+            echo "- fan-out: workflow \`fan8\` = one \`parallel\` step of 8 \`mock.echo\` branches, b1–b7 \`latency_ms: $FAST_MS\`, b8 (the slowest, started last) \`latency_ms: $SLOW_MS\`; \`one\` = b8 alone as a one-step workflow; \"tool\" = \`POST /tools/mock__echo\` with b8's arguments (nexus's REST tool route); direct8/direct1 = the 8 calls as one JSON-RPC batch / b8 alone sent straight to a second nxmock serving Streamable HTTP on the server CPU (protocol 2025-03-26), no nexus. $FAN_ROUNDS interleaved rounds of ${FAN_DUR}s, 1 connection closed loop; overheads are per-round differences of p50/p99/mean. nxmock answers latency_ms to the microsecond (an io_uring timeout); nxload's histogram buckets are 4 µs wide at 4–8 ms; $([ "$IDLE_SPIN" = 1 ] && echo "SCHED_IDLE busy loops kept CPU $NXB_SERVER_CPU and CPU $NXB_LOAD_CPU out of idle during the rounds (IDLE_SPIN=1: a halted vCPU's wake-up varies by tens of µs)" || echo "the CPUs were left to idle (IDLE_SPIN=0)"); the workflow answers carry the execution record (~0.5–1 KB), the tool route the bare CallToolResult; $([ "$PREFILL" = 1 ] && echo "the execution store (every start walks it) was filled to its cap by a \`prefill\` workflow before the rounds" || echo "the execution store started empty and grew through the rounds (PREFILL=0)")"
         fi
         if [ "$do_cache" = 1 ]; then
             echo "- cache: three nexus instances (uncached; \`servers[].cache: {tools: {echo: 1h}}\`; the same plus \`cache.redis\` with L1 off) each with its own nxmock; MCP \`tools/call mock__echo {\"message\", \"latency_ms\": L}\` over Streamable HTTP, one session per connection, the same arguments on every connection; $ROUNDS interleaved rounds of ${DUR}s at $CONNS connections closed loop$([ "$LAT_DUR" = 0 ] || echo ", then $ROUNDS of ${LAT_DUR}s at 1 connection"); redis-server $redis_v on CPU $redis_cpu (REDIS_CPU=$REDIS_CPU), \`--save '' --appendonly no\`"

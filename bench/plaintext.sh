@@ -144,9 +144,9 @@ measure() { # ROW SERVER(a|b) ROUND: one recorded run; appends "rps p99_us cpu_u
     if [ "$srv" = a ]; then pid=$a_pid url=$a_url; else pid=$b_pid url=$b_url; fi
     kill -0 "$pid" 2>/dev/null || nxb_die "server $srv (pid $pid) died; logs in $tmp"
     out=$tmp/run.$row.$srv.$round
-    t0=$(nxb_cpu_ticks "$pid")
+    t0=$(nxb_pid_ticks "$pid")
     run_load "$row" "$url" "$DUR" "$out" || nxb_die "$row against $srv failed: $(tail -n 3 "$out")"
-    t1=$(nxb_cpu_ticks "$pid")
+    t1=$(nxb_pid_ticks "$pid")
     case "$row" in
     wrk*) parsed=$(nxb_parse_wrk "$out") ;;
     *) parsed=$(nxb_parse_nxload "$out") ;;
