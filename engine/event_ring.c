@@ -30,9 +30,11 @@ nx_event_t *nx_event_new(const char *type, const char *execution, const char *da
     if (ev == NULL) return NULL;
     memset(ev, 0, sizeof(*ev));
     ev->refs = 1;
-    snprintf(ev->type, sizeof(ev->type), "%s", type);
+    memcpy(ev->type, type, strlen(type) + 1); /* type_valid: shorter than the field */
     /* Execution ids are ours (x-<hex>); anything else is cut rather than refused. */
-    snprintf(ev->execution, sizeof(ev->execution), "%s", execution ? execution : "");
+    size_t exec_len = execution ? strnlen(execution, sizeof(ev->execution) - 1) : 0;
+    if (exec_len > 0) memcpy(ev->execution, execution, exec_len);
+    ev->execution[exec_len] = '\0';
     ev->terminal = strcmp(type, "execution.finished") == 0 ||
                    strcmp(type, "execution.failed") == 0 ||
                    strcmp(type, "execution.cancelled") == 0;
@@ -53,15 +55,48 @@ void nx_event_unref(nx_event_t *ev) {
 }
 
 /* Writes the heads that carry the id; the WS head is right-aligned against the data. */
+/* Appends <n> bytes of <src> at <*at> of <dst>. The heads have fixed room for the longest type
+ * and id (checked by the sizes in event_ring.h), so there is nothing to bound here. */
+static void put(char *dst, size_t *at, const char *src, size_t n) {
+    memcpy(dst + *at, src, n);
+    *at += n;
+}
+
+static void put_u64(char *dst, size_t *at, uint64_t v) {
+    char digits[20];
+    size_t n = 0;
+    do {
+        digits[sizeof(digits) - ++n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    put(dst, at, digits + sizeof(digits) - n, n);
+}
+
+/* The longest heads fit their fields: 20 digits of id and a type of NX_EVENT_TYPE_MAX - 1. */
+_Static_assert(4 + 20 + 8 + (NX_EVENT_TYPE_MAX - 1) + 7 < sizeof(((nx_event_t *)0)->sse_head),
+               "sse_head too small");
+_Static_assert(21 + 20 + 10 + (NX_EVENT_TYPE_MAX - 1) + 9 <= NX_EVENT_WS_HEAD_MAX,
+               "NX_EVENT_WS_HEAD_MAX too small");
+
+/* Writes the wire heads of <ev> once it has its id: without printf, under the bus's lock. */
 static void seal(nx_event_t *ev) {
-    int n = snprintf(ev->sse_head, sizeof(ev->sse_head),
-                     "id: %llu\nevent: %s\ndata: ", (unsigned long long)ev->id, ev->type);
+    size_t type_len = strlen(ev->type), n = 0;
+    put(ev->sse_head, &n, "id: ", 4);
+    put_u64(ev->sse_head, &n, ev->id);
+    put(ev->sse_head, &n, "\nevent: ", 8);
+    put(ev->sse_head, &n, ev->type, type_len);
+    put(ev->sse_head, &n, "\ndata: ", 7);
+    ev->sse_head[n] = '\0';
     ev->sse_head_len = (uint16_t)n;
     char head[NX_EVENT_WS_HEAD_MAX];
-    n = snprintf(head, sizeof(head), "{\"type\":\"event\",\"id\":%llu,\"event\":\"%s\",\"data\":",
-                 (unsigned long long)ev->id, ev->type);
+    n = 0;
+    put(head, &n, "{\"type\":\"event\",\"id\":", 21);
+    put_u64(head, &n, ev->id);
+    put(head, &n, ",\"event\":\"", 10);
+    put(head, &n, ev->type, type_len);
+    put(head, &n, "\",\"data\":", 9);
     ev->ws_head_len = (uint16_t)n;
-    memcpy(ev->buf + NX_EVENT_WS_HEAD_MAX - n, head, (size_t)n);
+    memcpy(ev->buf + NX_EVENT_WS_HEAD_MAX - n, head, n);
 }
 
 int nx_event_ring_init(nx_event_ring_t *r, uint32_t cap, size_t max_bytes, uint64_t first_id) {
