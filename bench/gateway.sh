@@ -374,26 +374,7 @@ health=$(curl -fsS --max-time 5 "http://127.0.0.1:$nx_rest/health" | sed 's/.*"b
 nxb_log "backends:$backend_line"
 nxb_log "nexus /health: $health"
 
-# ---- tables ----
-
-# cell FILE FIELD FMT: "median (min–max)" of a column, or n/a.
-stats_of() { # FILE FIELD: "median min max"
-    local -a v
-    mapfile -t v < <(awk -v f="$2" '{print $f}' "$1")
-    nxb_stats "${v[@]}"
-}
-cell() {
-    local f=$1 fld=$2 fmt=${3:-%.0f} m lo hi
-    if [ ! -s "$f" ]; then
-        echo "n/a"
-        return
-    fi
-    read -r m lo hi <<<"$(stats_of "$f" "$fld")"
-    # shellcheck disable=SC2059
-    printf "$fmt ($fmt–$fmt)" "$m" "$lo" "$hi"
-}
-median() { if [ -s "$1" ]; then stats_of "$1" "$2" | cut -d' ' -f1; else echo ""; fi; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a != "" && b != "" && b > 0) printf "%.3g×", a / b; else print "n/a"}'; }
+# ---- tables (the helpers are nxb_cell, nxb_median and nxb_ratio of lib.sh) ----
 
 peer_label() {
     if [ -n "${failed[$1]-}" ]; then echo "$1 (failed: ${failed[$1]})"; else echo "$1"; fi
@@ -407,10 +388,10 @@ table=$tmp/table.md
         fmt=%.0f
         [ "$f" = 4 ] && fmt=%.1f
         row="| ${names[$((f - 1))]}"
-        for t in "${targets[@]}"; do row="$row | $(cell "$tmp/res.$thr_key.$t" "$f" "$fmt")"; done
-        a=$(median "$tmp/res.$thr_key.nexus" "$f")
+        for t in "${targets[@]}"; do row="$row | $(nxb_cell "$tmp/res.$thr_key.$t" "$f" "$fmt")"; done
+        a=$(nxb_median "$tmp/res.$thr_key.nexus" "$f")
         for t in "${PEERS[@]}" direct; do
-            if [ "$f" = 5 ]; then row="$row | "; else row="$row | $(ratio "$a" "$(median "$tmp/res.$thr_key.$t" "$f")")"; fi
+            if [ "$f" = 5 ]; then row="$row | "; else row="$row | $(nxb_ratio "$a" "$(nxb_median "$tmp/res.$thr_key.$t" "$f")")"; fi
         done
         echo "$row |"
     done
@@ -419,15 +400,15 @@ table=$tmp/table.md
 # The better peer: the higher median req/s.
 best="" best_rps=0
 for t in "${PEERS[@]}"; do
-    r=$(median "$tmp/res.$thr_key.$t" 1)
+    r=$(nxb_median "$tmp/res.$thr_key.$t" 1)
     [ -n "$r" ] || continue
     if awk -v a="$r" -v b="$best_rps" 'BEGIN {exit !(a > b)}'; then
         best=$t best_rps=$r
     fi
 done
 if [ -n "$best" ]; then
-    rps_x=$(ratio "$(median "$tmp/res.$thr_key.nexus" 1)" "$best_rps")
-    p99_x=$(ratio "$(median "$tmp/res.$thr_key.nexus" 3)" "$(median "$tmp/res.$thr_key.$best" 3)")
+    rps_x=$(nxb_ratio "$(nxb_median "$tmp/res.$thr_key.nexus" 1)" "$best_rps")
+    p99_x=$(nxb_ratio "$(nxb_median "$tmp/res.$thr_key.nexus" 3)" "$(nxb_median "$tmp/res.$thr_key.$best" 3)")
     verdict=$(awk -v r="${rps_x%×}" -v p="${p99_x%×}" 'BEGIN {
         printf "req/s goal (≥ 10×) %s, p99 goal (≤ 0.1×) %s", (r >= 10 ? "met" : "NOT met"), (p <= 0.1 ? "met" : "NOT met") }')
     summary="nexus vs the better peer ($best): req/s $rps_x, p99 $p99_x — $verdict"
@@ -449,17 +430,17 @@ added() { # KEY FIELD: per-round differences nexus - direct, one per line
         for f in 2 3; do
             [ "$f" = 2 ] && pn=p50 || pn=p99
             added "$key" "$f" >"$tmp/added.$key.$f"
-            printf '| %s: %s µs | %s | %s | %s |\n' "$label" "$pn" "$(cell "$tmp/res.$key.nexus" "$f" %.1f)" \
-                "$(cell "$tmp/res.$key.direct" "$f" %.1f)" "$(cell "$tmp/added.$key.$f" 1 %.1f)"
+            printf '| %s: %s µs | %s | %s | %s |\n' "$label" "$pn" "$(nxb_cell "$tmp/res.$key.nexus" "$f" %.1f)" \
+                "$(nxb_cell "$tmp/res.$key.direct" "$f" %.1f)" "$(nxb_cell "$tmp/added.$key.$f" 1 %.1f)"
         done
-        printf '| %s: req/s | %s | %s | |\n' "$label" "$(cell "$tmp/res.$key.nexus" 1)" "$(cell "$tmp/res.$key.direct" 1)"
+        printf '| %s: req/s | %s | %s | |\n' "$label" "$(nxb_cell "$tmp/res.$key.nexus" 1)" "$(nxb_cell "$tmp/res.$key.direct" 1)"
     done
 } >"$lat_table"
 
 # Other work on the server CPU during the recorded runs: a noisy neighbour shows here.
 other_all=$tmp/other.all
 cat "$tmp"/res.*.* 2>/dev/null | awk '{print $6}' >"$other_all"
-read -r om olo ohi <<<"$(stats_of "$other_all" 1)"
+read -r om olo ohi <<<"$(nxb_file_stats "$other_all" 1)"
 other_line="CPU $NXB_SERVER_CPU time taken by processes other than the target during the recorded runs: median ${om}%, min ${olo}%, max ${ohi}%; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo

@@ -217,3 +217,27 @@ nxb_tree_ticks() {
 nxb_cpu_ticks() {
     awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat
 }
+
+# ---- tables of per-round results: one line per round, whitespace-separated fields ----
+
+# nxb_file_stats FILE FIELD: "median min max" of column FIELD over the lines of FILE.
+nxb_file_stats() {
+    local -a v
+    mapfile -t v < <(awk -v f="$2" '{print $f}' "$1")
+    nxb_stats "${v[@]}"
+}
+# nxb_cell FILE FIELD [FMT]: "median (min–max)" of a column, or n/a for an empty FILE.
+nxb_cell() {
+    local f=$1 fld=$2 fmt=${3:-%.0f} m lo hi
+    if [ ! -s "$f" ]; then
+        echo "n/a"
+        return
+    fi
+    read -r m lo hi <<<"$(nxb_file_stats "$f" "$fld")"
+    # shellcheck disable=SC2059
+    printf "$fmt ($fmt–$fmt)" "$m" "$lo" "$hi"
+}
+# nxb_median FILE FIELD: the median of a column, or nothing for an empty FILE.
+nxb_median() { if [ -s "$1" ]; then nxb_file_stats "$1" "$2" | cut -d' ' -f1; else echo ""; fi; }
+# nxb_ratio A B: "A/B×" to 3 digits, or n/a.
+nxb_ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a != "" && b != "" && b > 0) printf "%.3g×", a / b; else print "n/a"}'; }

@@ -336,23 +336,6 @@ measure() {
 
 # ---- table helpers ----
 
-stats_of() { # FILE FIELD: "median min max"
-    local -a v
-    mapfile -t v < <(awk -v f="$2" '{print $f}' "$1")
-    nxb_stats "${v[@]}"
-}
-cell() { # FILE FIELD [FMT]: "median (min–max)" or n/a
-    local f=$1 fld=$2 fmt=${3:-%.0f} m lo hi
-    if [ ! -s "$f" ]; then
-        echo "n/a"
-        return
-    fi
-    read -r m lo hi <<<"$(stats_of "$f" "$fld")"
-    # shellcheck disable=SC2059
-    printf "$fmt ($fmt–$fmt)" "$m" "$lo" "$hi"
-}
-median() { if [ -s "$1" ]; then stats_of "$1" "$2" | cut -d' ' -f1; else echo ""; fi; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a != "" && b != "" && b > 0) printf "%.3g×", a / b; else print "n/a"}'; }
 # per_round OP FILE_A FILE_B FIELD OUT: per-round a-b (OP diff) or a/b (OP ratio), one a line.
 per_round() {
     paste -d' ' <(awk -v f="$4" '{print $f}' "$2") <(awk -v f="$4" '{print $f}' "$3") |
@@ -501,16 +484,16 @@ if [ "$do_fan" = 1 ]; then
         for f in 1 2 3 4 5 6; do
             fmt=%.1f
             [ "$f" = 1 ] && fmt=%.0f
-            d8=$(cell "$tmp/res.fan.direct8" "$f" "$fmt")
-            d1=$(cell "$tmp/res.fan.direct1" "$f" "$fmt")
+            d8=$(nxb_cell "$tmp/res.fan.direct8" "$f" "$fmt")
+            d1=$(nxb_cell "$tmp/res.fan.direct1" "$f" "$fmt")
             [ "$f" = 6 ] && d8=— && d1=—
-            printf '| %s | %s | %s | %s | %s | %s |\n' "${names[$((f - 1))]}" "$(cell "$tmp/res.fan.fan8" "$f" "$fmt")" \
-                "$(cell "$tmp/res.fan.one" "$f" "$fmt")" "$(cell "$tmp/res.fan.tool" "$f" "$fmt")" "$d8" "$d1"
+            printf '| %s | %s | %s | %s | %s | %s |\n' "${names[$((f - 1))]}" "$(nxb_cell "$tmp/res.fan.fan8" "$f" "$fmt")" \
+                "$(nxb_cell "$tmp/res.fan.one" "$f" "$fmt")" "$(nxb_cell "$tmp/res.fan.tool" "$f" "$fmt")" "$d8" "$d1"
         done
-        printf '| backend calls per answer | %s | %s | %s | 8 | 1 |\n' "$(cell "$tmp/res.fan.fan8" 10 %.2f)" \
-            "$(cell "$tmp/res.fan.one" 10 %.2f)" "$(cell "$tmp/res.fan.tool" 10 %.2f)"
-        printf '| errors | %s | %s | %s | %s | %s |\n' "$(cell "$tmp/res.fan.fan8" 7)" "$(cell "$tmp/res.fan.one" 7)" \
-            "$(cell "$tmp/res.fan.tool" 7)" "$(cell "$tmp/res.fan.direct8" 7)" "$(cell "$tmp/res.fan.direct1" 7)"
+        printf '| backend calls per answer | %s | %s | %s | 8 | 1 |\n' "$(nxb_cell "$tmp/res.fan.fan8" 10 %.2f)" \
+            "$(nxb_cell "$tmp/res.fan.one" 10 %.2f)" "$(nxb_cell "$tmp/res.fan.tool" 10 %.2f)"
+        printf '| errors | %s | %s | %s | %s | %s |\n' "$(nxb_cell "$tmp/res.fan.fan8" 7)" "$(nxb_cell "$tmp/res.fan.one" 7)" \
+            "$(nxb_cell "$tmp/res.fan.tool" 7)" "$(nxb_cell "$tmp/res.fan.direct8" 7)" "$(nxb_cell "$tmp/res.fan.direct1" 7)"
     } >"$fan_table"
     {
         echo "| per-round difference, µs: median (min–max) over $FAN_ROUNDS rounds | p50 | p99 | mean |"
@@ -523,21 +506,21 @@ if [ "$do_fan" = 1 ]; then
             row="| $label"
             for f in 2 3 4; do
                 per_round diff "$tmp/res.fan.$a" "$tmp/res.fan.$b" "$f" "$tmp/d.$a.$b.$f"
-                row="$row | $(cell "$tmp/d.$a.$b.$f" 1 %.1f)"
+                row="$row | $(nxb_cell "$tmp/d.$a.$b.$f" 1 %.1f)"
             done
             echo "$row |"
             if [ "$a" = direct8 ]; then
                 row="| of it nexus's part: (fan8 − tool) − (direct8 − direct1)"
                 for f in 2 3 4; do
                     per_round diff "$tmp/d.fan8.tool.$f" "$tmp/d.direct8.direct1.$f" 1 "$tmp/d.nexus.$f"
-                    row="$row | $(cell "$tmp/d.nexus.$f" 1 %.1f)"
+                    row="$row | $(nxb_cell "$tmp/d.nexus.$f" 1 %.1f)"
                 done
                 echo "$row |"
             fi
         done
     } >"$fan_diff"
-    ov=$(median "$tmp/d.fan8.tool.2" 1)
-    ovn=$(median "$tmp/d.nexus.2" 1)
+    ov=$(nxb_median "$tmp/d.fan8.tool.2" 1)
+    ovn=$(nxb_median "$tmp/d.nexus.2" 1)
     fan_summary=$(awk -v o="$ov" -v n="$ovn" -v a="$stored_before" -v b="$stored_after" 'BEGIN {printf "fan-out overhead p50 (median of the per-round differences): %.1f µs — goal (≤ 50 µs) %s; nexus'"'"'s part of it (less what the backend takes to take in the 7 other calls): %.1f µs; execution store: %s records at the first round, %s after the last", o, (o <= 50 ? "met" : "NOT met"), n, a, b}')
 fi
 
@@ -673,11 +656,11 @@ if [ "$do_cache" = 1 ]; then
                         if [ -n "${5-}" ] && [ "$n" != "$5" ]; then
                             row="$row | –"
                         else
-                            row="$row | $(cell "$tmp/res.$key.$n.L$L" "$2" "$3")"
+                            row="$row | $(nxb_cell "$tmp/res.$key.$n.L$L" "$2" "$3")"
                         fi
                     done
                     if [ "$4" = 1 ]; then
-                        for n in l1 l2; do row="$row | $(ratio "$(median "$tmp/res.$key.$n.L$L" "$2")" "$(median "$tmp/res.$key.un.L$L" "$2")")"; done
+                        for n in l1 l2; do row="$row | $(nxb_ratio "$(nxb_median "$tmp/res.$key.$n.L$L" "$2")" "$(nxb_median "$tmp/res.$key.un.L$L" "$2")")"; done
                     else
                         row="$row |  | "
                     fi
@@ -685,7 +668,7 @@ if [ "$do_cache" = 1 ]; then
                 }
                 rowr "req/s" 1 %.0f 1
                 printf '| req/s ratio per round (median, min–max) | | | | %s | %s |\n' \
-                    "$(cell "$tmp/r.$key.l1.L$L" 1 %.2f)" "$(cell "$tmp/r.$key.l2.L$L" 1 %.2f)"
+                    "$(nxb_cell "$tmp/r.$key.l1.L$L" 1 %.2f)" "$(nxb_cell "$tmp/r.$key.l2.L$L" 1 %.2f)"
                 rowr "p50 µs" 2 %.0f 1
                 rowr "p99 µs" 3 %.0f 1
                 rowr "server CPU µs/req (nexus + nxmock)" 5 %.1f 1
@@ -698,14 +681,14 @@ if [ "$do_cache" = 1 ]; then
             } >>"$cache_tables"
             echo >>"$cache_tables"
             if [ "$key" = "c$CONNS" ]; then
-                awk -v L="$L" -v a="$(median "$tmp/r.$key.l1.L$L" 1)" -v b="$(median "$tmp/r.$key.l2.L$L" 1)" \
-                    -v g="$(median "$tmp/res.$key.l2.L$L" 11)" -v c="$CONNS" 'BEGIN {
+                awk -v L="$L" -v a="$(nxb_median "$tmp/r.$key.l1.L$L" 1)" -v b="$(nxb_median "$tmp/r.$key.l2.L$L" 1)" \
+                    -v g="$(nxb_median "$tmp/res.$key.l2.L$L" 11)" -v c="$CONNS" 'BEGIN {
                     printf "L = %s ms, %d connections: L1 hit %.2f× uncached — goal (≥ 5×) %s; Redis hit %.2f× uncached — goal (≥ 2×) %s (%.3f Redis GETs per answer: ", L, c, a, (a >= 5 ? "met" : "NOT met"), b, (b >= 2 ? "met" : "NOT met"), g
                     if (g < 0.5) printf "single-flight merged the concurrent lookups of the one key, so most answers shared a GET)\n"
                     else printf "nearly every answer made its own GET)\n" }' >>"$cache_summary"
             else
-                awk -v L="$L" -v a="$(median "$tmp/r.$key.l1.L$L" 1)" -v b="$(median "$tmp/r.$key.l2.L$L" 1)" \
-                    -v g="$(median "$tmp/res.$key.l2.L$L" 11)" 'BEGIN {
+                awk -v L="$L" -v a="$(nxb_median "$tmp/r.$key.l1.L$L" 1)" -v b="$(nxb_median "$tmp/r.$key.l2.L$L" 1)" \
+                    -v g="$(nxb_median "$tmp/res.$key.l2.L$L" 11)" 'BEGIN {
                     printf "L = %s ms, 1 connection: L1 hit %.2f×, Redis hit %.2f× the uncached round trips per second (%.3f Redis GETs per answer)\n", L, a, b, g }' >>"$cache_summary"
             fi
         done
@@ -716,14 +699,14 @@ fi
 
 other_all=$tmp/other.all
 cat "$tmp"/res.* 2>/dev/null | awk '{print $8}' >"$other_all"
-read -r om olo ohi <<<"$(stats_of "$other_all" 1)"
+read -r om olo ohi <<<"$(nxb_file_stats "$other_all" 1)"
 other_line="CPU $NXB_SERVER_CPU time taken by processes other than the nexus under test (and its nxmock) during the recorded runs: median ${om}%, min ${olo}%, max ${ohi}%; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 # A part whose runs shared the server CPU with other work is flagged.
 noisy_line=""
 for part in fan c; do
     { cat "$tmp"/res."$part"* 2>/dev/null || true; } | awk '{print $8}' >"$tmp/other.$part"
     [ -s "$tmp/other.$part" ] || continue
-    pm=$(stats_of "$tmp/other.$part" 1 | cut -d' ' -f1)
+    pm=$(nxb_file_stats "$tmp/other.$part" 1 | cut -d' ' -f1)
     if awk -v m="$pm" 'BEGIN {exit !(m > 15)}'; then
         [ "$part" = fan ] && pn="the fan-out runs" || pn="the cache runs"
         noisy_line="${noisy_line:+$noisy_line; }WARNING: other processes took a median ${pm}% of CPU $NXB_SERVER_CPU during $pn: nexus got only what they left, so their req/s and latencies measure this machine's contention as much as nexus (the CPU µs/req rows hold up better, though cold caches inflate them too); rerun on a quiet machine"
