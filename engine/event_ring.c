@@ -4,6 +4,8 @@
  * plus the same data. */
 #include "event_ring.h"
 
+#include "buf.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,13 +65,7 @@ static void put(char *dst, size_t *at, const char *src, size_t n) {
 }
 
 static void put_u64(char *dst, size_t *at, uint64_t v) {
-    char digits[20];
-    size_t n = 0;
-    do {
-        digits[sizeof(digits) - ++n] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    put(dst, at, digits + sizeof(digits) - n, n);
+    *at += nx_u64_format(dst + *at, v);
 }
 
 /* The longest heads fit their fields: 20 digits of id and a type of NX_EVENT_TYPE_MAX - 1. */

@@ -2,46 +2,31 @@
  * copied at once, integers without printf. See json_write.h for the exact output contract. */
 #include "json_write.h"
 
+#include "buf.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* The text so far, and whether an append has failed (ENOMEM): later appends are then skipped
+ * and the writer returns NULL. */
 typedef struct out {
-    char *p;
-    size_t len, cap;
+    nx_buf_t b;
     bool failed;
 } out_t;
 
-/* Makes room for <n> more bytes (and a NUL); false, once and for good, on ENOMEM. */
-static bool reserve(out_t *o, size_t n) {
-    if (o->failed) return false;
-    if (o->len + n + 1 <= o->cap) return true;
-    size_t cap = o->cap ? o->cap : 256;
-    while (cap < o->len + n + 1)
-        cap *= 2;
-    char *p = realloc(o->p, cap);
-    if (p == NULL) {
-        o->failed = true;
-        return false;
-    }
-    o->p = p;
-    o->cap = cap;
-    return true;
-}
-
 static void put(out_t *o, const char *s, size_t n) {
-    if (!reserve(o, n)) return;
-    memcpy(o->p + o->len, s, n);
-    o->len += n;
+    if (!o->failed && nx_buf_append(&o->b, s, n) < 0) o->failed = true;
 }
 
 static void put_char(out_t *o, char c) {
-    if (!reserve(o, 1)) return;
-    o->p[o->len++] = c;
+    put(o, &c, 1);
 }
 
-/* Bytes a JSON string must escape: the quote, the backslash and the C0 controls. */
+/* Bytes a JSON string must escape: the quote, the backslash and the C0 controls. Not
+ * nx_buf_append_json_escaped: jansson, whose bytes these are, writes \n where that one writes
+ * \u000a, and a string may hold a NUL. */
 static bool needs_escape(unsigned char c) {
     return c < 0x20 || c == '"' || c == '\\';
 }
@@ -92,16 +77,13 @@ static void put_string(out_t *o, const char *s, size_t n) {
 }
 
 static void put_integer(out_t *o, json_int_t v) {
-    char digits[24];
-    size_t at = sizeof(digits);
+    char text[1 + NX_U64_DIGITS];
+    size_t n = 0;
+    if (v < 0) text[n++] = '-';
     /* Through unsigned: the most negative value has no positive counterpart. */
-    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
-    do {
-        digits[--at] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
-    if (v < 0) digits[--at] = '-';
-    put(o, digits + at, sizeof(digits) - at);
+    uint64_t magnitude = v < 0 ? 0ull - (uint64_t)v : (uint64_t)v;
+    n += nx_u64_format(text + n, magnitude);
+    put(o, text, n);
 }
 
 /* %.<precision>g, then as jansson: a ".0" when neither '.' nor 'e' would make it read back as
@@ -192,13 +174,14 @@ static void put_value(out_t *o, const json_t *v, int precision, int depth) {
 
 char *nx_json_write(const json_t *v, int real_precision, size_t *len) {
     if (v == NULL) return NULL;
-    out_t o = {0};
+    out_t o = {.failed = false};
+    nx_buf_init(&o.b);
     put_value(&o, v, real_precision > 0 ? real_precision : 17, 1);
-    if (!reserve(&o, 0)) {
-        free(o.p);
+    put_char(&o, '\0');
+    if (o.failed) {
+        nx_buf_dispose(&o.b);
         return NULL;
     }
-    o.p[o.len] = '\0';
-    if (len != NULL) *len = o.len;
-    return o.p;
+    if (len != NULL) *len = o.b.len - 1;
+    return o.b.data;
 }

@@ -68,14 +68,20 @@ int nx_buf_appendf(nx_buf_t *b, const char *fmt, ...) {
     return rc;
 }
 
-int nx_buf_append_u64(nx_buf_t *b, uint64_t v) {
-    char tmp[20];
+size_t nx_u64_format(char out[NX_U64_DIGITS], uint64_t v) {
+    char tmp[NX_U64_DIGITS];
     size_t i = sizeof(tmp);
     do {
         tmp[--i] = (char)('0' + v % 10);
         v /= 10;
     } while (v != 0);
-    return nx_buf_append(b, tmp + i, sizeof(tmp) - i);
+    memcpy(out, tmp + i, sizeof(tmp) - i);
+    return sizeof(tmp) - i;
+}
+
+int nx_buf_append_u64(nx_buf_t *b, uint64_t v) {
+    char digits[NX_U64_DIGITS];
+    return nx_buf_append(b, digits, nx_u64_format(digits, v));
 }
 
 void nx_buf_consume(nx_buf_t *b, size_t n) {

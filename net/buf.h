@@ -29,6 +29,10 @@ int nx_buf_append_str(nx_buf_t *b, const char *s);
 /** Appends printf-formatted text; returns 0 or -ENOMEM. */
 int nx_buf_appendf(nx_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int nx_buf_vappendf(nx_buf_t *b, const char *fmt, va_list ap);
+/* Room for the decimal form of any uint64_t. */
+#define NX_U64_DIGITS 20
+/** Writes the decimal form of <v> to <out> (no NUL) and returns its length (1..20). */
+size_t nx_u64_format(char out[NX_U64_DIGITS], uint64_t v);
 /** Appends the decimal form of <v>. */
 int nx_buf_append_u64(nx_buf_t *b, uint64_t v);
 /** Appends <s> escaped as the inside of a JSON string (RFC 8259), without the quotes. */
