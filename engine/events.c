@@ -243,17 +243,13 @@ struct nx_events_soon {
 
 static void flush_soon(nx_later_t *l) {
     nx_events_shard_t *sh = nx_container_of(l, nx_events_shard_t, flush);
-    /* Publishing cannot queue more here (it only appends to the ring), but a count taken
-     * first keeps that true even if it ever did. */
-    size_t n = sh->soon_count;
-    if (n == 0) return;
-    for (size_t i = 0; i < n; i++) {
+    /* Publishing only appends to the ring: nothing is queued here while this runs. */
+    for (size_t i = 0; i < sh->soon_count; i++) {
         nx_events_publish(sh->bus->e, sh->soon[i].type, sh->soon[i].data);
         json_decref(sh->soon[i].data);
     }
-    memmove(sh->soon, sh->soon + n, (sh->soon_count - n) * sizeof(*sh->soon));
-    sh->soon_count -= n;
-    if (sh->soon_count == 0 && sh->soon_cap > 64) {
+    sh->soon_count = 0;
+    if (sh->soon_cap > 64) {
         free(sh->soon); /* a burst (a map of thousands) does not keep its peak */
         sh->soon = NULL;
         sh->soon_cap = 0;

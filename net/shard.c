@@ -34,14 +34,7 @@ void nx_shard_after_submit(nx_shard_t *s, nx_later_t *l) {
 /* Runs what <queue> holds now; what that work queues again waits for the next turn. */
 static void run_queue(nx_list_t *queue) {
     nx_list_t now;
-    nx_list_init(&now);
-    if (!nx_list_empty(queue)) {
-        now.next = queue->next;
-        now.prev = queue->prev;
-        now.next->prev = &now;
-        now.prev->next = &now;
-        nx_list_init(queue);
-    }
+    nx_list_move_all(&now, queue);
     nx_list_t *n;
     while ((n = nx_list_pop_head(&now)) != NULL) {
         nx_later_t *l = nx_container_of(n, nx_later_t, link);

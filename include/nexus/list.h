@@ -46,6 +46,17 @@ static inline nx_list_t *nx_list_pop_head(nx_list_t *h) {
     return n;
 }
 
+/* Moves every node of <from> to the empty list <to>, leaving <from> empty. */
+static inline void nx_list_move_all(nx_list_t *to, nx_list_t *from) {
+    nx_list_init(to);
+    if (nx_list_empty(from)) return;
+    to->next = from->next;
+    to->prev = from->prev;
+    to->next->prev = to;
+    to->prev->next = to;
+    nx_list_init(from);
+}
+
 /* Visits every node; the loop body must not remove <pos> (see nx_list_foreach_safe). */
 #define nx_list_foreach(pos, head) for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
 
