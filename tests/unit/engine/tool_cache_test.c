@@ -10,16 +10,7 @@
  * read: the test moves it by hand. */
 #include <criterion/criterion.h>
 
-#define nx_loop_clock_ns nx_loop_clock_ns_real
-#include "net/uring.c"
-#undef nx_loop_clock_ns
-
-static uint64_t fake_ms;
-
-uint64_t nx_loop_clock_ns(void);
-uint64_t nx_loop_clock_ns(void) {
-    return fake_ms * 1000000ull;
-}
+#include "tests/unit/fake_clock.h"
 
 #include "engine/engine.c"
 #include "engine/tool_cache.c"
@@ -28,16 +19,10 @@ uint64_t nx_loop_clock_ns(void) {
 #include <stdlib.h>
 #include <string.h>
 
-static struct nx_loop fake_loop;
 static nx_shard_t shard;
 static nx_engine_t engine;
 static nx_engine_shard_t es;
 static nx_tool_cache_t *tc;
-
-static void set_clock(uint64_t ms) {
-    fake_ms = ms;
-    fake_loop.now_ms = ms;
-}
 
 /* ---- the fake backend: a provider of the tools b__* ---- */
 

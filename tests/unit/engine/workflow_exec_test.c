@@ -14,17 +14,7 @@
  * TTLs and recorded durations all follow the test's clock and nothing waits for real time. */
 #include <criterion/criterion.h>
 
-/* The loop is ours (for its cached clock); its monotonic clock is the fake one below. */
-#define nx_loop_clock_ns nx_loop_clock_ns_real
-#include "net/uring.c"
-#undef nx_loop_clock_ns
-
-static uint64_t fake_ms;
-
-uint64_t nx_loop_clock_ns(void);
-uint64_t nx_loop_clock_ns(void) {
-    return fake_ms * 1000000ull;
-}
+#include "tests/unit/fake_clock.h"
 
 #include "engine/workflow_exec.c"
 
@@ -37,17 +27,11 @@ uint64_t nx_loop_clock_ns(void) {
 
 /* ---- the fake shard and its clock ---- */
 
-static struct nx_loop fake_loop;
 static nx_shard_t shard;
 static nx_engine_t engine;
 static nx_engine_shard_t es;
 static nx_config_t cfg;
 static bool cfg_loaded;
-
-static void set_clock(uint64_t ms) {
-    fake_ms = ms;
-    fake_loop.now_ms = ms;
-}
 
 /* Fires every timer due at the current time, including those armed by the callbacks. */
 static void settle(void) {
