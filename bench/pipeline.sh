@@ -173,6 +173,22 @@ trap 'exit 130' INT TERM
 
 listening() { ss -Htln "sport = :$1" | grep -q .; }
 
+# mcp_session URL PROTOCOL: initialize + notifications/initialized at MCP endpoint URL; prints
+# the session id (fails without one).
+mcp_session() {
+    local sid
+    sid=$(curl -fsS -D - -o /dev/null --max-time 10 -X POST "$1" \
+        -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+        -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"'"$2"'","capabilities":{},"clientInfo":{"name":"nxload","version":"1"}}}' |
+        tr -d '\r' | awk -F': ' 'tolower($1) == "mcp-session-id" {print $2}')
+    [ -n "$sid" ] || return 1
+    curl -fsS -o /dev/null --max-time 10 -X POST "$1" -H 'Content-Type: application/json' \
+        -H 'Accept: application/json, text/event-stream' -H "Mcp-Session-Id: $sid" \
+        -H "MCP-Protocol-Version: $2" -d '{"jsonrpc":"2.0","method":"notifications/initialized"}' ||
+        return 1
+    echo "$sid"
+}
+
 # spin_start SECONDS: the SCHED_IDLE busy loops of part A on the server and the load CPU,
 # each ending by itself after SECONDS at the latest.
 spin_start() {
@@ -391,15 +407,7 @@ if [ "$do_fan" = 1 ]; then
     body[tool]=$tmp/body.tool
     # The direct targets: one 2025-03-26 session (the last protocol with JSON-RPC batches).
     dmu=http://127.0.0.1:${mcp[dm]}/mcp
-    dsid=$(curl -fsS -D - -o /dev/null --max-time 10 -X POST "$dmu" -H 'Content-Type: application/json' \
-        -H 'Accept: application/json, text/event-stream' \
-        -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"nxload","version":"1"}}}' |
-        tr -d '\r' | awk -F': ' 'tolower($1) == "mcp-session-id" {print $2}')
-    [ -n "$dsid" ] || nxb_die "direct nxmock: initialize gave no session"
-    curl -fsS -o /dev/null --max-time 10 -X POST "$dmu" -H 'Content-Type: application/json' \
-        -H 'Accept: application/json, text/event-stream' -H "Mcp-Session-Id: $dsid" \
-        -H 'MCP-Protocol-Version: 2025-03-26' -d '{"jsonrpc":"2.0","method":"notifications/initialized"}' ||
-        nxb_die "direct nxmock: notifications/initialized failed"
+    dsid=$(mcp_session "$dmu" 2025-03-26) || nxb_die "direct nxmock: initialize failed"
     echo "Mcp-Session-Id: $dsid" >"$tmp/dm.sessions"
     dcall() { # ID MESSAGE LATENCY
         printf '{"jsonrpc":"2.0","id":%s,"method":"tools/call","params":{"name":"echo","arguments":{"message":"%s","latency_ms":%s}}}' "$1" "$2" "$3"
@@ -555,25 +563,11 @@ if [ "$do_cache" = 1 ]; then
     for n in un l1 l2; do start_nexus "$n" "$tmp/$n.yaml"; done
     for n in un l1 l2; do ready "$n"; done
 
-    # new_session NAME: initialize + notifications/initialized; prints the session id.
-    new_session() {
-        local u=http://127.0.0.1:${mcp[$1]}/mcp sid
-        sid=$(curl -fsS -D - -o /dev/null --max-time 10 -X POST "$u" \
-            -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
-            -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"'$PV'","capabilities":{},"clientInfo":{"name":"nxload","version":"1"}}}' |
-            tr -d '\r' | awk -F': ' 'tolower($1) == "mcp-session-id" {print $2}')
-        [ -n "$sid" ] || return 1
-        curl -fsS -o /dev/null --max-time 10 -X POST "$u" -H 'Content-Type: application/json' \
-            -H 'Accept: application/json, text/event-stream' -H "Mcp-Session-Id: $sid" \
-            -H "MCP-Protocol-Version: $PV" -d '{"jsonrpc":"2.0","method":"notifications/initialized"}' ||
-            return 1
-        echo "$sid"
-    }
     sessions() { # NAME: one session per connection, in $tmp/NAME.sessions
         local sid
         : >"$tmp/$1.sessions"
         for _ in $(seq 1 "$CONNS"); do
-            sid=$(new_session "$1") || nxb_die "$1: initialize failed"
+            sid=$(mcp_session "http://127.0.0.1:${mcp[$1]}/mcp" "$PV") || nxb_die "$1: initialize failed"
             echo "Mcp-Session-Id: $sid" >>"$tmp/$1.sessions"
         done
     }
