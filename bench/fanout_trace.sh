@@ -62,17 +62,7 @@ servers:
     command: "$NXMOCK_BIN"
     args: ["--stdio", "--log-level", "warn"]
 workflows:
-  - name: fan8
-    description: "8 parallel calls, the slowest last"
-    steps:
-      - id: fan
-        parallel:
-$(for i in 1 2 3 4 5 6 7; do echo "          - {id: b$i, call: mock.echo, with: {message: \"branch $i\", latency_ms: $FAST_MS}}"; done)
-          - {id: b8, call: mock.echo, with: {message: "slowest", latency_ms: $SLOW_MS}}
-  - name: one
-    description: "the slowest call alone"
-    steps:
-      - {id: b8, call: mock.echo, with: {message: "slowest", latency_ms: $SLOW_MS}}
+$(nxb_fanout_workflows "$FAST_MS" "$SLOW_MS")
 EOF
 port=$(nxb_free_port)
 mport=$(nxb_free_port)

@@ -241,3 +241,23 @@ nxb_cell() {
 nxb_median() { if [ -s "$1" ]; then nxb_file_stats "$1" "$2" | cut -d' ' -f1; else echo ""; fi; }
 # nxb_ratio A B: "A/B×" to 3 digits, or n/a.
 nxb_ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a != "" && b != "" && b > 0) printf "%.3g×", a / b; else print "n/a"}'; }
+
+# nxb_fanout_workflows FAST_MS SLOW_MS: the `workflows:` entries of the fan-out benches, on a
+# stdio backend named mock: fan8 (one parallel step of 8 mock.echo calls, b1-b7 of FAST_MS and
+# b8, the slowest, started last, of SLOW_MS) and one (b8 alone as a one-step workflow).
+nxb_fanout_workflows() {
+    local i
+    echo "  - name: fan8"
+    echo "    description: \"8 parallel mock.echo calls: 7 x $1 ms, the last one $2 ms\""
+    echo "    steps:"
+    echo "      - id: fan"
+    echo "        parallel:"
+    for i in 1 2 3 4 5 6 7; do
+        echo "          - {id: b$i, call: mock.echo, with: {message: \"branch $i\", latency_ms: $1}}"
+    done
+    echo "          - {id: b8, call: mock.echo, with: {message: \"slowest\", latency_ms: $2}}"
+    echo "  - name: one"
+    echo "    description: \"b8 of fan8 alone: one mock.echo call of $2 ms\""
+    echo "    steps:"
+    echo "      - {id: b8, call: mock.echo, with: {message: \"slowest\", latency_ms: $2}}"
+}

@@ -368,19 +368,7 @@ if [ "$do_fan" = 1 ]; then
     {
         mock_server
         echo "workflows:"
-        echo "  - name: fan8"
-        echo "    description: \"8 parallel mock.echo calls: 7 x ${FAST_MS} ms, the last one ${SLOW_MS} ms\""
-        echo "    steps:"
-        echo "      - id: fan"
-        echo "        parallel:"
-        for i in 1 2 3 4 5 6 7; do
-            echo "          - {id: b$i, call: mock.echo, with: {message: \"branch $i\", latency_ms: $FAST_MS}}"
-        done
-        echo "          - {id: b8, call: mock.echo, with: {message: \"slowest\", latency_ms: $SLOW_MS}}"
-        echo "  - name: one"
-        echo "    description: \"b8 of fan8 alone: one mock.echo call of ${SLOW_MS} ms\""
-        echo "    steps:"
-        echo "      - {id: b8, call: mock.echo, with: {message: \"slowest\", latency_ms: $SLOW_MS}}"
+        nxb_fanout_workflows "$FAST_MS" "$SLOW_MS"
         echo "  - name: prefill"
         echo "    description: \"fills the execution store before the rounds (not measured)\""
         echo "    steps:"
