@@ -155,6 +155,11 @@ typedef struct nxl_config {
     char **variants;
     size_t *variant_len;
     unsigned nvariants;
+    /* --alt-path / --alt-body-file: every connection alternates this request with req, one
+     * after the other, and its latencies go to a histogram of their own (paired runs: two
+     * targets measured under the same conditions, request by request). */
+    char *alt_req;
+    size_t alt_req_len;
     size_t rbuf_size;
 } nxl_config_t;
 
@@ -169,6 +174,8 @@ typedef struct nxl_stats {
     uint64_t connects, reconnects;
     uint64_t unfinished;
     nxl_hist_t hist;
+    uint64_t alt_completed; /* the alternate request's answers (not in completed) */
+    nxl_hist_t alt_hist;
 } nxl_stats_t;
 
 typedef enum nxl_conn_state {
@@ -208,7 +215,8 @@ typedef struct nxl_conn {
     size_t send_off, send_len;
     unsigned inflight, head;
     uint64_t *start_ns, *sent_ns;
-    nx_list_t link; /* ready list (open loop) or retry list */
+    uint64_t alt_sent, alt_done; /* requests sent and answered, for the alternation */
+    nx_list_t link;              /* ready list (open loop) or retry list */
     uint64_t retry_at_ns;
     unsigned retry_ms;
     /* parser */
@@ -313,6 +321,7 @@ static void conn_fail(nxl_conn_t *c, nxl_err_kind_t kind, bool always, int err) 
     t->outstanding -= c->inflight;
     c->inflight = 0;
     c->head = 0;
+    c->alt_done = c->alt_sent; /* what was lost is not answered: stay in step */
     if (nx_list_linked(&c->link)) nx_list_remove(&c->link);
     c->backoff = kind == NXL_ERR_CONNECT;
     c->state = NXL_CONN_CLOSING;
@@ -367,6 +376,11 @@ static void conn_send_requests(nxl_conn_t *c, unsigned k, const uint64_t *start,
         unsigned slot = (c->head + c->inflight + i) % cfg->depth;
         c->start_ns[slot] = start ? start[i] : now;
         c->sent_ns[slot] = now;
+    }
+    if (cfg->alt_req != NULL) { /* depth 1: one request at a time */
+        bool alt = c->alt_sent++ % 2 == 1;
+        c->req = alt ? cfg->alt_req : cfg->req;
+        c->req_len = alt ? cfg->alt_req_len : cfg->req_len;
     }
     c->inflight += k;
     c->t->outstanding += k;
@@ -538,10 +552,14 @@ static bool response_done(nxl_conn_t *c, uint64_t now) {
     c->head = (c->head + 1) % t->cfg->depth;
     c->inflight--;
     t->outstanding--;
+    bool alt = t->cfg->alt_req != NULL && c->alt_done++ % 2 == 1;
     if (t->measuring) {
         uint64_t start = c->start_ns[slot];
-        hist_record(&t->st.hist, now > start ? now - start : 0);
-        t->st.completed++;
+        hist_record(alt ? &t->st.alt_hist : &t->st.hist, now > start ? now - start : 0);
+        if (alt)
+            t->st.alt_completed++;
+        else
+            t->st.completed++;
         t->st.status[c->status]++;
     }
     c->ps = NXL_P_STATUS;
@@ -761,6 +779,7 @@ static void start_measuring(nxl_thread_t *t, uint64_t now) {
     memset(st, 0, sizeof(*st));
     st->connects = connects;
     hist_reset(&st->hist);
+    hist_reset(&st->alt_hist);
     t->measuring = true;
     t->t_measure = now;
     if (t->cfg->count) {
@@ -847,6 +866,7 @@ static void *thread_main(void *arg) {
     uint64_t measure_at = g_t0 + cfg->warmup_ns;
     t->t_end = measure_at + cfg->duration_ns;
     hist_reset(&t->st.hist);
+    hist_reset(&t->st.alt_hist);
     uint64_t now = now_ns();
     if (cfg->warmup_ns == 0) start_measuring(t, now);
     for (unsigned i = 0; i < t->nconns; i++)
@@ -914,6 +934,9 @@ static void usage(FILE *f) {
             "  --body-file F   request body from file F\n"
             "  --conn-headers F  one more header per connection, round-robin over the lines\n"
             "                  of F (e.g. a distinct Mcp-Session-Id for each connection)\n"
+            "  --alt-path P    alternate every request with one to path P (same host), its\n"
+            "                  latencies reported apart (\"alt\" in --json); closed loop, -p 1\n"
+            "  --alt-body-file F  the alternate request's body (default: the same body)\n"
             "  --warmup DUR    load for DUR before recording\n"
             "  --timeout MS    per-request and connect timeout (default 2000)\n"
             "  --json          print one JSON object with the results on stdout\n"
@@ -1072,12 +1095,22 @@ static void build_variants(nxl_config_t *cfg, const char *file, const char **hdr
     if (cfg->nvariants == 0) die_usage("--conn-headers %s: no header lines", file);
 }
 
-enum { OPT_BODY_FILE = 256, OPT_WARMUP, OPT_TIMEOUT, OPT_JSON, OPT_CONN_HEADERS };
+enum {
+    OPT_BODY_FILE = 256,
+    OPT_WARMUP,
+    OPT_TIMEOUT,
+    OPT_JSON,
+    OPT_CONN_HEADERS,
+    OPT_ALT_PATH,
+    OPT_ALT_BODY_FILE
+};
 
 static void parse_args(nxl_config_t *cfg, int argc, char **argv) {
     static const struct option longopts[] = {
         {"body-file", required_argument, NULL, OPT_BODY_FILE},
         {"conn-headers", required_argument, NULL, OPT_CONN_HEADERS},
+        {"alt-path", required_argument, NULL, OPT_ALT_PATH},
+        {"alt-body-file", required_argument, NULL, OPT_ALT_BODY_FILE},
         {"warmup", required_argument, NULL, OPT_WARMUP},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"json", no_argument, NULL, OPT_JSON},
@@ -1097,6 +1130,7 @@ static void parse_args(nxl_config_t *cfg, int argc, char **argv) {
     const char **hdrs = calloc((size_t)argc, sizeof(char *));
     unsigned nhdrs = 0;
     const char *body = NULL, *body_file = NULL, *conn_headers = NULL;
+    const char *alt_path = NULL, *alt_body_file = NULL;
     cfg->conns = 64;
     cfg->threads = 1;
     cfg->depth = 1;
@@ -1147,6 +1181,14 @@ static void parse_args(nxl_config_t *cfg, int argc, char **argv) {
         case OPT_CONN_HEADERS:
             conn_headers = optarg;
             break;
+        case OPT_ALT_PATH:
+            if (optarg[0] != '/' || strpbrk(optarg, " \r\n\t") != NULL)
+                die_usage("--alt-path: expected a path starting with /, got '%s'", optarg);
+            alt_path = optarg;
+            break;
+        case OPT_ALT_BODY_FILE:
+            alt_body_file = optarg;
+            break;
         case OPT_WARMUP:
             cfg->warmup_ns = parse_duration("--warmup", optarg);
             break;
@@ -1188,6 +1230,19 @@ static void parse_args(nxl_config_t *cfg, int argc, char **argv) {
     cfg->req = build_request(cfg, hdrs, nhdrs, NULL, b, body_len, have_body, &cfg->req_len);
     if (conn_headers != NULL)
         build_variants(cfg, conn_headers, hdrs, nhdrs, b, body_len, have_body);
+    if (alt_path != NULL || alt_body_file != NULL) {
+        if (cfg->rate > 0 || cfg->depth != 1 || conn_headers != NULL)
+            die_usage("--alt-path/--alt-body-file need a closed loop (no -R), -p 1 and no "
+                      "--conn-headers");
+        size_t alt_len = body_len;
+        char *alt_data = alt_body_file ? read_file(alt_body_file, &alt_len) : NULL;
+        const char *main_path = cfg->path;
+        if (alt_path != NULL) cfg->path = alt_path;
+        cfg->alt_req = build_request(cfg, hdrs, nhdrs, NULL, alt_data ? alt_data : b, alt_len,
+                                     have_body || alt_data != NULL, &cfg->alt_req_len);
+        cfg->path = main_path;
+        free(alt_data);
+    }
     free(body_data);
     free(hdrs);
     /* receive buffers: big enough for long header lines, bounded in total */
@@ -1312,13 +1367,23 @@ static void print_json(const nxl_config_t *cfg, const nxl_result_t *r) {
     printf("}},\"errors\":{");
     for (int i = 0; i < NXL_ERR_COUNT; i++)
         printf("%s\"%s\":%" PRIu64, i ? "," : "", nxl_err_names[i], st->errors[i]);
-    printf("},\"connects\":%" PRIu64 ",\"reconnects\":%" PRIu64 ",\"unfinished\":%" PRIu64 "}\n",
+    printf("},\"connects\":%" PRIu64 ",\"reconnects\":%" PRIu64 ",\"unfinished\":%" PRIu64,
            st->connects, st->reconnects, st->unfinished);
+    if (cfg->alt_req != NULL) {
+        const nxl_hist_t *a = &st->alt_hist;
+        printf(",\"alt\":{\"requests\":%" PRIu64 ",\"req_per_s\":%.2f,\"mean\":%.2f,\"p50\":%.2f,"
+               "\"p90\":%.2f,\"p99\":%.2f}",
+               st->alt_completed, r->elapsed_s > 0 ? (double)st->alt_completed / r->elapsed_s : 0,
+               a->total ? a->sum / (double)a->total / 1e3 : 0, (double)hist_percentile(a, 50) / 1e3,
+               (double)hist_percentile(a, 90) / 1e3, (double)hist_percentile(a, 99) / 1e3);
+    }
+    printf("}\n");
 }
 
 static void merge(nxl_result_t *r, const nxl_thread_t *ts, unsigned n) {
     memset(r, 0, sizeof(*r));
     hist_reset(&r->st.hist);
+    hist_reset(&r->st.alt_hist);
     uint64_t span = 0;
     for (unsigned i = 0; i < n; i++) {
         const nxl_stats_t *s = &ts[i].st;
@@ -1335,6 +1400,8 @@ static void merge(nxl_result_t *r, const nxl_thread_t *ts, unsigned n) {
         r->st.reconnects += s->reconnects;
         r->st.unfinished += s->unfinished;
         hist_merge(&r->st.hist, &s->hist);
+        hist_merge(&r->st.alt_hist, &s->alt_hist);
+        r->st.alt_completed += s->alt_completed;
         uint64_t d = ts[i].t_finish > ts[i].t_measure ? ts[i].t_finish - ts[i].t_measure : 0;
         if (d > span) span = d;
     }
@@ -1407,5 +1474,6 @@ int main(int argc, char **argv) {
     free(r);
     free(ts);
     free(cfg.req);
+    free(cfg.alt_req);
     return code;
 }

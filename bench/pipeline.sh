@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/pipeline.sh: what workflows and the tool cache cost and save, nexus (release build,
-# --shards 1) against itself, every nexus and the nxmock backend it spawns on the server CPU,
-# nxload on the load CPU, rounds interleaved, medians with min-max.
+# --shards 1) against itself, every nexus on the server CPU, nxload on the load CPU, rounds
+# interleaved, medians with min-max. The nxmock backend of part B runs beside nexus on the
+# server CPU; that of part A on the load CPU by default (BACKEND_CPU, below).
 #
 # A. Fan-out overhead. One nexus with one stdio backend `mock` (nxmock --stdio, one instance)
 #    and two workflows:
@@ -13,7 +14,12 @@
 #    the server CPU) gives the backend's side without nexus: direct8, the same 8 calls sent to
 #    it as one JSON-RPC batch (protocol 2025-03-26, answered when all 8 are), and direct1, b8
 #    alone. 1 connection, closed loop (a pure round trip, no queueing), FAN_ROUNDS interleaved
-#    rounds of FAN_DUR s over fan8, one, tool, direct8 and direct1; per round:
+#    rounds. Each round first makes three paired runs of FAN_DUR s - fan8|tool, one|tool and
+#    direct8|direct1 - in which nxload alternates the two requests on its one connection
+#    (--alt-path), so that both meet the same conditions: this machine has slow and fast
+#    phases lasting seconds, which moved separate runs of the same target by 100 us and more.
+#    The headline numbers are the paired differences. Then it makes the separate runs of
+#    fan8, one, tool, direct8 and direct1 (req/s, CPU per request, p99) as before; per round:
 #      fan-out overhead      = p50(fan8) - p50(tool alone)   (goal: <= 50 us)
 #      the backend's part    = p50(direct8) - p50(direct1): what one backend process takes to
 #                              take in 7 more calls before the slowest (it reads them in order)
@@ -26,6 +32,12 @@
 #    timeout, not timer wheel ticks), and nxload's histogram buckets are 4 us wide at 4-8 ms;
 #    what noise is left (wake-ups of idle CPUs, the machine's neighbours) is why the median over
 #    the rounds is the number to read.
+#    The backend (nexus's nxmock and the direct one) runs on the load CPU (BACKEND_CPU=load,
+#    the default), as a server of its own would, like Redis in part B: with one connection in
+#    a closed loop the load CPU is idle while a request is in flight, and nexus keeps the
+#    server CPU to itself (so what it does after sending the calls - publishing events - does
+#    not hold up the backend). BACKEND_CPU=server runs both beside nexus on the server CPU
+#    instead; then the backend's CPU time competes with nexus's.
 #    Idle CPUs: a halted vCPU takes tens of microseconds, and a varying number of them, to wake
 #    for a packet or a timer - as much as the differences measured here - so during part A a
 #    busy loop at SCHED_IDLE priority runs on the server and on the load CPU (IDLE_SPIN=1, the
@@ -54,7 +66,8 @@
 #
 # env: PARTS ("fanout cache"), FAN_ROUNDS (5), FAN_DUR (5), FAST_MS (1), SLOW_MS (5),
 #      ROUNDS (3), DUR (10), CONNS (32), LATENCIES ("0 2"), LAT_DUR (5; 0 = no 1-connection
-#      rows), WARMUP s per target (2), PREFILL (1: fill the execution store first), REDIS_CPU (load | server), IDLE_SPIN (1), SMOKE=1 (one 1 s round of
+#      rows), WARMUP s per target (2), PREFILL (1: fill the execution store first), REDIS_CPU (load | server),
+#      BACKEND_CPU (load | server: part A's backend), IDLE_SPIN (1), SMOKE=1 (one 1 s round of
 #      everything, no RESULTS.md unless RESULTS is set), RESULTS (file to append to, empty =
 #      none), NEXUS_BIN, NXLOAD_BIN, NXMOCK_BIN (default: build/, built or brought up to date
 #      here), SERVER_CPU (0), LOAD_CPU (1), KEEP_TMP=1 (keep logs, configs, nxload outputs).
@@ -79,6 +92,7 @@ LAT_DUR=${LAT_DUR:-5}
 WARMUP=${WARMUP:-2}
 PREFILL=${PREFILL:-1}
 REDIS_CPU=${REDIS_CPU:-load}
+BACKEND_CPU=${BACKEND_CPU:-load}
 IDLE_SPIN=${IDLE_SPIN:-1}
 if [ "$SMOKE" = 1 ]; then
     FAN_ROUNDS=1 FAN_DUR=1 ROUNDS=1 DUR=1 WARMUP=0
@@ -98,6 +112,11 @@ case "$REDIS_CPU" in
     load) redis_cpu=$NXB_LOAD_CPU ;;
     server) redis_cpu=$NXB_SERVER_CPU ;;
     *) nxb_die "REDIS_CPU='$REDIS_CPU': expected load or server" ;;
+esac
+case "$BACKEND_CPU" in
+    load) fan_backend_cpu=$NXB_LOAD_CPU ;;
+    server) fan_backend_cpu="" ;; # nexus's child inherits its CPU
+    *) nxb_die "BACKEND_CPU='$BACKEND_CPU': expected load or server" ;;
 esac
 
 nxb_require taskset curl ss cmake pgrep getconf awk timeout chrt
@@ -233,12 +252,17 @@ ready() {
 
 # mock_server [CACHE_LINE]: the servers: block every nexus here uses.
 mock_server() {
+    local cmd=\"$NXMOCK_BIN\" args='"--stdio", "--log-level", "warn"'
+    if [ -n "${MOCK_CPU-}" ]; then # started through taskset, on that CPU
+        args="\"-c\", \"$MOCK_CPU\", \"$NXMOCK_BIN\", $args"
+        cmd=\"$(command -v taskset)\"
+    fi
     cat <<EOF
 servers:
   - name: mock
     transport: stdio
-    command: "$NXMOCK_BIN"
-    args: ["--stdio", "--log-level", "warn"]
+    command: $cmd
+    args: [$args]
     bulkhead: {max_concurrent: $((CONNS > 100 ? CONNS * 2 : 200))}
 EOF
     [ -z "${1-}" ] || echo "    $1"
@@ -350,6 +374,34 @@ measure() {
     nxb_log "round $round $key $t: $(tail -n 1 "$tmp/res.$key.$t" | awk '{printf "%s req/s, p50 %sus, p99 %sus, server CPU %sus/req, %s errors, other work on CPU0 %s%%, load CPU %s%% busy, backend calls/answer %s, Redis GETs/answer %s, L1 hits/answer %s", $1, $2, $3, $5, $7, $8, $9, $10, $11, $13}')"
 }
 
+# pair A B ROUND: one paired run of FAN_DUR s on 1 connection that alternates A and B request by
+# request (nxload --alt-path), so both meet the same conditions (the machine's slow and fast
+# phases last seconds: separate runs of A and B differ by tens of us from them alone). Appends
+# "p50(A) p50(B) p99(A) p99(B) mean(A) mean(B)" to pair.A.B.
+pair() {
+    local a=$1 b=$2 round=$3 out
+    out=$tmp/pair.$a.$b.$round
+    local -a h=(-H 'Content-Type: application/json')
+    if [ -n "${hdrs[$a]-}" ]; then
+        h+=(-H 'Accept: application/json, text/event-stream' -H "MCP-Protocol-Version: ${pv[$a]:-$PV}"
+            -H "$(head -n 1 "${hdrs[$a]}")")
+    fi
+    local path_b=/${url[$b]#http://*/}
+    "${NXB_PIN_LOAD[@]}" "$NXLOAD_BIN" -c 1 -d "${FAN_DUR}s" --timeout 5000 --json "${h[@]}" \
+        --body-file "${body[$a]}" --alt-path "$path_b" --alt-body-file "${body[$b]}" "${url[$a]}" \
+        >"$out" 2>"$out.err" || nxb_die "pair $a/$b: nxload failed: $(tail -n 3 "$out.err")"
+    python3 - "$out" >>"$tmp/pair.$a.$b" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+m, a = d["latency_us"], d["alt"]
+errs = sum(d["errors"].values()) + d["status"]["4xx"] + d["status"]["5xx"]
+if errs or d["requests"] == 0 or a["requests"] == 0:
+    sys.exit("pair run with errors or no answers: %s" % sys.argv[1])
+print(m["p50"], a["p50"], m["p99"], a["p99"], m["mean"], a["mean"])
+PY
+    nxb_log "round $round pair $a|$b: p50 $(tail -n 1 "$tmp/pair.$a.$b" | awk '{printf "%s | %s us, mean %s | %s us", $1, $2, $5, $6}')"
+}
+
 # ---- table helpers ----
 
 # per_round OP FILE_A FILE_B FIELD OUT: per-round a-b (OP diff) or a/b (OP ratio), one a line.
@@ -366,7 +418,10 @@ fan_summary=""
 if [ "$do_fan" = 1 ]; then
     nxb_log "A: fan-out overhead (fan8 / one / the slowest branch alone), $FAN_ROUNDS rounds of ${FAN_DUR}s at 1 connection"
     {
-        mock_server
+        # The backend on the load CPU (BACKEND_CPU=load, the default) stands for a server of
+        # its own, as Redis does in part B: the load CPU is idle while the one connection's
+        # request is in flight. BACKEND_CPU=server puts it beside nexus, sharing its CPU.
+        MOCK_CPU=$fan_backend_cpu mock_server
         echo "workflows:"
         nxb_fanout_workflows "$FAST_MS" "$SLOW_MS"
         echo "  - name: prefill"
@@ -375,10 +430,10 @@ if [ "$do_fan" = 1 ]; then
         echo "      - {id: p, call: mock.echo, with: {message: \"prefill\"}}"
     } >"$tmp/wf.yaml"
     start_nexus wf "$tmp/wf.yaml"
-    # The backend on its own: nxmock serving Streamable HTTP, pinned like nexus's own nxmock.
+    # The backend on its own: nxmock serving Streamable HTTP, on the CPU of nexus's own nxmock.
     rest[dm]=$(nxb_free_port)
     mcp[dm]=$(nxb_free_port)
-    "${NXB_PIN_SERVER[@]}" "$NXMOCK_BIN" --port "${rest[dm]}" --mcp-port "${mcp[dm]}" --shards 1 \
+    taskset -c "${fan_backend_cpu:-$NXB_SERVER_CPU}" "$NXMOCK_BIN" --port "${rest[dm]}" --mcp-port "${mcp[dm]}" --shards 1 \
         --log-level warn >"$tmp/dm.log" 2>&1 &
     pid[dm]=$!
     ready wf
@@ -461,8 +516,11 @@ if [ "$do_fan" = 1 ]; then
         for t in fan8 one tool direct8 direct1; do load "$t" 1 1 "$tmp/warmup.$t" || true; done
     fi
     stored_before=$(wf_stored)
-    spin_start $((FAN_ROUNDS * 5 * (FAN_DUR + 10) + 60))
+    spin_start $((FAN_ROUNDS * 8 * (FAN_DUR + 10) + 60))
     for round in $(seq 1 "$FAN_ROUNDS"); do
+        pair fan8 tool "$round"
+        pair one tool "$round"
+        pair direct8 direct1 "$round"
         for t in fan8 one tool; do measure wf "$t" fan "$round" 1 "$FAN_DUR"; done
         for t in direct8 direct1; do measure dm "$t" fan "$round" 1 "$FAN_DUR"; done
     done
@@ -492,7 +550,31 @@ if [ "$do_fan" = 1 ]; then
             "$(nxb_cell "$tmp/res.fan.tool" 7)" "$(nxb_cell "$tmp/res.fan.direct8" 7)" "$(nxb_cell "$tmp/res.fan.direct1" 7)"
     } >"$fan_table"
     {
-        echo "| per-round difference, µs: median (min–max) over $FAN_ROUNDS rounds | p50 | p99 | mean |"
+        echo "| paired runs (the two requests alternate on one connection), per-round difference, µs: median (min–max) over $FAN_ROUNDS rounds | p50 | p99 | mean |"
+        echo "|---|---:|---:|---:|"
+        for pair in "fan8 tool fan-out overhead: fan8 − the slowest call alone (tool)" \
+            "direct8 direct1 of it the backend's part: direct8 − direct1" \
+            "one tool workflow engine fixed cost: one − tool"; do
+            read -r a b label <<<"$pair"
+            row="| $label"
+            for f in 1 3 5; do
+                awk -v f="$f" '{print $f - $(f + 1)}' "$tmp/pair.$a.$b" >"$tmp/pd.$a.$b.$f"
+                row="$row | $(nxb_cell "$tmp/pd.$a.$b.$f" 1 %.1f)"
+            done
+            echo "$row |"
+            if [ "$a" = direct8 ]; then
+                row="| of it nexus's part: (fan8 − tool) − (direct8 − direct1)"
+                for f in 1 3 5; do
+                    paste -d' ' "$tmp/pd.fan8.tool.$f" "$tmp/pd.direct8.direct1.$f" | awk '{print $1 - $2}' >"$tmp/pd.nexus.$f"
+                    row="$row | $(nxb_cell "$tmp/pd.nexus.$f" 1 %.1f)"
+                done
+                echo "$row |"
+            fi
+        done
+        paste -d' ' "$tmp/pd.fan8.tool.1" "$tmp/pd.one.tool.1" | awk '{print $1 - $2}' >"$tmp/pd.fan8.one.1"
+        echo "| the parallel step over a one-step workflow: (fan8 − tool) − (one − tool) | $(nxb_cell "$tmp/pd.fan8.one.1" 1 %.1f) | | |"
+        echo
+        echo "| separate runs (one target per run, as before), per-round difference, µs: median (min–max) over $FAN_ROUNDS rounds | p50 | p99 | mean |"
         echo "|---|---:|---:|---:|"
         for pair in "fan8 tool fan-out overhead: fan8 − the slowest call alone (tool)" \
             "direct8 direct1 of it the backend's part: direct8 − direct1 (one process taking in 7 more calls first)" \
@@ -515,9 +597,10 @@ if [ "$do_fan" = 1 ]; then
             fi
         done
     } >"$fan_diff"
-    ov=$(nxb_median "$tmp/d.fan8.tool.2" 1)
-    ovn=$(nxb_median "$tmp/d.nexus.2" 1)
-    fan_summary=$(awk -v o="$ov" -v n="$ovn" -v a="$stored_before" -v b="$stored_after" 'BEGIN {printf "fan-out overhead p50 (median of the per-round differences): %.1f µs — goal (≤ 50 µs) %s; nexus'"'"'s part of it (less what the backend takes to take in the 7 other calls): %.1f µs; execution store: %s records at the first round, %s after the last", o, (o <= 50 ? "met" : "NOT met"), n, a, b}')
+    ov=$(nxb_median "$tmp/pd.fan8.tool.1" 1)
+    ovn=$(nxb_median "$tmp/pd.nexus.1" 1)
+    ovs=$(nxb_median "$tmp/d.fan8.tool.2" 1)
+    fan_summary=$(awk -v o="$ov" -v n="$ovn" -v s="$ovs" -v a="$stored_before" -v b="$stored_after" -v bc="$BACKEND_CPU" 'BEGIN {printf "fan-out overhead p50 (paired runs, median of the per-round differences; backend on the %s CPU): %.1f µs — goal (≤ 50 µs) %s; nexus'"'"'s part of it (less what the backend takes to take in the 7 other calls): %.1f µs; from separate runs: %.1f µs; execution store: %s records at the first round, %s after the last", bc, o, (o <= 50 ? "met" : "NOT met"), n, s, a, b}')
 fi
 
 # ================= B. cached vs uncached =================
@@ -724,7 +807,7 @@ if [ -n "$RESULTS" ]; then
         echo
         echo "- nexus, nxmock and nxload from \`$build_dir\` ($build_kind); nexus \`--shards 1\` and the \`nxmock --stdio\` backend it spawns on CPU $NXB_SERVER_CPU, nxload on CPU $NXB_LOAD_CPU; ${elapsed}s in all"
         if [ "$do_fan" = 1 ]; then
-            echo "- fan-out: workflow \`fan8\` = one \`parallel\` step of 8 \`mock.echo\` branches, b1–b7 \`latency_ms: $FAST_MS\`, b8 (the slowest, started last) \`latency_ms: $SLOW_MS\`; \`one\` = b8 alone as a one-step workflow; \"tool\" = \`POST /tools/mock__echo\` with b8's arguments (nexus's REST tool route); direct8/direct1 = the 8 calls as one JSON-RPC batch / b8 alone sent straight to a second nxmock serving Streamable HTTP on the server CPU (protocol 2025-03-26), no nexus. $FAN_ROUNDS interleaved rounds of ${FAN_DUR}s, 1 connection closed loop; overheads are per-round differences of p50/p99/mean. nxmock answers latency_ms to the microsecond (an io_uring timeout); nxload's histogram buckets are 4 µs wide at 4–8 ms; $([ "$IDLE_SPIN" = 1 ] && echo "SCHED_IDLE busy loops kept CPU $NXB_SERVER_CPU and CPU $NXB_LOAD_CPU out of idle during the rounds (IDLE_SPIN=1: a halted vCPU's wake-up varies by tens of µs)" || echo "the CPUs were left to idle (IDLE_SPIN=0)"); the workflow answers carry the execution record (~0.5–1 KB), the tool route the bare CallToolResult; $([ "$PREFILL" = 1 ] && echo "the execution store (every start walks it) was filled to its cap by a \`prefill\` workflow before the rounds" || echo "the execution store started empty and grew through the rounds (PREFILL=0)")"
+            echo "- fan-out: workflow \`fan8\` = one \`parallel\` step of 8 \`mock.echo\` branches, b1–b7 \`latency_ms: $FAST_MS\`, b8 (the slowest, started last) \`latency_ms: $SLOW_MS\`; \`one\` = b8 alone as a one-step workflow; \"tool\" = \`POST /tools/mock__echo\` with b8's arguments (nexus's REST tool route); direct8/direct1 = the 8 calls as one JSON-RPC batch / b8 alone sent straight to a second nxmock serving Streamable HTTP (protocol 2025-03-26), no nexus; both nxmocks on $([ "$BACKEND_CPU" = load ] && echo "the load CPU $NXB_LOAD_CPU (BACKEND_CPU=load)" || echo "the server CPU $NXB_SERVER_CPU, beside nexus (BACKEND_CPU=server)"). $FAN_ROUNDS interleaved rounds of ${FAN_DUR}s, 1 connection closed loop; each round = 3 paired runs (fan8|tool, one|tool, direct8|direct1: nxload alternates the two requests on its connection) then the 5 targets in separate runs; overheads are per-round differences of p50/p99/mean. nxmock answers latency_ms to the microsecond (an io_uring timeout); nxload's histogram buckets are 4 µs wide at 4–8 ms; $([ "$IDLE_SPIN" = 1 ] && echo "SCHED_IDLE busy loops kept CPU $NXB_SERVER_CPU and CPU $NXB_LOAD_CPU out of idle during the rounds (IDLE_SPIN=1: a halted vCPU's wake-up varies by tens of µs)" || echo "the CPUs were left to idle (IDLE_SPIN=0)"); the workflow answers carry the execution record (~0.5–1 KB), the tool route the bare CallToolResult; $([ "$PREFILL" = 1 ] && echo "the execution store (every start walks it) was filled to its cap by a \`prefill\` workflow before the rounds" || echo "the execution store started empty and grew through the rounds (PREFILL=0)")"
         fi
         if [ "$do_cache" = 1 ]; then
             echo "- cache: three nexus instances (uncached; \`servers[].cache: {tools: {echo: 1h}}\`; the same plus \`cache.redis\` with L1 off) each with its own nxmock; MCP \`tools/call mock__echo {\"message\", \"latency_ms\": L}\` over Streamable HTTP, one session per connection, the same arguments on every connection; $ROUNDS interleaved rounds of ${DUR}s at $CONNS connections closed loop$([ "$LAT_DUR" = 0 ] || echo ", then $ROUNDS of ${LAT_DUR}s at 1 connection"); redis-server $redis_v on CPU $redis_cpu (REDIS_CPU=$REDIS_CPU), \`--save '' --appendonly no\`"

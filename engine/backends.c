@@ -63,6 +63,9 @@ static void owner_fail_queued(nx_backend_instance_t *in, const char *why);
 
 /* The catalogs a backend announces, in snapshot order (see publish_kind). */
 static const char *const kind_keys[] = {"tools", "resources", "resourceTemplates", "prompts"};
+/* Beside the tools and the prompts, the snapshot keeps them by name too ({name: entry}): every
+ * call is routed by name, and a scan of the list was the largest part of routing one. */
+static const char *const name_index_keys[] = {"tools by name", NULL, NULL, "prompts by name"};
 static const char *const kind_methods[] = {"tools/list", "resources/list",
                                            "resources/templates/list", "prompts/list"};
 static const char *const kind_capability[] = {"tools", "resources", "resources", "prompts"};
@@ -231,6 +234,17 @@ static void publish_kind(backend_t *b, int kind, json_t *items) {
     for (int k = 0; k < KINDS; k++)
         if (json_object_get(next, kind_keys[k]) == NULL)
             json_object_set_new(next, kind_keys[k], json_array());
+    if (name_index_keys[kind] != NULL) {
+        json_t *by_name = json_object();
+        size_t i;
+        json_t *item;
+        json_array_foreach(items, i, item) {
+            const char *name = json_string_value(json_object_get(item, "name"));
+            if (name != NULL && json_object_get(by_name, name) == NULL)
+                json_object_set(by_name, name, item);
+        }
+        json_object_set_new(next, name_index_keys[kind], by_name);
+    }
     json_object_set_new(next, kind_keys[kind], items);
     publish(b, next);
 }
@@ -1459,6 +1473,8 @@ static void provider_list(void *arg, nx_mcp_catalog_kind_t kind, json_t *items) 
 
 /* Does catalog <kind> of snapshot <snap> have an entry whose <key> is <value>? */
 static bool snapshot_has(const json_t *snap, int kind, const char *key, const char *value) {
+    if (strcmp(key, "name") == 0 && name_index_keys[kind] != NULL)
+        return json_object_get(json_object_get(snap, name_index_keys[kind]), value) != NULL;
     size_t j;
     json_t *t;
     json_array_foreach(json_object_get(snap, kind_keys[kind]), j, t) {

@@ -138,10 +138,13 @@ static void free_list(entry_t *gone) {
 /* ---- hooks between the executor, the store and the channel ---- */
 
 static void publish_snapshot(entry_t *en, nx_exec_t *x) {
-    json_t *rec = nx_exec_record(x);
-    char *text = rec ? nx_json_write(rec, 17, NULL) : NULL;
-    json_decref(rec);
-    if (text == NULL) return;
+    nx_buf_t b;
+    nx_buf_init(&b);
+    if (nx_exec_record_write(x, &b) < 0 || nx_buf_append(&b, "", 1) < 0) {
+        nx_buf_dispose(&b);
+        return;
+    }
+    char *text = b.data;
     nx_exec_store_t *st = en->e->executions;
     pthread_mutex_lock(&st->mu);
     char *old = en->snapshot;
@@ -624,7 +627,13 @@ static void sync_done(void *arg, nx_exec_t *x) {
     sync_run_t *sr = arg;
     nx_http_conn_t *hc = sr->hc;
     free(sr);
-    nx_rest_send_json(hc, status_of(x), nx_exec_record(x), NULL);
+    nx_buf_t body;
+    nx_buf_init(&body);
+    if (nx_exec_record_write(x, &body) < 0)
+        nx_http_respond_error(hc, 500, "could not encode the response", NULL);
+    else
+        nx_http_respond(hc, status_of(x), "application/json", body.data, body.len, NULL);
+    nx_buf_dispose(&body);
 }
 
 static void sync_client_gone(nx_http_conn_t *hc, void *arg) {

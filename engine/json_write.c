@@ -4,6 +4,7 @@
 
 #include "buf.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,13 @@ typedef struct out {
 } out_t;
 
 static void put(out_t *o, const char *s, size_t n) {
+    /* Most tokens fit the room already there: copy without the call. */
+    if (n == 0) return;
+    if (o->b.cap - o->b.len >= n) {
+        memcpy(o->b.data + o->b.len, s, n);
+        o->b.len += n;
+        return;
+    }
     if (!o->failed && nx_buf_append(&o->b, s, n) < 0) o->failed = true;
 }
 
@@ -172,16 +180,36 @@ static void put_value(out_t *o, const json_t *v, int precision, int depth) {
     }
 }
 
-char *nx_json_write(const json_t *v, int real_precision, size_t *len) {
-    if (v == NULL) return NULL;
-    out_t o = {.failed = false};
-    nx_buf_init(&o.b);
+/* Runs <write> on <b> through an out_t; on failure <b> is back at its old length. */
+static int append_with(nx_buf_t *b, out_t *o, size_t old_len) {
+    *b = o->b;
+    if (!o->failed) return 0;
+    b->len = old_len;
+    return -ENOMEM;
+}
+
+int nx_json_write_append(nx_buf_t *b, const json_t *v, int real_precision) {
+    if (v == NULL) return -EINVAL;
+    size_t old_len = b->len;
+    out_t o = {.b = *b, .failed = false};
     put_value(&o, v, real_precision > 0 ? real_precision : 17, 1);
-    put_char(&o, '\0');
-    if (o.failed) {
-        nx_buf_dispose(&o.b);
+    return append_with(b, &o, old_len);
+}
+
+int nx_json_write_string(nx_buf_t *b, const char *s, size_t n) {
+    size_t old_len = b->len;
+    out_t o = {.b = *b, .failed = false};
+    put_string(&o, s, n);
+    return append_with(b, &o, old_len);
+}
+
+char *nx_json_write(const json_t *v, int real_precision, size_t *len) {
+    nx_buf_t b;
+    nx_buf_init(&b);
+    if (nx_json_write_append(&b, v, real_precision) < 0 || nx_buf_append(&b, "", 1) < 0) {
+        nx_buf_dispose(&b);
         return NULL;
     }
-    if (len != NULL) *len = o.b.len - 1;
-    return o.b.data;
+    if (len != NULL) *len = b.len - 1;
+    return b.data;
 }

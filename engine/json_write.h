@@ -8,6 +8,8 @@
 #ifndef NX_ENGINE_JSON_WRITE_H
 #define NX_ENGINE_JSON_WRITE_H
 
+#include "buf.h"
+
 #include <jansson.h>
 #include <stddef.h>
 
@@ -18,5 +20,12 @@
  *  goes to <*len> when <len> is not NULL. <real_precision> is the %g precision of reals (0 means
  *  17, exact). NULL on ENOMEM, a NULL <v> or nesting beyond NX_JSON_WRITE_MAX_DEPTH. */
 char *nx_json_write(const json_t *v, int real_precision, size_t *len);
+/** Appends the compact text of <v> to <b> (no NUL). 0, or -EINVAL (NULL <v>) or -ENOMEM (also
+ *  for nesting beyond NX_JSON_WRITE_MAX_DEPTH); on failure <b> keeps its old length. For
+ *  writers that put a document together from known parts around jansson values. */
+int nx_json_write_append(nx_buf_t *b, const json_t *v, int real_precision);
+/** Appends the <n> bytes of <s> as a JSON string, quotes included, escaped exactly as
+ *  nx_json_write escapes strings. 0 or -ENOMEM (<b> then keeps its old length). */
+int nx_json_write_string(nx_buf_t *b, const char *s, size_t n);
 
 #endif

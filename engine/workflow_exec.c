@@ -14,6 +14,7 @@
 #include "backends.h"
 #include "cache.h"
 #include "invoke.h"
+#include "json_write.h"
 #include "jsonrpc.h"
 #include "log.h"
 #include "nexus/errors.h"
@@ -61,6 +62,12 @@ struct nx_exec {
     uint64_t event_seq;
     uint32_t depth;      /* workflows this one runs inside */
     bool cancel_pending; /* nx_exec_cancel while the executor was busy */
+    /* The id and the workflow's name as JSON strings, shared by every event (made once). */
+    json_t *id_json, *name_json;
+    /* The root's scope once the run ended (every step's result): let go of after the turn's
+     * I/O is submitted, so freeing a big tree never delays the answer. */
+    json_t *spent_scope;
+    nx_later_t teardown;
 };
 
 typedef enum frame_op {
@@ -141,9 +148,20 @@ static int64_t wall_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A JSON string of <s>, which is known to be UTF-8: step ids, workflow and tool names (checked
+ * at load to be ASCII), execution ids, status and kind names. Skips jansson's validation. */
+static json_t *ascii_json(const char *s) {
+    return json_stringn_nocheck(s, strlen(s));
+}
+
+/* Sets <key> of <o> to <v> (stolen); <key> is one of ours (ASCII, no NUL). */
+static void put_new(json_t *o, const char *key, json_t *v) {
+    json_object_set_new_nocheck(o, key, v);
+}
+
 /* "2026-11-23T20:07:24.779Z". Every event carries one: the text up to the seconds is kept per
  * thread and reused while the second lasts, so only the milliseconds are written. */
-static json_t *iso_time(int64_t ms) {
+static const char *iso_time_text(int64_t ms) {
     static _Thread_local int64_t cached_s = -1;
     static _Thread_local char buf[64];
     int64_t sec = ms / 1000;
@@ -160,7 +178,11 @@ static json_t *iso_time(int64_t ms) {
     buf[at] = (char)('0' + milli / 100);
     buf[at + 1] = (char)('0' + milli / 10 % 10);
     buf[at + 2] = (char)('0' + milli % 10);
-    return json_string(buf);
+    return buf;
+}
+
+static json_t *iso_time(int64_t ms) {
+    return ascii_json(iso_time_text(ms));
 }
 
 static json_t *error_new(const char *message, const nx_step_t *step) {
@@ -182,10 +204,10 @@ static json_t *error_fmt(const nx_step_t *step, const char *fmt, ...) {
 
 static void emit(nx_exec_t *x, const char *type, json_t *data) {
     if (data == NULL) return;
-    json_object_set_new(data, "execution", json_string(x->id));
-    json_object_set_new(data, "workflow", json_string(x->wf->name));
-    json_object_set_new(data, "seq", json_integer((json_int_t)++x->event_seq));
-    json_object_set_new(data, "time", iso_time(wall_ms()));
+    put_new(data, "execution", json_incref(x->id_json));
+    put_new(data, "workflow", json_incref(x->name_json));
+    put_new(data, "seq", json_integer((json_int_t)++x->event_seq));
+    put_new(data, "time", iso_time(wall_ms()));
     if (x->hooks.event != NULL) x->hooks.event(x->hooks_arg, x, type, data);
     json_decref(data);
 }
@@ -322,25 +344,38 @@ static void record_step(frame_t *f, const char *status) {
     json_decref(r->error);
     r->error = json_incref(f->err);
     x->finished_steps++;
-    json_t *rec =
-        json_pack("{s:s, s:O, s:O, s:b, s:i, s:I}", "status", status, "result",
-                  f->out ? f->out : json_null(), "error", f->err ? f->err : json_null(), "cached",
-                  f->cached, "attempts", (int)f->attempts, "duration_ms", (json_int_t)ms);
-    if (rec != NULL && f->stale) json_object_set_new(rec, "stale", json_true());
+    /* Built member by member (no json_pack: its format parsing and UTF-8 checks were a tenth
+     * of a fan-out's CPU between them); the names and statuses are ours, ASCII. */
+    json_t *status_json = ascii_json(status);
+    json_t *rec = json_object();
+    if (rec != NULL) {
+        put_new(rec, "status", json_incref(status_json));
+        put_new(rec, "result", json_incref(f->out ? f->out : json_null()));
+        put_new(rec, "error", json_incref(f->err ? f->err : json_null()));
+        put_new(rec, "cached", json_boolean(f->cached));
+        put_new(rec, "attempts", json_integer((json_int_t)f->attempts));
+        put_new(rec, "duration_ms", json_integer((json_int_t)ms));
+        if (f->stale) put_new(rec, "stale", json_true());
+    }
     json_t *steps = steps_of(f);
     if (rec != NULL && steps != NULL)
-        json_object_set_new(steps, s->id, rec);
+        json_object_set_new_nocheck(steps, s->id, rec);
     else
         json_decref(rec);
-    json_t *ev = json_pack("{s:s, s:s, s:s, s:I, s:b, s:i}", "step", s->id, "kind",
-                           nx_step_kind_name(s->kind), "status", status, "duration_ms",
-                           (json_int_t)ms, "cached", f->cached, "attempts", (int)f->attempts);
+    json_t *ev = json_object();
     if (ev != NULL) {
-        if (f->stale) json_object_set_new(ev, "stale", json_true());
-        if (f->err != NULL) json_object_set(ev, "error", f->err);
+        put_new(ev, "step", ascii_json(s->id));
+        put_new(ev, "kind", ascii_json(nx_step_kind_name(s->kind)));
+        put_new(ev, "status", json_incref(status_json));
+        put_new(ev, "duration_ms", json_integer((json_int_t)ms));
+        put_new(ev, "cached", json_boolean(f->cached));
+        put_new(ev, "attempts", json_integer((json_int_t)f->attempts));
+        if (f->stale) put_new(ev, "stale", json_true());
+        if (f->err != NULL) put_new(ev, "error", json_incref(f->err));
         if (f->parent != NULL && f->parent->step == NULL && f->parent->parent != NULL)
-            json_object_set_new(ev, "iteration", json_integer(f->parent->iteration));
+            put_new(ev, "iteration", json_integer(f->parent->iteration));
     }
+    json_decref(status_json);
     emit(x, "step.finished", ev);
 }
 
@@ -527,10 +562,9 @@ static void on_http_done(void *arg, const json_t *response, const json_t *error,
 /* The _meta of a call: what is left of the deadline, and the step's retry policy. */
 static json_t *call_meta(const frame_t *f) {
     json_t *meta = json_object();
-    json_object_set_new(meta, NX_EXEC_META_DEPTH, json_integer((json_int_t)f->x->depth + 1));
+    put_new(meta, NX_EXEC_META_DEPTH, json_integer((json_int_t)f->x->depth + 1));
     uint64_t left = remaining_ms(f);
-    json_object_set_new(meta, NX_BACKENDS_META_TIMEOUT,
-                        json_integer((json_int_t)(left ? left : 1)));
+    put_new(meta, NX_BACKENDS_META_TIMEOUT, json_integer((json_int_t)(left ? left : 1)));
     const nx_step_t *s = f->step;
     if (s->has_retry)
         json_object_set_new(meta, NX_BACKENDS_META_RETRY,
@@ -552,8 +586,12 @@ static void send_call(frame_t *f, json_t *req) {
         return;
     }
     if (s->kind == NX_STEP_CALL) {
-        json_t *params =
-            json_pack("{s:s, s:O, s:o}", "name", s->tool, "arguments", req, "_meta", call_meta(f));
+        json_t *params = json_object();
+        if (params != NULL) {
+            put_new(params, "name", ascii_json(s->tool));
+            put_new(params, "arguments", json_incref(req));
+            put_new(params, "_meta", call_meta(f));
+        }
         nx_invoke_opts_t opts = {0};
         nx_invoke_t *inv = NULL;
         f->op = OP_INVOKE;
@@ -915,9 +953,13 @@ static frame_t *start_step(frame_t *parent, const nx_step_t *s, json_t *scope) {
             return f;
         }
     }
-    json_t *ev = json_pack("{s:s, s:s}", "step", s->id, "kind", nx_step_kind_name(s->kind));
-    if (ev != NULL && parent->step == NULL && parent->parent != NULL)
-        json_object_set_new(ev, "iteration", json_integer(parent->iteration));
+    json_t *ev = json_object();
+    if (ev != NULL) {
+        put_new(ev, "step", ascii_json(s->id));
+        put_new(ev, "kind", ascii_json(nx_step_kind_name(s->kind)));
+        if (parent->step == NULL && parent->parent != NULL)
+            put_new(ev, "iteration", json_integer(parent->iteration));
+    }
     emit(x, "step.started", ev);
     if (s->timeout_ms != 0) nx_shard_timer_start(x->es->shard, &f->timeout, s->timeout_ms);
     switch (s->kind) {
@@ -1125,15 +1167,28 @@ static void end_execution(nx_exec_t *x, nx_exec_status_t status, json_t *result,
     const char *type = status == NX_EXEC_SUCCEEDED ? "execution.finished"
                        : status == NX_EXEC_FAILED  ? "execution.failed"
                                                    : "execution.cancelled";
-    json_t *ev = json_pack("{s:s, s:I}", "status", nx_exec_status_name(status), "duration_ms",
-                           (json_int_t)(x->ended_ms - x->started_ms));
-    if (ev != NULL && result != NULL) json_object_set(ev, "result", result);
-    if (ev != NULL && error != NULL) json_object_set(ev, "error", error);
+    json_t *ev = json_object();
+    if (ev != NULL) {
+        put_new(ev, "status", ascii_json(nx_exec_status_name(status)));
+        put_new(ev, "duration_ms", json_integer((json_int_t)(x->ended_ms - x->started_ms)));
+        if (result != NULL) put_new(ev, "result", json_incref(result));
+        if (error != NULL) put_new(ev, "error", json_incref(error));
+    }
     emit(x, type, ev);
+}
+
+static void on_teardown(nx_later_t *l) {
+    nx_exec_t *x = nx_container_of(l, nx_exec_t, teardown);
+    json_decref(x->spent_scope);
+    x->spent_scope = NULL;
 }
 
 static void root_done(nx_exec_t *x, frame_t *root) {
     x->root = NULL;
+    if (x->spent_scope == NULL && x->es != NULL && x->es->shard != NULL) {
+        x->spent_scope = json_incref(root->scope);
+        nx_shard_after_submit(x->es->shard, &x->teardown);
+    }
     if (!root->ok) {
         json_t *e = json_incref(root->err);
         frame_free(root);
@@ -1259,6 +1314,8 @@ int nx_exec_start(nx_engine_shard_t *es, nx_workflows_t *wfs, const nx_workflow_
     x->wf = wf;
     snprintf(x->id, sizeof(x->id), "%s", id);
     x->inputs = in;
+    x->id_json = json_string(x->id); /* the caller's: checked */
+    x->name_json = ascii_json(wf->name);
     if (hooks != NULL) x->hooks = *hooks;
     x->hooks_arg = arg;
     x->status = NX_EXEC_RUNNING;
@@ -1266,6 +1323,7 @@ int nx_exec_start(nx_engine_shard_t *es, nx_workflows_t *wfs, const nx_workflow_
     x->started_wall_ms = wall_ms();
     x->deadline_at = x->started_ms + wf->deadline_ms;
     nx_list_init(&x->ready);
+    nx_later_init(&x->teardown, on_teardown);
     nx_timer_init(&x->start_timer, on_start);
     nx_timer_init(&x->deadline_timer, on_deadline);
     nx_shard_timer_start(es->shard, &x->start_timer, 0);
@@ -1318,6 +1376,10 @@ void nx_exec_free(nx_exec_t *x) {
     json_decref(x->inputs);
     json_decref(x->result);
     json_decref(x->error);
+    json_decref(x->id_json);
+    json_decref(x->name_json);
+    nx_later_cancel(&x->teardown);
+    json_decref(x->spent_scope);
     nx_workflows_unref(x->wfs);
     free(x);
 }
@@ -1367,22 +1429,108 @@ json_t *nx_exec_record(const nx_exec_t *x) {
     for (uint32_t i = 0; i < x->wf->step_count; i++) {
         const nx_step_t *s = x->wf->by_index[i];
         const step_record_t *r = &x->records[i];
-        json_t *e = json_pack(
-            "{s:s, s:s, s:s, s:i, s:b, s:I, s:i}", "id", s->id, "kind", nx_step_kind_name(s->kind),
-            "status", r->status ? r->status : "pending", "attempts", (int)r->attempts, "cached",
-            r->cached, "duration_ms", (json_int_t)r->duration_ms, "runs", (int)r->runs);
-        if (e != NULL && r->stale) json_object_set_new(e, "stale", json_true());
-        if (e != NULL && r->error != NULL) json_object_set(e, "error", r->error);
+        json_t *e = json_object();
+        if (e == NULL) continue;
+        put_new(e, "id", ascii_json(s->id));
+        put_new(e, "kind", ascii_json(nx_step_kind_name(s->kind)));
+        put_new(e, "status", ascii_json(r->status ? r->status : "pending"));
+        put_new(e, "attempts", json_integer((json_int_t)r->attempts));
+        put_new(e, "cached", json_boolean(r->cached));
+        put_new(e, "duration_ms", json_integer((json_int_t)r->duration_ms));
+        put_new(e, "runs", json_integer((json_int_t)r->runs));
+        if (r->stale) put_new(e, "stale", json_true());
+        if (r->error != NULL) put_new(e, "error", json_incref(r->error));
         json_array_append_new(steps, e);
     }
     uint64_t end = x->ended ? x->ended_ms : now_ms(x);
-    json_t *rec = json_pack("{s:s, s:s, s:s, s:o, s:I, s:O, s:o}", "id", x->id, "workflow",
-                            x->wf->name, "status", nx_exec_status_name(x->status), "started_at",
-                            iso_time(x->started_wall_ms), "duration_ms",
-                            (json_int_t)(end - x->started_ms), "inputs", x->inputs, "steps", steps);
-    if (rec == NULL) return NULL;
-    if (x->ended) json_object_set_new(rec, "ended_at", iso_time(x->ended_wall_ms));
-    if (x->result != NULL) json_object_set(rec, "result", x->result);
-    if (x->error != NULL) json_object_set(rec, "error", x->error);
+    json_t *rec = json_object();
+    if (rec == NULL) {
+        json_decref(steps);
+        return NULL;
+    }
+    put_new(rec, "id", json_incref(x->id_json));
+    put_new(rec, "workflow", json_incref(x->name_json));
+    put_new(rec, "status", ascii_json(nx_exec_status_name(x->status)));
+    put_new(rec, "started_at", iso_time(x->started_wall_ms));
+    put_new(rec, "duration_ms", json_integer((json_int_t)(end - x->started_ms)));
+    put_new(rec, "inputs", json_incref(x->inputs));
+    put_new(rec, "steps", steps);
+    if (x->ended) put_new(rec, "ended_at", iso_time(x->ended_wall_ms));
+    if (x->result != NULL) put_new(rec, "result", json_incref(x->result));
+    if (x->error != NULL) put_new(rec, "error", json_incref(x->error));
     return rec;
+}
+
+/* The record's text as it is written: the first failed append (ENOMEM) is kept and ends the
+ * writing, so a record is either whole or not written at all. */
+typedef struct rec_out {
+    nx_buf_t *b;
+    int rc;
+} rec_out_t;
+
+static void rec_raw(rec_out_t *o, const char *text) {
+    if (o->rc == 0) o->rc = nx_buf_append_str(o->b, text);
+}
+
+/* Appends ,"<key>": (no comma when <key> opens the object: <first>). */
+static void rec_key(rec_out_t *o, const char *key, bool first) {
+    rec_raw(o, first ? "{\"" : ",\"");
+    rec_raw(o, key);
+    rec_raw(o, "\":");
+}
+
+static void rec_u64(rec_out_t *o, const char *key, uint64_t v) {
+    rec_key(o, key, false);
+    if (o->rc == 0) o->rc = nx_buf_append_u64(o->b, v);
+}
+
+static void rec_string(rec_out_t *o, const char *key, const char *v, bool first) {
+    rec_key(o, key, first);
+    if (o->rc == 0) o->rc = nx_json_write_string(o->b, v, strlen(v));
+}
+
+static void rec_json(rec_out_t *o, const char *key, const json_t *v) {
+    rec_key(o, key, false);
+    if (o->rc == 0) o->rc = nx_json_write_append(o->b, v, 17);
+}
+
+int nx_exec_record_write(const nx_exec_t *x, nx_buf_t *b) {
+    /* The members of nx_exec_record, in its order, written out directly: on a synchronous
+     * run the record is the answer, and building it as jansson values only to walk them again
+     * was most of the time from the last step's end to the response. The unit tests hold the
+     * two to the same bytes. */
+    rec_out_t o = {b, 0};
+    size_t old_len = b->len;
+    uint64_t end = x->ended ? x->ended_ms : now_ms(x);
+    rec_string(&o, "id", x->id, true);
+    rec_string(&o, "workflow", x->wf->name, false);
+    rec_string(&o, "status", nx_exec_status_name(x->status), false);
+    rec_string(&o, "started_at", iso_time_text(x->started_wall_ms), false);
+    rec_u64(&o, "duration_ms", end - x->started_ms);
+    rec_json(&o, "inputs", x->inputs);
+    rec_key(&o, "steps", false);
+    rec_raw(&o, "[");
+    for (uint32_t i = 0; i < x->wf->step_count; i++) {
+        const nx_step_t *s = x->wf->by_index[i];
+        const step_record_t *r = &x->records[i];
+        if (i > 0) rec_raw(&o, ",");
+        rec_string(&o, "id", s->id, true);
+        rec_string(&o, "kind", nx_step_kind_name(s->kind), false);
+        rec_string(&o, "status", r->status ? r->status : "pending", false);
+        rec_u64(&o, "attempts", r->attempts);
+        rec_key(&o, "cached", false);
+        rec_raw(&o, r->cached ? "true" : "false");
+        rec_u64(&o, "duration_ms", r->duration_ms);
+        rec_u64(&o, "runs", r->runs);
+        if (r->stale) rec_raw(&o, ",\"stale\":true");
+        if (r->error != NULL) rec_json(&o, "error", r->error);
+        rec_raw(&o, "}");
+    }
+    rec_raw(&o, "]");
+    if (x->ended) rec_string(&o, "ended_at", iso_time_text(x->ended_wall_ms), false);
+    if (x->result != NULL) rec_json(&o, "result", x->result);
+    if (x->error != NULL) rec_json(&o, "error", x->error);
+    rec_raw(&o, "}");
+    if (o.rc < 0) b->len = old_len;
+    return o.rc < 0 ? -ENOMEM : 0;
 }

@@ -10,6 +10,8 @@
 #include "engine.h"
 #include "workflow.h"
 
+#include "buf.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,10 +36,10 @@ typedef struct nx_exec_hooks {
 } nx_exec_hooks_t;
 
 /** Validates <inputs> (borrowed) against <wf>'s schema and starts an execution with id <id>
- *  (copied) on the calling shard <es>, nested <depth> workflows deep; <wfs> (the set <wf> belongs to) is referenced while it
- *  runs. Returns 0 and the execution in <*out>; -EINVAL with the schema errors as a JSON array
- *  in <*errors> (new reference) when the inputs do not fit; -ENOMEM. Hooks run later, never
- *  inline. */
+ *  (copied) on the calling shard <es>, nested <depth> workflows deep; <wfs> (the set <wf> belongs
+ * to) is referenced while it runs. Returns 0 and the execution in <*out>; -EINVAL with the schema
+ * errors as a JSON array in <*errors> (new reference) when the inputs do not fit; -ENOMEM. Hooks
+ * run later, never inline. */
 int nx_exec_start(nx_engine_shard_t *es, nx_workflows_t *wfs, const nx_workflow_t *wf,
                   const char *id, const json_t *inputs, uint32_t depth,
                   const nx_exec_hooks_t *hooks, void *arg, nx_exec_t **out, json_t **errors);
@@ -68,5 +70,8 @@ void nx_exec_progress(const nx_exec_t *x, uint32_t *finished, uint32_t *total);
  *  inputs, result?, error?, steps: [{id, kind, status, attempts, cached, stale?, duration_ms,
  *  runs, error?}]} (new reference). */
 json_t *nx_exec_record(const nx_exec_t *x);
+/** Appends the compact JSON text of nx_exec_record(x) to <b>, the same bytes, written directly
+ *  (for answers and snapshots). 0, or -ENOMEM with <b> at its old length. */
+int nx_exec_record_write(const nx_exec_t *x, nx_buf_t *b);
 
 #endif

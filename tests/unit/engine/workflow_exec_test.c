@@ -33,10 +33,23 @@ static nx_engine_shard_t es;
 static nx_config_t cfg;
 static bool cfg_loaded;
 
-/* Fires every timer due at the current time, including those armed by the callbacks. */
+/* The end of a loop turn: runs what waited for the turn's I/O to be submitted. */
+static size_t end_turn(void) {
+    size_t ran = 0;
+    nx_list_t *n;
+    while ((n = nx_list_pop_head(&shard.after_submit)) != NULL) {
+        nx_later_t *l = nx_container_of(n, nx_later_t, link);
+        l->fn(l);
+        ran++;
+    }
+    return ran;
+}
+
+/* Fires every timer due at the current time, including those armed by the callbacks, and
+ * ends the turn. */
 static void settle(void) {
     for (int i = 0; i < 1000000; i++)
-        if (nx_timer_wheel_advance(&shard.wheel, fake_ms) == 0) return;
+        if (nx_timer_wheel_advance(&shard.wheel, fake_ms) == 0 && end_turn() == 0) return;
     cr_assert_fail("timers keep firing at the same instant");
 }
 
@@ -205,11 +218,14 @@ static void on_event(void *arg, nx_exec_t *x, const char *type, const json_t *da
     if (!r->count_only) json_array_append_new(r->events, json_pack("[s, O]", type, data));
 }
 
+static void expect_written_record_is_the_record(const nx_exec_t *x);
+
 static void on_done(void *arg, nx_exec_t *x) {
     run_t *r = arg;
     cr_assert_eq(x, r->x);
     r->done++;
     r->done_at = fake_ms;
+    expect_written_record_is_the_record(x); /* ended: the record as REST answers it */
     if (r->free_in_done) {
         r->freed = true;
         nx_exec_free(x);
@@ -229,6 +245,8 @@ static void setup(void) {
     nruns = 0;
     set_clock(1000000);
     shard.loop = &fake_loop;
+    nx_list_init(&shard.turn_end);
+    nx_list_init(&shard.after_submit);
     nx_timer_wheel_init(&shard.wheel, fake_ms);
     engine.mcp = nx_mcp_server_new("test", "1.0");
     cr_assert_not_null(engine.mcp);
@@ -276,6 +294,21 @@ static const nx_workflow_t *load(const char *yaml, const char *name) {
     return wf;
 }
 
+/* Expects the record as text (nx_exec_record_write, what REST answers and snapshots carry) to
+ * be exactly the compact text of the record as JSON (nx_exec_record). */
+static void expect_written_record_is_the_record(const nx_exec_t *x) {
+    json_t *rec = nx_exec_record(x);
+    char *want = nx_json_write(rec, 17, NULL);
+    json_decref(rec);
+    nx_buf_t got;
+    nx_buf_init(&got);
+    cr_assert_eq(nx_exec_record_write(x, &got), 0);
+    nx_buf_append(&got, "", 1);
+    cr_expect_str_eq(got.data, want, "written record\n%s\nwant\n%s", got.data, want);
+    nx_buf_dispose(&got);
+    free(want);
+}
+
 static run_t *start_json(const nx_workflow_t *wf, json_t *inputs) {
     cr_assert_lt(nruns, MAX_RUNS);
     run_t *r = &runs[nruns++];
@@ -289,6 +322,7 @@ static run_t *start_json(const nx_workflow_t *wf, json_t *inputs) {
     free(e);
     json_decref(errors);
     cr_assert_eq(r->nevents, 0, "hooks never run inline in nx_exec_start");
+    expect_written_record_is_the_record(r->x); /* every step pending */
     return r;
 }
 
@@ -1172,6 +1206,30 @@ Test(workflow_exec, record_has_status_attempts_runs_and_durations) {
                 "{\"id\": \"z\", \"kind\": \"call\", \"status\": \"pending\", \"attempts\": 0,"
                 " \"cached\": false, \"duration_ms\": 0, \"runs\": 0}",
                 "z");
+    json_decref(rec);
+}
+
+Test(workflow_exec, written_record_escapes_and_orders_as_the_json_record) {
+    const nx_workflow_t *wf =
+        load(WF("w") "    steps:\n"
+                     "      - id: a\n"
+                     "        call: later\n"
+                     "        with:\n"
+                     "          ms: 10\n"
+                     "          value: ${{ input }}\n"
+                     "      - {id: b, call: fail, with: {mode: rpc, message: \"bad \\\"x\\\"\"},"
+                     " on_error: continue}\n",
+             "w");
+    run_t *r = start(wf, "{\"s\": \"quote \\\" slash \\\\ tab \\t nl \\n nul-free \\u0001 \\u00e9 "
+                         "\\ud83d\\ude00\", \"n\": -12, \"f\": 0.5, \"t\": true, \"z\": null}");
+    advance(5);
+    expect_written_record_is_the_record(r->x); /* running: a in flight, no ended_at */
+    run_until_done(r, 100);                    /* the done hook checks the ended record */
+    cr_expect_eq(nx_exec_status(r->x), NX_EXEC_SUCCEEDED);
+    json_t *rec = nx_exec_record(r->x);
+    cr_expect_str_eq(json_string_value(json_object_get(
+                         json_object_get(record_step_of(rec, "b"), "error"), "message")),
+                     "bad \"x\"");
     json_decref(rec);
 }
 
