@@ -135,6 +135,36 @@ static void free_list(entry_t *gone) {
     }
 }
 
+/* Records a start evicted, freed once this loop turn's I/O is submitted: a start on a full store
+ * drops the oldest record, and freeing it (the run's inputs, result and errors) must not delay
+ * the new run's first calls. Per thread: only this shard's loop touches it. */
+static _Thread_local struct {
+    nx_later_t later;
+    entry_t *gone;
+} evicted;
+
+static void on_evicted(nx_later_t *l) {
+    (void)l;
+    entry_t *gone = evicted.gone;
+    evicted.gone = NULL;
+    free_list(gone);
+}
+
+static void free_after_submit(nx_engine_shard_t *es, entry_t *gone) {
+    if (gone == NULL) return;
+    if (es == NULL || es->shard == NULL) {
+        free_list(gone);
+        return;
+    }
+    entry_t *last = gone;
+    while (last->next_in_bucket != NULL)
+        last = last->next_in_bucket;
+    last->next_in_bucket = evicted.gone;
+    evicted.gone = gone;
+    if (evicted.later.fn == NULL) nx_later_init(&evicted.later, on_evicted);
+    nx_shard_after_submit(es->shard, &evicted.later);
+}
+
 /* ---- hooks between the executor, the store and the channel ---- */
 
 static void publish_snapshot(entry_t *en, nx_exec_t *x) {
@@ -270,7 +300,7 @@ int nx_run_start(nx_engine_shard_t *es, const char *name, unsigned channel, cons
         st->running++;
     }
     pthread_mutex_unlock(&st->mu);
-    free_list(gone);
+    free_after_submit(es, gone);
     if (full) {
         free(en);
         return NX_EFULL;

@@ -64,10 +64,6 @@ struct nx_exec {
     bool cancel_pending; /* nx_exec_cancel while the executor was busy */
     /* The id and the workflow's name as JSON strings, shared by every event (made once). */
     json_t *id_json, *name_json;
-    /* The root's scope once the run ended (every step's result): let go of after the turn's
-     * I/O is submitted, so freeing a big tree never delays the answer. */
-    json_t *spent_scope;
-    nx_later_t teardown;
 };
 
 typedef enum frame_op {
@@ -1177,18 +1173,34 @@ static void end_execution(nx_exec_t *x, nx_exec_status_t status, json_t *result,
     emit(x, type, ev);
 }
 
-static void on_teardown(nx_later_t *l) {
-    nx_exec_t *x = nx_container_of(l, nx_exec_t, teardown);
-    json_decref(x->spent_scope);
-    x->spent_scope = NULL;
+/* The scopes of runs that ended in this loop turn (every step's result), let go of once the
+ * turn's I/O is submitted: freeing a big tree must not delay the answer. Per thread (a shard's
+ * own list, never touched from another), so an execution freed by another shard meanwhile
+ * (the store evicts from any shard) has nothing here to unlink. */
+#define SPENT_MAX 32
+static _Thread_local struct {
+    nx_later_t later;
+    json_t *items[SPENT_MAX];
+    size_t count;
+} spent;
+
+static void on_spent(nx_later_t *l) {
+    (void)l;
+    for (size_t i = 0; i < spent.count; i++)
+        json_decref(spent.items[i]);
+    spent.count = 0;
+}
+
+static void let_go_after_submit(nx_exec_t *x, json_t *j) {
+    if (spent.count == SPENT_MAX || x->es == NULL || x->es->shard == NULL) return;
+    if (spent.later.fn == NULL) nx_later_init(&spent.later, on_spent);
+    spent.items[spent.count++] = json_incref(j);
+    nx_shard_after_submit(x->es->shard, &spent.later);
 }
 
 static void root_done(nx_exec_t *x, frame_t *root) {
     x->root = NULL;
-    if (x->spent_scope == NULL && x->es != NULL && x->es->shard != NULL) {
-        x->spent_scope = json_incref(root->scope);
-        nx_shard_after_submit(x->es->shard, &x->teardown);
-    }
+    let_go_after_submit(x, root->scope);
     if (!root->ok) {
         json_t *e = json_incref(root->err);
         frame_free(root);
@@ -1323,7 +1335,6 @@ int nx_exec_start(nx_engine_shard_t *es, nx_workflows_t *wfs, const nx_workflow_
     x->started_wall_ms = wall_ms();
     x->deadline_at = x->started_ms + wf->deadline_ms;
     nx_list_init(&x->ready);
-    nx_later_init(&x->teardown, on_teardown);
     nx_timer_init(&x->start_timer, on_start);
     nx_timer_init(&x->deadline_timer, on_deadline);
     nx_shard_timer_start(es->shard, &x->start_timer, 0);
@@ -1378,8 +1389,6 @@ void nx_exec_free(nx_exec_t *x) {
     json_decref(x->error);
     json_decref(x->id_json);
     json_decref(x->name_json);
-    nx_later_cancel(&x->teardown);
-    json_decref(x->spent_scope);
     nx_workflows_unref(x->wfs);
     free(x);
 }
