@@ -64,6 +64,21 @@ struct nx_exec {
     bool cancel_pending; /* nx_exec_cancel while the executor was busy */
     /* The id and the workflow's name as JSON strings, shared by every event (made once). */
     json_t *id_json, *name_json;
+    /* The start events (execution.started, step.started) of this loop turn: numbered and
+     * timed when they happen, their data built and told to the hooks once the turn's I/O is
+     * submitted (or before any later event), not on the way to the steps' first calls. */
+    struct start_event *starts;
+    size_t nstarts, starts_cap;
+    nx_later_t starts_later;
+};
+
+/* A start event waiting to be told: the step (NULL: execution.started), its map iteration. */
+struct start_event {
+    const nx_step_t *step;
+    bool iterated;
+    uint32_t iteration;
+    uint64_t seq;
+    int64_t wall_ms;
 };
 
 typedef enum frame_op {
@@ -198,14 +213,70 @@ static json_t *error_fmt(const nx_step_t *step, const char *fmt, ...) {
     return error_new(m, step);
 }
 
-static void emit(nx_exec_t *x, const char *type, json_t *data) {
+/* Adds the members every event carries and tells the hooks. */
+static void tell(nx_exec_t *x, const char *type, json_t *data, uint64_t seq, int64_t ms) {
     if (data == NULL) return;
     put_new(data, "execution", json_incref(x->id_json));
     put_new(data, "workflow", json_incref(x->name_json));
-    put_new(data, "seq", json_integer((json_int_t)++x->event_seq));
-    put_new(data, "time", iso_time(wall_ms()));
+    put_new(data, "seq", json_integer((json_int_t)seq));
+    put_new(data, "time", iso_time(ms));
     if (x->hooks.event != NULL) x->hooks.event(x->hooks_arg, x, type, data);
     json_decref(data);
+}
+
+/* Tells the start events waiting, in order. */
+static void tell_starts(nx_exec_t *x) {
+    nx_later_cancel(&x->starts_later);
+    /* Taken as a batch: a hook may cancel the run, whose own events then follow these. */
+    size_t n = x->nstarts;
+    x->nstarts = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct start_event *se = &x->starts[i];
+        if (x->hooks.event == NULL) continue; /* detached: nobody to tell */
+        json_t *data = json_object();
+        if (data == NULL) continue;
+        if (se->step == NULL) {
+            put_new(data, "inputs", json_incref(x->inputs));
+            put_new(data, "steps", json_integer((json_int_t)x->wf->step_count));
+            tell(x, "execution.started", data, se->seq, se->wall_ms);
+            continue;
+        }
+        put_new(data, "step", ascii_json(se->step->id));
+        put_new(data, "kind", ascii_json(nx_step_kind_name(se->step->kind)));
+        if (se->iterated) put_new(data, "iteration", json_integer(se->iteration));
+        tell(x, "step.started", data, se->seq, se->wall_ms);
+    }
+}
+
+static void on_starts_later(nx_later_t *l) {
+    nx_exec_t *x = nx_container_of(l, nx_exec_t, starts_later);
+    bool held = hold(x);
+    tell_starts(x);
+    release(x, held);
+}
+
+/* Notes a start event (<step> NULL: the execution's) to be told after the turn's I/O. */
+static void emit_start(nx_exec_t *x, const nx_step_t *step, bool iterated, uint32_t iteration) {
+    if (x->nstarts == x->starts_cap) {
+        size_t cap = x->starts_cap ? x->starts_cap * 2 : 16;
+        struct start_event *grown = realloc(x->starts, cap * sizeof(*grown));
+        if (grown == NULL) {
+            tell_starts(x); /* out of memory: tell what waits, and drop this one */
+            return;
+        }
+        x->starts = grown;
+        x->starts_cap = cap;
+    }
+    x->starts[x->nstarts++] =
+        (struct start_event){step, iterated, iteration, ++x->event_seq, wall_ms()};
+    if (x->es != NULL && x->es->shard != NULL)
+        nx_shard_after_submit(x->es->shard, &x->starts_later);
+}
+
+static void emit(nx_exec_t *x, const char *type, json_t *data) {
+    if (data == NULL) return;
+    if (x->nstarts > 0) tell_starts(x); /* every event in the order it happened */
+    tell(x, type, data, ++x->event_seq, wall_ms());
 }
 
 static uint64_t remaining_ms(const frame_t *f) {
@@ -949,14 +1020,8 @@ static frame_t *start_step(frame_t *parent, const nx_step_t *s, json_t *scope) {
             return f;
         }
     }
-    json_t *ev = json_object();
-    if (ev != NULL) {
-        put_new(ev, "step", ascii_json(s->id));
-        put_new(ev, "kind", ascii_json(nx_step_kind_name(s->kind)));
-        if (parent->step == NULL && parent->parent != NULL)
-            put_new(ev, "iteration", json_integer(parent->iteration));
-    }
-    emit(x, "step.started", ev);
+    bool iterated = parent->step == NULL && parent->parent != NULL;
+    emit_start(x, s, iterated, iterated ? parent->iteration : 0);
     if (s->timeout_ms != 0) nx_shard_timer_start(x->es->shard, &f->timeout, s->timeout_ms);
     switch (s->kind) {
     case NX_STEP_CALL:
@@ -1274,8 +1339,7 @@ static void on_deadline(nx_timer_t *t) {
 
 static void on_start(nx_timer_t *t) {
     nx_exec_t *x = nx_container_of(t, nx_exec_t, start_timer);
-    emit(x, "execution.started",
-         json_pack("{s:O, s:i}", "inputs", x->inputs, "steps", (int)x->wf->step_count));
+    emit_start(x, NULL, false, 0);
     json_t *scope = json_pack("{s:O, s:{}, s:n}", "input", x->inputs, "steps", "session");
     frame_t *root = scope ? frame_new(x, NULL, NULL, scope) : NULL;
     json_decref(scope);
@@ -1335,6 +1399,7 @@ int nx_exec_start(nx_engine_shard_t *es, nx_workflows_t *wfs, const nx_workflow_
     x->started_wall_ms = wall_ms();
     x->deadline_at = x->started_ms + wf->deadline_ms;
     nx_list_init(&x->ready);
+    nx_later_init(&x->starts_later, on_starts_later);
     nx_timer_init(&x->start_timer, on_start);
     nx_timer_init(&x->deadline_timer, on_deadline);
     nx_shard_timer_start(es->shard, &x->start_timer, 0);
@@ -1389,6 +1454,8 @@ void nx_exec_free(nx_exec_t *x) {
     json_decref(x->error);
     json_decref(x->id_json);
     json_decref(x->name_json);
+    nx_later_cancel(&x->starts_later);
+    free(x->starts);
     nx_workflows_unref(x->wfs);
     free(x);
 }
