@@ -143,7 +143,8 @@ typedef struct nxl_config {
     uint64_t duration_ns; /* 0 = not given */
     uint64_t count;       /* 0 = not given */
     uint64_t warmup_ns;
-    double rate; /* req/s; 0 = closed loop */
+    uint64_t gap_ns; /* --gap: closed loop, a connection waits this long after an answer */
+    double rate;     /* req/s; 0 = closed loop */
     uint32_t timeout_ms;
     const char *method;
     bool head; /* responses carry no body */
@@ -216,6 +217,7 @@ typedef struct nxl_conn {
     unsigned inflight, head;
     uint64_t *start_ns, *sent_ns;
     uint64_t alt_sent, alt_done; /* requests sent and answered, for the alternation */
+    uint64_t last_answer_ns;     /* --gap: when the last answer came */
     nx_list_t link;              /* ready list (open loop) or retry list */
     uint64_t retry_at_ns;
     unsigned retry_ms;
@@ -236,9 +238,10 @@ struct nxl_thread {
     pthread_t tid;
     nxl_conn_t *conns;
     unsigned nconns;
-    nx_list_t ready; /* open loop: connections that can take a request now */
-    nx_list_t retry; /* connections waiting to reconnect */
-    uint64_t budget; /* requests this thread may still send (UINT64_MAX = no -n) */
+    nx_list_t ready;  /* open loop: connections that can take a request now */
+    nx_list_t retry;  /* connections waiting to reconnect */
+    nx_list_t gapped; /* --gap: connections waiting to send their next request */
+    uint64_t budget;  /* requests this thread may still send (UINT64_MAX = no -n) */
     uint64_t outstanding;
     bool stopping, measuring, done;
     uint64_t t_measure, t_end, t_finish;
@@ -393,6 +396,11 @@ static void conn_send_requests(nxl_conn_t *c, unsigned k, const uint64_t *start,
 static void conn_top_up(nxl_conn_t *c, uint64_t now) {
     nxl_thread_t *t = c->t;
     if (t->cfg->rate > 0 || t->stopping || c->state != NXL_CONN_OPEN || c->sending) return;
+    if (t->cfg->gap_ns > 0 && c->last_answer_ns != 0 && now < c->last_answer_ns + t->cfg->gap_ns) {
+        /* Not yet: the thread's loop sends it when the gap is over (run_gapped). */
+        if (!nx_list_linked(&c->link)) nx_list_insert_tail(&t->gapped, &c->link);
+        return;
+    }
     uint64_t k = t->cfg->depth - c->inflight;
     if (k > t->budget) k = t->budget;
     if (k == 0) return;
@@ -553,6 +561,7 @@ static bool response_done(nxl_conn_t *c, uint64_t now) {
     c->inflight--;
     t->outstanding--;
     bool alt = t->cfg->alt_req != NULL && c->alt_done++ % 2 == 1;
+    c->last_answer_ns = now;
     if (t->measuring) {
         uint64_t start = c->start_ns[slot];
         hist_record(alt ? &t->st.alt_hist : &t->st.hist, now > start ? now - start : 0);
@@ -762,6 +771,24 @@ static void scan_timeouts(nxl_thread_t *t, uint64_t now) {
     }
 }
 
+/* Sends the next request of every connection whose --gap is over; returns when the next one
+ * is (UINT64_MAX: none waits). */
+static uint64_t run_gapped(nxl_thread_t *t, uint64_t now) {
+    uint64_t next = UINT64_MAX;
+    nx_list_t *pos, *tmp;
+    nx_list_foreach_safe(pos, tmp, &t->gapped) {
+        nxl_conn_t *c = nx_container_of(pos, nxl_conn_t, link);
+        uint64_t due = c->last_answer_ns + t->cfg->gap_ns;
+        if (due <= now || c->state != NXL_CONN_OPEN) {
+            nx_list_remove(&c->link);
+            conn_top_up(c, now);
+        } else if (due < next) {
+            next = due;
+        }
+    }
+    return next;
+}
+
 static void run_retries(nxl_thread_t *t, uint64_t now) {
     nx_list_t *pos, *tmp;
     nx_list_foreach_safe(pos, tmp, &t->retry) {
@@ -802,6 +829,7 @@ static int thread_setup(nxl_thread_t *t) {
     if (rc < 0) return rc;
     nx_list_init(&t->ready);
     nx_list_init(&t->retry);
+    nx_list_init(&t->gapped);
     t->tfd = -1;
     if (cfg->rate > 0) {
         t->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -889,6 +917,10 @@ static void *thread_main(void *arg) {
         }
         if (!nx_list_empty(&t->retry)) run_retries(t, now);
         uint64_t wake = t->t_end;
+        if (!nx_list_empty(&t->gapped)) {
+            uint64_t due = run_gapped(t, now);
+            if (due < wake) wake = due;
+        }
         if (!t->measuring && measure_at < wake) wake = measure_at;
         if (!nx_list_empty(&t->retry)) {
             uint64_t soon = now + NXL_RETRY_MIN_MS * NS_PER_MS;
@@ -937,6 +969,8 @@ static void usage(FILE *f) {
             "  --alt-path P    alternate every request with one to path P (same host), its\n"
             "                  latencies reported apart (\"alt\" in --json); closed loop, -p 1\n"
             "  --alt-body-file F  the alternate request's body (default: the same body)\n"
+            "  --gap DUR       closed loop: wait DUR after each answer before the next request\n"
+            "                  (no request meets work the server does after the last answer)\n"
             "  --warmup DUR    load for DUR before recording\n"
             "  --timeout MS    per-request and connect timeout (default 2000)\n"
             "  --json          print one JSON object with the results on stdout\n"
@@ -1102,7 +1136,8 @@ enum {
     OPT_JSON,
     OPT_CONN_HEADERS,
     OPT_ALT_PATH,
-    OPT_ALT_BODY_FILE
+    OPT_ALT_BODY_FILE,
+    OPT_GAP
 };
 
 static void parse_args(nxl_config_t *cfg, int argc, char **argv) {
@@ -1111,6 +1146,7 @@ static void parse_args(nxl_config_t *cfg, int argc, char **argv) {
         {"conn-headers", required_argument, NULL, OPT_CONN_HEADERS},
         {"alt-path", required_argument, NULL, OPT_ALT_PATH},
         {"alt-body-file", required_argument, NULL, OPT_ALT_BODY_FILE},
+        {"gap", required_argument, NULL, OPT_GAP},
         {"warmup", required_argument, NULL, OPT_WARMUP},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"json", no_argument, NULL, OPT_JSON},
@@ -1189,6 +1225,9 @@ static void parse_args(nxl_config_t *cfg, int argc, char **argv) {
         case OPT_ALT_BODY_FILE:
             alt_body_file = optarg;
             break;
+        case OPT_GAP:
+            cfg->gap_ns = parse_duration("--gap", optarg);
+            break;
         case OPT_WARMUP:
             cfg->warmup_ns = parse_duration("--warmup", optarg);
             break;
@@ -1230,6 +1269,7 @@ static void parse_args(nxl_config_t *cfg, int argc, char **argv) {
     cfg->req = build_request(cfg, hdrs, nhdrs, NULL, b, body_len, have_body, &cfg->req_len);
     if (conn_headers != NULL)
         build_variants(cfg, conn_headers, hdrs, nhdrs, b, body_len, have_body);
+    if (cfg->gap_ns > 0 && cfg->rate > 0) die_usage("--gap is for the closed loop (no -R)");
     if (alt_path != NULL || alt_body_file != NULL) {
         if (cfg->rate > 0 || cfg->depth != 1 || conn_headers != NULL)
             die_usage("--alt-path/--alt-body-file need a closed loop (no -R), -p 1 and no "

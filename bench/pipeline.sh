@@ -18,7 +18,9 @@
 #    direct8|direct1 - in which nxload alternates the two requests on its one connection
 #    (--alt-path), so that both meet the same conditions: this machine has slow and fast
 #    phases lasting seconds, which moved separate runs of the same target by 100 us and more.
-#    The headline numbers are the paired differences. Then it makes the separate runs of
+#    Within a pair nxload waits PAIR_GAP (1 ms) after each answer (--gap), so that no request
+#    meets the work nexus does after answering the one before. The headline numbers are the
+#    paired differences. Then it makes the separate runs of
 #    fan8, one, tool, direct8 and direct1 (req/s, CPU per request, p99) as before; per round:
 #      fan-out overhead      = p50(fan8) - p50(tool alone)   (goal: <= 50 us)
 #      the backend's part    = p50(direct8) - p50(direct1): what one backend process takes to
@@ -67,7 +69,7 @@
 # env: PARTS ("fanout cache"), FAN_ROUNDS (5), FAN_DUR (5), FAST_MS (1), SLOW_MS (5),
 #      ROUNDS (3), DUR (10), CONNS (32), LATENCIES ("0 2"), LAT_DUR (5; 0 = no 1-connection
 #      rows), WARMUP s per target (2), PREFILL (1: fill the execution store first), REDIS_CPU (load | server),
-#      BACKEND_CPU (load | server: part A's backend), IDLE_SPIN (1), SMOKE=1 (one 1 s round of
+#      BACKEND_CPU (load | server: part A's backend), PAIR_GAP (1ms), IDLE_SPIN (1), SMOKE=1 (one 1 s round of
 #      everything, no RESULTS.md unless RESULTS is set), RESULTS (file to append to, empty =
 #      none), NEXUS_BIN, NXLOAD_BIN, NXMOCK_BIN (default: build/, built or brought up to date
 #      here), SERVER_CPU (0), LOAD_CPU (1), KEEP_TMP=1 (keep logs, configs, nxload outputs).
@@ -93,6 +95,7 @@ WARMUP=${WARMUP:-2}
 PREFILL=${PREFILL:-1}
 REDIS_CPU=${REDIS_CPU:-load}
 BACKEND_CPU=${BACKEND_CPU:-load}
+PAIR_GAP=${PAIR_GAP:-1ms}
 IDLE_SPIN=${IDLE_SPIN:-1}
 if [ "$SMOKE" = 1 ]; then
     FAN_ROUNDS=1 FAN_DUR=1 ROUNDS=1 DUR=1 WARMUP=0
@@ -376,8 +379,11 @@ measure() {
 
 # pair A B ROUND: one paired run of FAN_DUR s on 1 connection that alternates A and B request by
 # request (nxload --alt-path), so both meet the same conditions (the machine's slow and fast
-# phases last seconds: separate runs of A and B differ by tens of us from them alone). Appends
-# "p50(A) p50(B) p99(A) p99(B) mean(A) mean(B)" to pair.A.B.
+# phases last seconds: separate runs of A and B differ by tens of us from them alone), with
+# PAIR_GAP between an answer and the next request (nxload --gap), so that neither meets what
+# nexus still does after answering the other (publishing the run's events, freeing it): back to
+# back, that work would delay the request after a fan8 - the tool call - and flatter fan8.
+# Appends "p50(A) p50(B) p99(A) p99(B) mean(A) mean(B)" to pair.A.B.
 pair() {
     local a=$1 b=$2 round=$3 out
     out=$tmp/pair.$a.$b.$round
@@ -388,7 +394,7 @@ pair() {
     fi
     local path_b=/${url[$b]#http://*/}
     "${NXB_PIN_LOAD[@]}" "$NXLOAD_BIN" -c 1 -d "${FAN_DUR}s" --timeout 5000 --json "${h[@]}" \
-        --body-file "${body[$a]}" --alt-path "$path_b" --alt-body-file "${body[$b]}" "${url[$a]}" \
+        --gap "$PAIR_GAP" --body-file "${body[$a]}" --alt-path "$path_b" --alt-body-file "${body[$b]}" "${url[$a]}" \
         >"$out" 2>"$out.err" || nxb_die "pair $a/$b: nxload failed: $(tail -n 3 "$out.err")"
     python3 - "$out" >>"$tmp/pair.$a.$b" <<'PY'
 import json, sys
@@ -403,6 +409,18 @@ PY
 }
 
 # ---- table helpers ----
+
+# nexus_part_row P F...: the table row "nexus's part" of fields F, from the per-round
+# differences P.fan8.tool.F and P.direct8.direct1.F (written to P.nexus.F).
+nexus_part_row() {
+    local p=$1 f row="| of it nexus's part: (fan8 − tool) − (direct8 − direct1)"
+    shift
+    for f in "$@"; do
+        paste -d' ' "$p.fan8.tool.$f" "$p.direct8.direct1.$f" | awk '{print $1 - $2}' >"$p.nexus.$f"
+        row="$row | $(nxb_cell "$p.nexus.$f" 1 %.1f)"
+    done
+    echo "$row |"
+}
 
 # per_round OP FILE_A FILE_B FIELD OUT: per-round a-b (OP diff) or a/b (OP ratio), one a line.
 per_round() {
@@ -562,14 +580,7 @@ if [ "$do_fan" = 1 ]; then
                 row="$row | $(nxb_cell "$tmp/pd.$a.$b.$f" 1 %.1f)"
             done
             echo "$row |"
-            if [ "$a" = direct8 ]; then
-                row="| of it nexus's part: (fan8 − tool) − (direct8 − direct1)"
-                for f in 1 3 5; do
-                    paste -d' ' "$tmp/pd.fan8.tool.$f" "$tmp/pd.direct8.direct1.$f" | awk '{print $1 - $2}' >"$tmp/pd.nexus.$f"
-                    row="$row | $(nxb_cell "$tmp/pd.nexus.$f" 1 %.1f)"
-                done
-                echo "$row |"
-            fi
+            [ "$a" != direct8 ] || nexus_part_row "$tmp/pd" 1 3 5
         done
         paste -d' ' "$tmp/pd.fan8.tool.1" "$tmp/pd.one.tool.1" | awk '{print $1 - $2}' >"$tmp/pd.fan8.one.1"
         echo "| the parallel step over a one-step workflow: (fan8 − tool) − (one − tool) | $(nxb_cell "$tmp/pd.fan8.one.1" 1 %.1f) | | |"
@@ -587,14 +598,7 @@ if [ "$do_fan" = 1 ]; then
                 row="$row | $(nxb_cell "$tmp/d.$a.$b.$f" 1 %.1f)"
             done
             echo "$row |"
-            if [ "$a" = direct8 ]; then
-                row="| of it nexus's part: (fan8 − tool) − (direct8 − direct1)"
-                for f in 2 3 4; do
-                    per_round diff "$tmp/d.fan8.tool.$f" "$tmp/d.direct8.direct1.$f" 1 "$tmp/d.nexus.$f"
-                    row="$row | $(nxb_cell "$tmp/d.nexus.$f" 1 %.1f)"
-                done
-                echo "$row |"
-            fi
+            [ "$a" != direct8 ] || nexus_part_row "$tmp/d" 2 3 4
         done
     } >"$fan_diff"
     ov=$(nxb_median "$tmp/pd.fan8.tool.1" 1)
@@ -807,7 +811,7 @@ if [ -n "$RESULTS" ]; then
         echo
         echo "- nexus, nxmock and nxload from \`$build_dir\` ($build_kind); nexus \`--shards 1\` and the \`nxmock --stdio\` backend it spawns on CPU $NXB_SERVER_CPU, nxload on CPU $NXB_LOAD_CPU; ${elapsed}s in all"
         if [ "$do_fan" = 1 ]; then
-            echo "- fan-out: workflow \`fan8\` = one \`parallel\` step of 8 \`mock.echo\` branches, b1–b7 \`latency_ms: $FAST_MS\`, b8 (the slowest, started last) \`latency_ms: $SLOW_MS\`; \`one\` = b8 alone as a one-step workflow; \"tool\" = \`POST /tools/mock__echo\` with b8's arguments (nexus's REST tool route); direct8/direct1 = the 8 calls as one JSON-RPC batch / b8 alone sent straight to a second nxmock serving Streamable HTTP (protocol 2025-03-26), no nexus; both nxmocks on $([ "$BACKEND_CPU" = load ] && echo "the load CPU $NXB_LOAD_CPU (BACKEND_CPU=load)" || echo "the server CPU $NXB_SERVER_CPU, beside nexus (BACKEND_CPU=server)"). $FAN_ROUNDS interleaved rounds of ${FAN_DUR}s, 1 connection closed loop; each round = 3 paired runs (fan8|tool, one|tool, direct8|direct1: nxload alternates the two requests on its connection) then the 5 targets in separate runs; overheads are per-round differences of p50/p99/mean. nxmock answers latency_ms to the microsecond (an io_uring timeout); nxload's histogram buckets are 4 µs wide at 4–8 ms; $([ "$IDLE_SPIN" = 1 ] && echo "SCHED_IDLE busy loops kept CPU $NXB_SERVER_CPU and CPU $NXB_LOAD_CPU out of idle during the rounds (IDLE_SPIN=1: a halted vCPU's wake-up varies by tens of µs)" || echo "the CPUs were left to idle (IDLE_SPIN=0)"); the workflow answers carry the execution record (~0.5–1 KB), the tool route the bare CallToolResult; $([ "$PREFILL" = 1 ] && echo "the execution store (every start walks it) was filled to its cap by a \`prefill\` workflow before the rounds" || echo "the execution store started empty and grew through the rounds (PREFILL=0)")"
+            echo "- fan-out: workflow \`fan8\` = one \`parallel\` step of 8 \`mock.echo\` branches, b1–b7 \`latency_ms: $FAST_MS\`, b8 (the slowest, started last) \`latency_ms: $SLOW_MS\`; \`one\` = b8 alone as a one-step workflow; \"tool\" = \`POST /tools/mock__echo\` with b8's arguments (nexus's REST tool route); direct8/direct1 = the 8 calls as one JSON-RPC batch / b8 alone sent straight to a second nxmock serving Streamable HTTP (protocol 2025-03-26), no nexus; both nxmocks on $([ "$BACKEND_CPU" = load ] && echo "the load CPU $NXB_LOAD_CPU (BACKEND_CPU=load)" || echo "the server CPU $NXB_SERVER_CPU, beside nexus (BACKEND_CPU=server)"). $FAN_ROUNDS interleaved rounds of ${FAN_DUR}s, 1 connection closed loop; each round = 3 paired runs (fan8|tool, one|tool, direct8|direct1: nxload alternates the two requests on its connection, waiting $PAIR_GAP after each answer) then the 5 targets in separate runs (back to back); overheads are per-round differences of p50/p99/mean. nxmock answers latency_ms to the microsecond (an io_uring timeout); nxload's histogram buckets are 4 µs wide at 4–8 ms; $([ "$IDLE_SPIN" = 1 ] && echo "SCHED_IDLE busy loops kept CPU $NXB_SERVER_CPU and CPU $NXB_LOAD_CPU out of idle during the rounds (IDLE_SPIN=1: a halted vCPU's wake-up varies by tens of µs)" || echo "the CPUs were left to idle (IDLE_SPIN=0)"); the workflow answers carry the execution record (~0.5–1 KB), the tool route the bare CallToolResult; $([ "$PREFILL" = 1 ] && echo "the execution store (every start walks it) was filled to its cap by a \`prefill\` workflow before the rounds" || echo "the execution store started empty and grew through the rounds (PREFILL=0)")"
         fi
         if [ "$do_cache" = 1 ]; then
             echo "- cache: three nexus instances (uncached; \`servers[].cache: {tools: {echo: 1h}}\`; the same plus \`cache.redis\` with L1 off) each with its own nxmock; MCP \`tools/call mock__echo {\"message\", \"latency_ms\": L}\` over Streamable HTTP, one session per connection, the same arguments on every connection; $ROUNDS interleaved rounds of ${DUR}s at $CONNS connections closed loop$([ "$LAT_DUR" = 0 ] || echo ", then $ROUNDS of ${LAT_DUR}s at 1 connection"); redis-server $redis_v on CPU $redis_cpu (REDIS_CPU=$REDIS_CPU), \`--save '' --appendonly no\`"

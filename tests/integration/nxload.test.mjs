@@ -1,7 +1,8 @@
 // nxload (bench/nxload.c), the load generator of the benches: its paired mode (--alt-path,
 // --alt-body-file), in which every connection alternates two requests and reports their
-// latencies apart, is what bench/pipeline.sh reads its fan-out overhead from. Checked against a
-// small HTTP server whose two paths answer at different speeds.
+// latencies apart, and its --gap between an answer and the next request, are what
+// bench/pipeline.sh reads its fan-out overhead with. Checked against a small HTTP server whose
+// two paths answer at different speeds.
 //
 // The binary: $NXLOAD_BIN, else `nxload` next to the nexus binary ($NEXUS_BIN or build-asan).
 import { test } from 'node:test';
@@ -41,7 +42,7 @@ async function startServer() {
     let body = '';
     req.on('data', (d) => { body += d; });
     req.on('end', () => {
-      seen.push({ path: req.url, body });
+      seen.push({ path: req.url, body, at: performance.now() });
       const answer = () => { res.writeHead(200, { 'Content-Length': 2 }); res.end('ok'); };
       if (req.url === '/slow') setTimeout(answer, SLOW_MS);
       else answer();
@@ -75,7 +76,7 @@ test('--alt-path alternates two requests on each connection and reports them apa
     srv.seen.forEach((s, i) => {
       const want = i % 2 === 0 ? { path: '/fast', body: '{"which":"a"}' }
         : { path: '/slow', body: '{"which":"b"}' };
-      assert.deepEqual(s, want, `request ${i}`);
+      assert.deepEqual({ path: s.path, body: s.body }, want, `request ${i}`);
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -98,6 +99,26 @@ test('--alt-path without --alt-body-file sends the same body to both paths', asy
   }
 });
 
+test('--gap makes each connection wait after every answer before its next request', async () => {
+  const srv = await startServer();
+  try {
+    const GAP_MS = 20;
+    const r = await runNxload(['-c', '1', '-d', '1s', '--json', '--gap', `${GAP_MS}ms`,
+      `http://${HOST}:${srv.port}/fast`]);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    // Without the gap an instant answer makes thousands of requests a second.
+    assert.ok(out.requests >= 10 && out.requests <= 1000 / GAP_MS + 2,
+      `requests in 1 s with a ${GAP_MS} ms gap: ${out.requests}`);
+    for (let i = 1; i < srv.seen.length; i++) {
+      const apart = srv.seen[i].at - srv.seen[i - 1].at;
+      assert.ok(apart >= GAP_MS - 1, `requests ${i - 1} and ${i} came ${apart.toFixed(2)} ms apart`);
+    }
+  } finally {
+    await srv.close();
+  }
+});
+
 test('--alt-path is refused where requests cannot alternate one by one', async () => {
   for (const extra of [['-p', '2'], ['-R', '100']]) {
     const r = await runNxload(['-c', '1', '-d', '1s', ...extra, '--alt-path', '/slow',
@@ -105,6 +126,9 @@ test('--alt-path is refused where requests cannot alternate one by one', async (
     assert.equal(r.code, 2, `${extra.join(' ')}: exit ${r.code}`);
     assert.match(r.stderr, /--alt-path\/--alt-body-file need a closed loop/);
   }
+  const open = await runNxload(['-R', '100', '--gap', '1ms', `http://${HOST}:1/fast`]);
+  assert.equal(open.code, 2);
+  assert.match(open.stderr, /--gap is for the closed loop/);
   const bad = await runNxload(['--alt-path', 'no-slash', `http://${HOST}:1/fast`]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--alt-path: expected a path starting with \//);
