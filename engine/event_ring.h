@@ -1,20 +1,32 @@
 /* The events of the Events channel as data: an immutable, refcounted event carrying its wire
  * forms (SSE head, WebSocket payload around the same JSON text), and the bounded ring of recent
  * events that reconnecting clients replay from. Pure data, no locks, no I/O: the bus
- * (events.c) holds the lock around every ring call. */
+ * (events.c) holds the lock around every ring call. Small flat data is written out lazily, by
+ * whichever shard first delivers the event (most events are never read). */
 #ifndef NX_ENGINE_EVENT_RING_H
 #define NX_ENGINE_EVENT_RING_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define NX_EVENT_TYPE_MAX 32     /* event type, NUL included: [A-Za-z0-9._-] */
-#define NX_EVENT_EXEC_MAX 48     /* execution id, NUL included */
-#define NX_EVENT_WS_HEAD_MAX 128 /* room for {"type":"event","id":N,"event":T,"data": */
+#define NX_EVENT_TYPE_MAX 32          /* event type, NUL included: [A-Za-z0-9._-] */
+#define NX_EVENT_EXEC_MAX 48          /* execution id, NUL included */
+#define NX_EVENT_WS_HEAD_MAX 128      /* room for {"type":"event","id":N,"event":T,"data": */
+#define NX_EVENT_FLAT_STRING_MAX 1024 /* flat data has only strings shorter than this */
+
+/* The written-out data of a lazy event: one block, set once. */
+typedef struct nx_event_text {
+    size_t len; /* the JSON text of the data */
+    /* [NX_EVENT_WS_HEAD_MAX bytes whose tail holds the WS head][data]["}"][NUL] */
+    char buf[];
+} nx_event_text_t;
 
 /* One published event. Shared by the ring and by every shard delivering it (nx_event_ref /
- * nx_event_unref, atomic); immutable once the ring has given it its id. */
+ * nx_event_unref, atomic); immutable once the ring has given it its id, except that a lazy
+ * event's text is written once, by whichever reader comes first (an atomic compare-and-swap
+ * on <text>). Read the data through nx_event_text / nx_event_ws_payload only. */
 typedef struct nx_event {
     int refs;
     uint64_t id;                       /* 0 until pushed into a ring */
@@ -25,8 +37,13 @@ typedef struct nx_event {
     char sse_head[96];     /* "id: N\nevent: T\ndata: " */
     uint16_t sse_head_len;
     uint16_t ws_head_len;
-    size_t data_len; /* the JSON text of data, one line (compact) */
-    /* [NX_EVENT_WS_HEAD_MAX bytes whose tail holds the WS head][data]["}"][NUL] */
+    size_t charge;         /* bytes it accounts for in a ring: fixed at creation */
+    size_t inline_len;     /* eager: the JSON text of data, one line (compact), in buf */
+    json_t *json;          /* lazy: the flat data (a reference), kept until the event goes */
+    size_t bound;          /* lazy: at least the length of its text */
+    nx_event_text_t *text; /* lazy: NULL until first read (atomic) */
+    /* [NX_EVENT_WS_HEAD_MAX bytes whose tail holds the WS head], then when eager:
+     * [data]["}"][NUL] */
     char buf[];
 } nx_event_t;
 
@@ -34,23 +51,37 @@ typedef struct nx_event {
  *  none; cut at 47 bytes) whose data is the <len> bytes of compact JSON <data> (copied; no CR or
  *  LF). One reference, id 0. NULL on a bad type, CR/LF in data, or ENOMEM. */
 nx_event_t *nx_event_new(const char *type, const char *execution, const char *data, size_t len);
+/** True when <data> is flat: an object whose members are all strings (each shorter than
+ *  NX_EVENT_FLAT_STRING_MAX bytes), numbers, booleans or null, whose compact text is at most
+ *  <max> bytes by the bound that goes to <*bound> (at least that text's length). No
+ *  allocation. */
+bool nx_event_flat(const json_t *data, size_t max, size_t *bound);
+/** An event of <type> for <execution> (as nx_event_new) with JSON <data> (NULL = {}): when
+ *  <data> is flat within <max_data> bytes it keeps a reference to it (then <data> must not
+ *  change afterwards) and writes its text only when first read; otherwise the text is written
+ *  now, and data over <max_data> bytes loses its bulky members (strings of 1 KiB or more,
+ *  objects, arrays) and says so ("truncated", "data_bytes"). One reference, id 0; NULL on a
+ *  bad type or ENOMEM. */
+nx_event_t *nx_event_from_json(const char *type, const char *execution, const json_t *data,
+                               size_t max_data);
 void nx_event_ref(nx_event_t *ev);
 /** Drops a reference; the last one frees the event. NULL-safe. */
 void nx_event_unref(nx_event_t *ev);
-/** The JSON text of the event's data (not NUL-terminated before the closing brace of the WS
- *  payload: use data_len). */
-static inline const char *nx_event_data(const nx_event_t *ev) {
-    return ev->buf + NX_EVENT_WS_HEAD_MAX;
+/** True while the event's data is kept as JSON rather than text. */
+static inline bool nx_event_is_lazy(const nx_event_t *ev) {
+    return ev->json != NULL;
 }
+/** The compact JSON text of the event's data, its length to <*len> (not NUL-terminated: the
+ *  closing brace of the WS payload follows). Writes it out on first use, safely from several
+ *  threads at once; NULL on ENOMEM. */
+const char *nx_event_text(nx_event_t *ev, size_t *len);
 /** The WebSocket text payload {"type":"event","id":N,"event":T,"data":{...}} (valid once the
- *  event has its id); its length goes to <*len>. */
-static inline const char *nx_event_ws_payload(const nx_event_t *ev, size_t *len) {
-    *len = (size_t)ev->ws_head_len + ev->data_len + 1;
-    return ev->buf + NX_EVENT_WS_HEAD_MAX - ev->ws_head_len;
-}
-/** Bytes the event accounts for in a ring. */
+ *  event has its id); its length goes to <*len>. NULL on ENOMEM, as nx_event_text. */
+const char *nx_event_ws_payload(nx_event_t *ev, size_t *len);
+/** Bytes the event accounts for in a ring: its text (for a lazy event, a bound on it) and, for
+ *  a lazy event, an estimate of the JSON it keeps. Never changes. */
 static inline size_t nx_event_bytes(const nx_event_t *ev) {
-    return sizeof(*ev) + NX_EVENT_WS_HEAD_MAX + ev->data_len + 2;
+    return ev->charge;
 }
 
 /* The ring: ids are consecutive, so event <id> sits in slot id % cap and the ring retains

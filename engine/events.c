@@ -1,7 +1,8 @@
 /* The event bus (see events.h).
  *
  * Publishing appends the event to one global ring under a mutex (id assignment and the append;
- * the JSON is serialized before the lock) and rings a doorbell on every shard that has
+ * large or nested JSON is serialized before the lock, small flat JSON only when a subscriber
+ * first needs it, see event_ring.h) and rings a doorbell on every shard that has
  * subscribers: an embedded message posted through the shard's mailbox only when none is
  * pending, so a burst costs one message per shard. The woken shard takes every event after its
  * cursor from the ring (the same mutex, once per batch, never per subscriber or per byte) and
@@ -13,7 +14,6 @@
  * picks the retained events to replay: events up to L come from the replay, later ones from the
  * doorbells, so nothing is missed or sent twice. */
 #include "events.h"
-#include "json_write.h"
 
 #include "backends.h"
 #include "events_internal.h"
@@ -169,31 +169,6 @@ static void unref_list(nx_event_t *ev) {
     }
 }
 
-/* The compact JSON of <data>; data over NX_EVENTS_MAX_DATA loses its bulky members (result,
- * inputs, error details) and says so, so one huge result cannot evict the whole ring or cut
- * every subscriber. */
-static char *serialize(const json_t *data, size_t *len) {
-    char *text = data ? nx_json_write(data, 17, len) : strdup("{}");
-    if (text == NULL) return NULL;
-    if (data == NULL) *len = 2;
-    if (*len <= NX_EVENTS_MAX_DATA || !json_is_object(data)) return text;
-    size_t full = *len;
-    free(text);
-    json_t *small = json_object();
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)data, k, v) {
-        if (json_is_string(v) ? strlen(json_string_value(v)) < 1024
-                              : !json_is_object(v) && !json_is_array(v))
-            json_object_set(small, k, v);
-    }
-    json_object_set_new(small, "truncated", json_true());
-    json_object_set_new(small, "data_bytes", json_integer((json_int_t)full));
-    text = nx_json_write(small, 17, len);
-    json_decref(small);
-    return text;
-}
-
 /* Rings the doorbell of every shard with subscribers, from the publishing shard's loop. */
 static void ring_doorbells(nx_events_t *b) {
     nx_engine_shard_t *self = nx_engine_current_shard();
@@ -213,12 +188,11 @@ static void ring_doorbells(nx_events_t *b) {
 void nx_events_publish(nx_engine_t *e, const char *type, const json_t *data) {
     nx_events_t *b = e ? e->events : NULL;
     if (b == NULL || type == NULL) return;
-    size_t len = 0;
-    char *text = serialize(data, &len);
     const char *exec =
         json_is_object(data) ? json_string_value(json_object_get(data, "execution")) : NULL;
-    nx_event_t *ev = text ? nx_event_new(type, exec, text, len) : NULL;
-    free(text);
+    /* Small flat data (most events) is written out by the first shard that delivers it, if
+     * any: not here, right after the publishing shard has sent its I/O. */
+    nx_event_t *ev = nx_event_from_json(type, exec, data, NX_EVENTS_MAX_DATA);
     if (ev == NULL) {
         nx_log_warn("events: dropped a %s event (bad type or out of memory)", type);
         return;

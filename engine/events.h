@@ -28,9 +28,10 @@ int nx_events_new(nx_engine_t *e);
 /** Frees the bus after every shard has stopped. NULL-safe. */
 void nx_events_free(nx_engine_t *e);
 
-/** Publishes event <type> with <data> (borrowed; carries "execution" for execution events)
- *  from the calling shard to the subscribers on every shard. Cheap when nobody listens: one
- *  serialization and a short locked append to the ring. */
+/** Publishes event <type> with <data> (carries "execution" for execution events) from the
+ *  calling shard to the subscribers on every shard. Small flat <data> is kept by reference and
+ *  must not change afterwards; other data is serialized now. Cheap when nobody listens: a walk
+ *  of the data (or one serialization) and a short locked append to the ring. */
 void nx_events_publish(nx_engine_t *e, const char *type, const json_t *data);
 /** nx_events_publish, later in the calling shard's loop turn: once the I/O it has queued (the
  *  calls a workflow step just sent, the answer to its client) has gone to the kernel, so that

@@ -21,9 +21,10 @@ typedef struct nx_event_sub nx_event_sub_t;
 
 /* What the bus calls on a subscriber, always on its shard's thread. */
 typedef struct nx_event_sub_ops {
-    /* An event the subscriber's filters match, in id order (borrowed for the call). The
-     * callee may detach and free the subscriber from inside. */
-    void (*deliver)(nx_event_sub_t *s, const nx_event_t *ev);
+    /* An event the subscriber's filters match, in id order (borrowed for the call; not const:
+     * reading a lazy event's text writes it out). The callee may detach and free the
+     * subscriber from inside, and must when it cannot send the event (out of memory). */
+    void (*deliver)(nx_event_sub_t *s, nx_event_t *ev);
     /* Events after <after> and before <oldest> are gone from the ring: the subscriber cannot
      * have them (resumed too late, or its shard fell behind the ring). */
     void (*lost)(nx_event_sub_t *s, uint64_t after, uint64_t oldest);

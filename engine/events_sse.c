@@ -9,6 +9,7 @@
 
 #include "events_internal.h"
 #include "executions.h"
+#include "log.h"
 #include "nexus/errors.h"
 
 #include <errno.h>
@@ -75,26 +76,41 @@ static size_t sse_unsent(const nx_event_sub_t *s) {
     return ss->hc != NULL ? nx_conn_unsent(ss->hc->conn) : 0;
 }
 
-/* The client reads too slowly to keep up: say so (if it ever reads again) and cut it. */
-static void sse_overflow(nx_event_sub_t *s, uint64_t next_id) {
-    sse_sub_t *ss = sse_of(s);
+/* Events from <next_id> on will not reach the client: a final "overflow" event says why and
+ * where to resume (if it ever reads again), and the stream ends. */
+static void cut(sse_sub_t *ss, uint64_t next_id, const char *why) {
     if (ss->ending) return;
     write_notice(ss, "overflow",
-                 json_pack("{s:s, s:I}", "message",
-                           "subscriber too slow: events it had not read yet were dropped; "
-                           "reconnect with Last-Event-ID to resume",
-                           "next_event_id", (json_int_t)next_id));
+                 json_pack("{s:s, s:I}", "message", why, "next_event_id", (json_int_t)next_id));
     ss->overflowed = true;
     schedule_finish(ss);
 }
 
-static void sse_deliver(nx_event_sub_t *s, const nx_event_t *ev) {
+/* The client reads too slowly to keep up. */
+static void sse_overflow(nx_event_sub_t *s, uint64_t next_id) {
+    cut(sse_of(s), next_id,
+        "subscriber too slow: events it had not read yet were dropped; reconnect with "
+        "Last-Event-ID to resume");
+}
+
+static void sse_deliver(nx_event_sub_t *s, nx_event_t *ev) {
     sse_sub_t *ss = sse_of(s);
     if (ss->ending || ss->hc == NULL) return;
+    size_t len;
+    const char *data = nx_event_text(ev, &len);
+    if (data == NULL) {
+        /* Skipping it would leave a silent gap: end the stream where the client can resume. */
+        nx_log_warn("events: out of memory writing event %llu; ending an SSE stream",
+                    (unsigned long long)ev->id);
+        cut(ss, ev->id,
+            "server out of memory: events were dropped; reconnect with Last-Event-ID to "
+            "resume");
+        return;
+    }
     nx_buf_t *o = &nx__events_shard(s->es)->out;
     nx_buf_clear(o);
     nx_buf_append(o, ev->sse_head, ev->sse_head_len);
-    nx_buf_append(o, nx_event_data(ev), ev->data_len);
+    nx_buf_append(o, data, len);
     nx_buf_append(o, "\n\n", 2);
     write_text(ss, o->data, o->len);
     /* One execution's stream is complete with its terminal event. */

@@ -11,6 +11,7 @@
 
 #include "events_internal.h"
 #include "executions.h"
+#include "log.h"
 #include "nexus/errors.h"
 #include "ws_server.h"
 
@@ -61,10 +62,19 @@ static void ws_overflow(nx_event_sub_t *s, uint64_t next_id) {
                      "subscriber too slow: events dropped; resume with last_event_id");
 }
 
-static void ws_deliver(nx_event_sub_t *s, const nx_event_t *ev) {
+static void ws_deliver(nx_event_sub_t *s, nx_event_t *ev) {
     ev_ws_t *ws = nx_container_of(s, ev_ws_t, sub);
     size_t n;
     const char *p = nx_event_ws_payload(ev, &n);
+    if (p == NULL) {
+        /* Skipping it would leave a silent gap: close (which detaches) so the client resumes
+         * with last_event_id, as after an overflow. */
+        nx_log_warn("events: out of memory writing event %llu; closing a WebSocket client",
+                    (unsigned long long)ev->id);
+        nx_ws_conn_close(&ws->ws, NX_WS_CLOSE_INTERNAL,
+                         "server out of memory: events dropped; resume with last_event_id");
+        return;
+    }
     nx_ws_conn_send_text(&ws->ws, p, n);
     /* An execution subscription is complete with its terminal event. */
     if (ev->terminal && nx__events_sub_has_exec(s, ev->execution)) {
