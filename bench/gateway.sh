@@ -206,21 +206,6 @@ done
 
 # ---- sessions and the request ----
 
-# new_session URL: initialize + notifications/initialized; prints the session id.
-new_session() {
-    local u=$1 sid
-    sid=$(curl -fsS -D - -o /dev/null --max-time 10 -X POST "$u" \
-        -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
-        -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"'$PV'","capabilities":{},"clientInfo":{"name":"nxload","version":"1"}}}' |
-        tr -d '\r' | awk -F': ' 'tolower($1) == "mcp-session-id" {print $2}')
-    [ -n "$sid" ] || return 1
-    curl -fsS -o /dev/null --max-time 10 -X POST "$u" -H 'Content-Type: application/json' \
-        -H 'Accept: application/json, text/event-stream' -H "Mcp-Session-Id: $sid" \
-        -H "MCP-Protocol-Version: $PV" -d '{"jsonrpc":"2.0","method":"notifications/initialized"}' ||
-        return 1
-    echo "$sid"
-}
-
 # call NAME TOOL ARGS_JSON: one tools/call in the target's first session; prints the body.
 call() {
     local sid
@@ -240,7 +225,7 @@ prepare() {
     local t=$1 sid
     : >"$tmp/$t.sessions"
     for _ in $(seq 1 "$CONNS"); do
-        sid=$(new_session "${url[$t]}") || return 1
+        sid=$(nxb_mcp_session "${url[$t]}" "$PV") || return 1
         echo "Mcp-Session-Id: $sid" >>"$tmp/$t.sessions"
     done
     call "$t" echo '{"message":"hello from nxload"}' >"$tmp/$t.sample" || return 1

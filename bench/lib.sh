@@ -261,3 +261,19 @@ nxb_fanout_workflows() {
     echo "    steps:"
     echo "      - {id: b8, call: mock.echo, with: {message: \"slowest\", latency_ms: $2}}"
 }
+
+# nxb_mcp_session URL PROTOCOL: initialize + notifications/initialized at the MCP endpoint URL
+# (Streamable HTTP) with protocol version PROTOCOL; prints the session id (fails without one).
+nxb_mcp_session() {
+    local sid
+    sid=$(curl -fsS -D - -o /dev/null --max-time 10 -X POST "$1" \
+        -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+        -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"'"$2"'","capabilities":{},"clientInfo":{"name":"nxload","version":"1"}}}' |
+        tr -d '\r' | awk -F': ' 'tolower($1) == "mcp-session-id" {print $2}')
+    [ -n "$sid" ] || return 1
+    curl -fsS -o /dev/null --max-time 10 -X POST "$1" -H 'Content-Type: application/json' \
+        -H 'Accept: application/json, text/event-stream' -H "Mcp-Session-Id: $sid" \
+        -H "MCP-Protocol-Version: $2" -d '{"jsonrpc":"2.0","method":"notifications/initialized"}' ||
+        return 1
+    echo "$sid"
+}

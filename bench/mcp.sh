@@ -88,27 +88,13 @@ for _ in $(seq 1 100); do
 done
 ss -Htln "sport = :$b_port" | grep -q . || nxb_die "server-everything did not listen; logs in $tmp"
 
-# new_session URL: initialize + notifications/initialized; prints the session id.
-new_session() {
-    local url=$1 sid
-    sid=$(curl -fsS -D - -o /dev/null --max-time 5 -X POST "$url" \
-        -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
-        -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"'$PV'","capabilities":{},"clientInfo":{"name":"nxload","version":"1"}}}' |
-        tr -d '\r' | awk -F': ' 'tolower($1) == "mcp-session-id" {print $2}')
-    [ -n "$sid" ] || return 1
-    curl -fsS -o /dev/null --max-time 5 -X POST "$url" -H 'Content-Type: application/json' \
-        -H 'Accept: application/json, text/event-stream' -H "Mcp-Session-Id: $sid" \
-        -H "MCP-Protocol-Version: $PV" -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
-    echo "$sid"
-}
-
 # Per server: one session per connection (the SDK maps request ids to streams per session, so
 # connections must not share one), the echo request, and a check that it answers as expected.
 prepare() { # NAME URL TOOL
     local name=$1 url=$2 tool=$3 i sid
     : >"$tmp/$name.sessions"
     for i in $(seq 1 "$CONNS"); do
-        sid=$(new_session "$url") || nxb_die "$name: initialize failed; logs in $tmp"
+        sid=$(nxb_mcp_session "$url" "$PV") || nxb_die "$name: initialize failed; logs in $tmp"
         echo "Mcp-Session-Id: $sid" >>"$tmp/$name.sessions"
     done
     printf '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"%s","arguments":{"message":"hello from nxload"}}}' \

@@ -195,22 +195,6 @@ trap 'exit 130' INT TERM
 
 listening() { ss -Htln "sport = :$1" | grep -q .; }
 
-# mcp_session URL PROTOCOL: initialize + notifications/initialized at MCP endpoint URL; prints
-# the session id (fails without one).
-mcp_session() {
-    local sid
-    sid=$(curl -fsS -D - -o /dev/null --max-time 10 -X POST "$1" \
-        -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
-        -d '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"'"$2"'","capabilities":{},"clientInfo":{"name":"nxload","version":"1"}}}' |
-        tr -d '\r' | awk -F': ' 'tolower($1) == "mcp-session-id" {print $2}')
-    [ -n "$sid" ] || return 1
-    curl -fsS -o /dev/null --max-time 10 -X POST "$1" -H 'Content-Type: application/json' \
-        -H 'Accept: application/json, text/event-stream' -H "Mcp-Session-Id: $sid" \
-        -H "MCP-Protocol-Version: $2" -d '{"jsonrpc":"2.0","method":"notifications/initialized"}' ||
-        return 1
-    echo "$sid"
-}
-
 # spin_start SECONDS: the SCHED_IDLE busy loops of part A on the server and the load CPU,
 # each ending by itself after SECONDS at the latest.
 spin_start() {
@@ -396,15 +380,17 @@ pair() {
     "${NXB_PIN_LOAD[@]}" "$NXLOAD_BIN" -c 1 -d "${FAN_DUR}s" --timeout 5000 --json "${h[@]}" \
         --gap "$PAIR_GAP" --body-file "${body[$a]}" --alt-path "$path_b" --alt-body-file "${body[$b]}" "${url[$a]}" \
         >"$out" 2>"$out.err" || nxb_die "pair $a/$b: nxload failed: $(tail -n 3 "$out.err")"
-    python3 - "$out" >>"$tmp/pair.$a.$b" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-m, a = d["latency_us"], d["alt"]
-errs = sum(d["errors"].values()) + d["status"]["4xx"] + d["status"]["5xx"]
-if errs or d["requests"] == 0 or a["requests"] == 0:
-    sys.exit("pair run with errors or no answers: %s" % sys.argv[1])
-print(m["p50"], a["p50"], m["p99"], a["p99"], m["mean"], a["mean"])
-PY
+    # Both requests' numbers with parse; the alternate's from the "alt" member of the output.
+    local na pa p99a ma errs nb pb p99b mb
+    read -r na _ pa p99a ma errs _ <<<"$(parse "$out")"
+    grep -o '"alt":{[^}]*}' "$out" >"$out.alt" || true
+    nb=$(nxb_json_num "$out.alt" requests)
+    pb=$(nxb_json_num "$out.alt" p50)
+    p99b=$(nxb_json_num "$out.alt" p99)
+    mb=$(nxb_json_num "$out.alt" mean)
+    { [ "${errs:-1}" = 0 ] && [ "${na:-0}" != 0 ] && [ "${nb:-0}" != 0 ]; } ||
+        nxb_die "pair $a/$b: errors or no answers ($out)"
+    echo "$pa $pb $p99a $p99b $ma $mb" >>"$tmp/pair.$a.$b"
     nxb_log "round $round pair $a|$b: p50 $(tail -n 1 "$tmp/pair.$a.$b" | awk '{printf "%s | %s us, mean %s | %s us", $1, $2, $5, $6}')"
 }
 
@@ -468,7 +454,7 @@ if [ "$do_fan" = 1 ]; then
     body[tool]=$tmp/body.tool
     # The direct targets: one 2025-03-26 session (the last protocol with JSON-RPC batches).
     dmu=http://127.0.0.1:${mcp[dm]}/mcp
-    dsid=$(mcp_session "$dmu" 2025-03-26) || nxb_die "direct nxmock: initialize failed"
+    dsid=$(nxb_mcp_session "$dmu" 2025-03-26) || nxb_die "direct nxmock: initialize failed"
     echo "Mcp-Session-Id: $dsid" >"$tmp/dm.sessions"
     dcall() { # ID MESSAGE LATENCY
         printf '{"jsonrpc":"2.0","id":%s,"method":"tools/call","params":{"name":"echo","arguments":{"message":"%s","latency_ms":%s}}}' "$1" "$2" "$3"
@@ -642,7 +628,7 @@ if [ "$do_cache" = 1 ]; then
         local sid
         : >"$tmp/$1.sessions"
         for _ in $(seq 1 "$CONNS"); do
-            sid=$(mcp_session "http://127.0.0.1:${mcp[$1]}/mcp" "$PV") || nxb_die "$1: initialize failed"
+            sid=$(nxb_mcp_session "http://127.0.0.1:${mcp[$1]}/mcp" "$PV") || nxb_die "$1: initialize failed"
             echo "Mcp-Session-Id: $sid" >>"$tmp/$1.sessions"
         done
     }

@@ -79,20 +79,9 @@ size_t nx_timer_wheel_count(const nx_timer_wheel_t *w) {
     return w->count;
 }
 
-/* Moves every node of list <from> onto the local list head <to>, leaving <from> empty. */
-static void splice(nx_list_t *from, nx_list_t *to) {
-    nx_list_init(to);
-    if (nx_list_empty(from)) return;
-    to->next = from->next;
-    to->prev = from->prev;
-    to->next->prev = to;
-    to->prev->next = to;
-    nx_list_init(from);
-}
-
 static void take_slot(nx_timer_wheel_t *w, int l, unsigned s, nx_list_t *to) {
     w->occupied[l] &= ~(1ull << s);
-    splice(&w->slots[l][s], to);
+    nx_list_move_all(to, &w->slots[l][s]);
 }
 
 static inline uint64_t rotr64(uint64_t x, unsigned s) {
@@ -134,7 +123,7 @@ static size_t run_due(nx_timer_wheel_t *w) {
     nx_list_t batch;
     /* Take the batch first: what its callbacks arm for "now" waits for the next batch, so a
      * timer re-arming itself with no delay cannot keep advance spinning. */
-    splice(&w->due, &batch);
+    nx_list_move_all(&batch, &w->due);
     return fire_list(w, &batch);
 }
 
